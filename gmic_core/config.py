@@ -80,7 +80,7 @@ class GMICConfig:
     @property
     def top_k_cells(self) -> int:
         """Number of saliency cells averaged by top-t pooling: SPEC.md section 3.2."""
-        return max(1, int(round(self.saliency_height * self.saliency_width * self.top_t)))
+        return max(1, round(self.saliency_height * self.saliency_width * self.top_t))
 
     def replace(self, **changes: Any) -> GMICConfig:
         return dataclasses.replace(self, **changes)

@@ -7,8 +7,9 @@ boxes and maps back to stored-image pixels (5f).
 
 The published crop calls every non-zero pixel breast. Images whose background is not exactly zero
 (noise, burnt-in offsets, some For Processing images) then crop to the whole image. Pass
-``background_threshold="otsu"`` (or a number) for the robust variant: pixels at or below the
-threshold count as background for the crop, and every pixel outside the retained breast region is
+``background_threshold="auto"`` (or a number) for the robust variant: the background level is
+estimated from the strip of columns farthest from the chest wall (its median plus six robust
+standard deviations), pixels at or below it count as background for the crop, and every pixel outside the retained breast region is
 set to zero before the window is placed, so the rest of the published pipeline applies unchanged.
 """
 
@@ -21,7 +22,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy import ndimage
-from skimage.filters import threshold_otsu
 
 from gmic_core.config import GMICConfig
 from gmic_core.errors import PreprocessingError
@@ -30,9 +30,11 @@ from gmic_core.errors import PreprocessingError
 CROP_ITERATIONS = 100
 CROP_BUFFER = 50
 RIGHTMOST_SKIP_FRACTION = 3  # the rightmost point is searched below the top third
+BACKGROUND_STRIP_FRACTION = 50  # robust crop: the outermost 2 % of columns on the nipple side
+MAD_TO_SIGMA = 1.4826  # median absolute deviation of a normal distribution, in standard deviations
 STANDARDISATION_EPS = 1e-5  # SPEC.md section 5(e)
 
-BackgroundThreshold = float | Literal["otsu"] | None
+BackgroundThreshold = float | Literal["auto"] | None
 
 
 @dataclass(frozen=True)
@@ -50,42 +52,47 @@ class CropMetadata:
 
 
 @dataclass(frozen=True)
-class Geometry:
-    """Maps the model frame (the input window) to the stored frame.
+class AxisMap:
+    """Model-frame coordinate ``m`` -> ``offset + m * step`` in the flipped cropped image (its own
+    pixels, before any resampling). Coordinates are continuous: pixel ``i`` spans ``[i, i + 1)``."""
 
-    A model pixel (r, c) lies at (r + window_origin[0], c + window_origin[1]) in the cropped image
-    after the flip and after resampling by ``scale``; it is padding when that falls outside
-    ``cropped_shape`` (scaled). Unflip, unscale, and add the crop's top-left corner to reach the
-    stored image.
+    offset: float
+    step: float = 1.0
+
+    def to_crop(self, model: np.ndarray) -> np.ndarray:
+        return self.offset + np.asarray(model, dtype=np.float64) * self.step
+
+    def to_model(self, crop: np.ndarray) -> np.ndarray:
+        return (np.asarray(crop, dtype=np.float64) - self.offset) / self.step
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Maps the model frame (the input window) to the stored frame (SPEC.md 5f, generalised to
+    resampling and window-size noise).
+
+    A model coordinate maps through ``rows``/``cols`` into the flipped cropped image; it is padding
+    when it falls outside the crop. Unflipping the column and adding the crop's top-left corner
+    gives the stored image's coordinate.
     """
 
     stored_shape: tuple[int, int]
     crop_box: tuple[int, int, int, int]  # top, bottom, left, right (exclusive) in the stored frame
     flipped: bool
-    scale: float
-    window_origin: tuple[int, int]
+    rows: AxisMap
+    cols: AxisMap
     model_shape: tuple[int, int]
 
-    @property
-    def cropped_shape(self) -> tuple[int, int]:
-        top, bottom, left, right = self.crop_box
-        return bottom - top, right - left
-
-    @property
-    def scaled_cropped_shape(self) -> tuple[int, int]:
-        return _scaled_shape(self.cropped_shape, self.scale)
-
     def model_rows_to_stored(self, rows: np.ndarray) -> np.ndarray:
-        """Stored row (float, continuous coordinates) of model-frame row coordinates."""
-        return (np.asarray(rows, dtype=np.float64) + self.window_origin[0]) / self.scale + self.crop_box[0]
+        """Stored row coordinates (continuous) of model-frame row coordinates."""
+        return self.rows.to_crop(rows) + self.crop_box[0]
 
     def model_cols_to_stored(self, cols: np.ndarray) -> np.ndarray:
-        """Stored column (continuous coordinates) of model-frame column coordinates."""
-        scaled_width = self.scaled_cropped_shape[1]
-        flipped_cols = np.asarray(cols, dtype=np.float64) + self.window_origin[1]
+        """Stored column coordinates (continuous) of model-frame column coordinates."""
+        crop_cols = self.cols.to_crop(cols)
         if self.flipped:
-            flipped_cols = scaled_width - flipped_cols
-        return flipped_cols / self.scale + self.crop_box[2]
+            crop_cols = (self.crop_box[3] - self.crop_box[2]) - crop_cols
+        return crop_cols + self.crop_box[2]
 
     def model_box_to_stored(self, box: tuple[float, float, float, float]) -> tuple[int, int, int, int]:
         """A model-frame box (top, left, bottom, right; exclusive) as the stored-frame box it covers,
@@ -101,28 +108,45 @@ class Geometry:
             int(np.clip(np.round(cols[1]), crop_left, crop_right)),
         )
 
-    def model_map_to_stored(self, values: np.ndarray, fill: float = 0.0) -> np.ndarray:
-        """Resample a map covering the model frame (any grid, e.g. the 46 x 30 saliency) onto the
-        stored image by nearest neighbour, ``fill`` outside the window."""
+    def model_map_to_stored(
+        self, values: np.ndarray, fill: float = 0.0, stored_shape: tuple[int, int] | None = None
+    ) -> np.ndarray:
+        """Resample a map covering the model frame (any grid, e.g. the 46 x 30 saliency, with any
+        leading dimensions) onto the stored image by nearest neighbour, ``fill`` outside the window
+        and the crop. ``stored_shape`` renders onto a proportionally downsampled stored image."""
         values = np.asarray(values)
         grid_h, grid_w = values.shape[-2:]
-        model_h, model_w = self.model_shape
-        stored_rows = np.arange(self.stored_shape[0]) + 0.5
-        stored_cols = np.arange(self.stored_shape[1]) + 0.5
-        model_rows = (stored_rows - self.crop_box[0]) * self.scale - self.window_origin[0]
-        flipped_cols = (stored_cols - self.crop_box[2]) * self.scale
-        if self.flipped:
-            flipped_cols = self.scaled_cropped_shape[1] - flipped_cols
-        model_cols = flipped_cols - self.window_origin[1]
-        grid_rows = np.floor(model_rows * grid_h / model_h).astype(np.int64)
-        grid_cols = np.floor(model_cols * grid_w / model_w).astype(np.int64)
+        out_h, out_w = stored_shape or self.stored_shape
+        stored_rows = (np.arange(out_h) + 0.5) * self.stored_shape[0] / out_h
+        stored_cols = (np.arange(out_w) + 0.5) * self.stored_shape[1] / out_w
         crop_top, crop_bottom, crop_left, crop_right = self.crop_box
-        row_ok = (grid_rows >= 0) & (grid_rows < grid_h)
-        row_ok &= (np.arange(self.stored_shape[0]) >= crop_top) & (np.arange(self.stored_shape[0]) < crop_bottom)
-        col_ok = (grid_cols >= 0) & (grid_cols < grid_w)
-        col_ok &= (np.arange(self.stored_shape[1]) >= crop_left) & (np.arange(self.stored_shape[1]) < crop_right)
-        out = values[..., np.clip(grid_rows, 0, grid_h - 1)[:, None], np.clip(grid_cols, 0, grid_w - 1)[None, :]]
+        crop_cols = stored_cols - crop_left
+        if self.flipped:
+            crop_cols = (crop_right - crop_left) - crop_cols
+        grid_rows = np.floor(
+            self.rows.to_model(stored_rows - crop_top) * grid_h / self.model_shape[0]
+        ).astype(np.int64)
+        grid_cols = np.floor(self.cols.to_model(crop_cols) * grid_w / self.model_shape[1]).astype(np.int64)
+        row_ok = (
+            (grid_rows >= 0) & (grid_rows < grid_h) & (stored_rows >= crop_top) & (stored_rows < crop_bottom)
+        )
+        col_ok = (
+            (grid_cols >= 0) & (grid_cols < grid_w) & (stored_cols >= crop_left) & (stored_cols < crop_right)
+        )
+        out = values[
+            ..., np.clip(grid_rows, 0, grid_h - 1)[:, None], np.clip(grid_cols, 0, grid_w - 1)[None, :]
+        ]
         return np.where(row_ok[:, None] & col_ok[None, :], out, np.asarray(fill, dtype=out.dtype))
+
+
+@dataclass(frozen=True)
+class WindowNoise:
+    """Training-time window augmentation (SPEC.md 6.1): maximum location noise in rows and columns
+    and maximum size noise, in pixels. The published runner's values are the defaults."""
+
+    rows: int = 100
+    cols: int = 100
+    size: int = 100
 
 
 @dataclass(frozen=True)
@@ -149,10 +173,14 @@ def crop_breast(
     """SPEC.md 5(a): the published breast crop. Returns the metadata and the dilated breast region
     ``D`` (bool, stored frame) the crop was derived from."""
     height, width = image.shape
-    breast = image > _background_level(image, background_threshold)
-    padded = np.pad(breast, 1)
+    breast = image > _background_level(image, flipped, background_threshold)
     # A pixel survives n erosions by the 4-neighbour cross iff its city-block distance to the
-    # nearest background pixel, outside the image included, exceeds n.
+    # nearest background pixel, outside the image included, exceeds n. Work inside the bounding
+    # box of the non-background pixels: everything outside it is background anyway.
+    breast_box = _bounding_box(breast)
+    if breast_box is None:
+        raise PreprocessingError("no breast found: the image is blank")
+    padded = np.pad(breast[breast_box], 1)
     survivors = ndimage.distance_transform_cdt(padded, metric="taxicab")[1:-1, 1:-1] > CROP_ITERATIONS
     labels, count = ndimage.label(survivors)  # 4-connectivity; labels in raster order of first pixel
     if count == 0:
@@ -160,9 +188,37 @@ def crop_breast(
             "no breast found: nothing is left after removing a 100-pixel border from the non-background "
             "pixels (is the image blank, very small, or is its background not zero?)"
         )
-    largest = int(np.argmax(np.bincount(labels.ravel())[1:])) + 1  # ties: lowest label
-    component = labels == largest
-    region = ndimage.distance_transform_cdt(~component, metric="taxicab") <= CROP_ITERATIONS
+    boxes = ndimage.find_objects(labels)
+    sizes = [np.count_nonzero(labels[box] == label) for label, box in enumerate(boxes, start=1)]
+    largest = int(np.argmax(sizes)) + 1  # ties: lowest label
+    component_rows, component_cols = boxes[largest - 1]
+    # Dilation: every pixel within city-block distance n of the component. A shortest city-block
+    # path never leaves a rectangle holding both ends, so the box grown by n suffices.
+    offset_row, offset_col = breast_box[0].start, breast_box[1].start
+    grown = (
+        slice(
+            max(component_rows.start + offset_row - CROP_ITERATIONS, 0),
+            min(component_rows.stop + offset_row + CROP_ITERATIONS, height),
+        ),
+        slice(
+            max(component_cols.start + offset_col - CROP_ITERATIONS, 0),
+            min(component_cols.stop + offset_col + CROP_ITERATIONS, width),
+        ),
+    )
+    not_component = np.ones((grown[0].stop - grown[0].start, grown[1].stop - grown[1].start), dtype=bool)
+    inner = (
+        slice(
+            component_rows.start + offset_row - grown[0].start,
+            component_rows.stop + offset_row - grown[0].start,
+        ),
+        slice(
+            component_cols.start + offset_col - grown[1].start,
+            component_cols.stop + offset_col - grown[1].start,
+        ),
+    )
+    not_component[inner] = labels[component_rows, component_cols] != largest
+    region = np.zeros_like(breast)
+    region[grown] = ndimage.distance_transform_cdt(not_component, metric="taxicab") <= CROP_ITERATIONS
     rows = np.flatnonzero(region.any(axis=1))
     cols = np.flatnonzero(region.any(axis=0))
     top, bottom, left, right = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
@@ -186,32 +242,51 @@ def crop_breast(
     extreme_rows = np.flatnonzero(band[:, extreme]) + crop_h // RIGHTMOST_SKIP_FRACTION
     metadata = CropMetadata(
         window_location=(top, bottom, left, right),
-        rightmost_points=((int(extreme_rows[0]), int(extreme_rows[-1])), crop_w - extreme if flipped else extreme),
+        rightmost_points=(
+            (int(extreme_rows[0]), int(extreme_rows[-1])),
+            crop_w - extreme if flipped else extreme,
+        ),
         bottommost_points=(bottom_row - top, (int(converted.min()), int(converted.max()))),
         distance_from_starting_side=int(distance),
     )
     return metadata, region
 
 
-def _background_level(image: np.ndarray, background_threshold: BackgroundThreshold) -> float:
+def _bounding_box(mask: np.ndarray) -> tuple[slice, slice] | None:
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(mask[rows[0] : rows[-1] + 1].any(axis=0))
+    return slice(int(rows[0]), int(rows[-1]) + 1), slice(int(cols[0]), int(cols[-1]) + 1)
+
+
+def _background_level(image: np.ndarray, flipped: bool, background_threshold: BackgroundThreshold) -> float:
     if background_threshold is None:
         return 0
-    if background_threshold == "otsu":
-        return float(threshold_otsu(image[::4, ::4]))
+    if background_threshold == "auto":
+        strip_width = max(1, image.shape[1] // BACKGROUND_STRIP_FRACTION)
+        strip = image[:, :strip_width] if flipped else image[:, -strip_width:]
+        median = float(np.median(strip))
+        spread = MAD_TO_SIGMA * float(np.median(np.abs(strip - median)))
+        return median + 6 * spread
     return float(background_threshold)
 
 
 def best_center(
-    flipped_crop: np.ndarray, metadata: CropMetadata, is_mlo: bool, window: tuple[int, int], scale: float = 1.0
+    flipped_crop: np.ndarray,
+    metadata: CropMetadata,
+    is_mlo: bool,
+    window: tuple[int, int],
+    scale: float = 1.0,
 ) -> tuple[int, int]:
     """SPEC.md 5(c): the window centre (row, column) in the flipped cropped image."""
     win_h, win_w = window
     half_h, half_w = win_h // 2, win_w // 2
     crop_h, crop_w = flipped_crop.shape
-    rightmost_col = int(round(metadata.rightmost_points[1] * scale))
+    rightmost_col = round(metadata.rightmost_points[1] * scale)
     center_col = rightmost_col - half_w - 1
     if is_mlo:
-        bottom_row = int(round(metadata.bottommost_points[0] * scale))
+        bottom_row = round(metadata.bottommost_points[0] * scale)
         occupied = np.flatnonzero((flipped_crop[:, crop_w - min(win_w, crop_w) :] > 0).any(axis=1))
         if occupied.size:
             bottom_row = min(bottom_row, int(occupied[-1]))
@@ -231,29 +306,73 @@ def best_center(
 
 
 def place_window(
-    flipped_crop: np.ndarray, center: tuple[int, int], is_mlo: bool, window: tuple[int, int]
-) -> tuple[np.ndarray, tuple[int, int]]:
-    """SPEC.md 5(d) without noise: the float32 window of the flipped crop, zero-padded, and the
-    window's origin in the crop's frame (negative where padding lies above or left)."""
+    flipped_crop: np.ndarray,
+    center: tuple[int, int],
+    is_mlo: bool,
+    window: tuple[int, int],
+    noise: WindowNoise | None = None,
+    rng: np.random.RandomState | None = None,
+) -> tuple[np.ndarray, AxisMap, AxisMap]:
+    """SPEC.md 5(d), and 6.1 with ``noise``: the float32 window of the flipped crop, zero-padded,
+    resized to ``window`` (bicubic) when size noise changed it, and the row and column maps from the
+    window to the crop's frame. ``rng`` is a legacy RandomState, as in the published code."""
     win_h, win_w = window
     crop_h, crop_w = flipped_crop.shape
-    pad_top = 0
-    if crop_h < win_h:
-        pad_top = 0 if is_mlo else (win_h - crop_h) // 2
-        padded_h = win_h
+    noise_rows, noise_cols, noise_size = (noise.rows, noise.cols, noise.size) if noise else (0, 0, 0)
+    if noise and (noise_rows or noise_cols):
+        move_row, move_col = rng.uniform(-1, 1, size=2)
     else:
-        padded_h = crop_h
-    padded_w = max(crop_w, win_w)
-    top = int(np.clip(center[0] - win_h // 2, 0, padded_h - win_h))
-    left = int(np.clip(center[1] - win_w // 2, 0, padded_w - win_w))
-    origin = (top - pad_top, left)
-    out = np.zeros(window, dtype=np.float32)
-    src_top, src_left = max(origin[0], 0), max(origin[1], 0)
-    src_bottom, src_right = min(origin[0] + win_h, crop_h), min(origin[1] + win_w, crop_w)
-    out[src_top - origin[0] : src_bottom - origin[0], src_left - origin[1] : src_right - origin[1]] = flipped_crop[
-        src_top:src_bottom, src_left:src_right
-    ]
-    return out, origin
+        move_row = move_col = 0.0
+    pad_top = pad_left = 0
+    padded_h, padded_w = crop_h, crop_w
+    top, left = center[0] - win_h // 2, center[1] - win_w // 2
+    if is_mlo and crop_h < win_h + noise_rows + noise_size:
+        padded_h, top = win_h + noise_rows + noise_size, 0
+    elif not is_mlo and crop_h < win_h + 2 * (noise_rows + noise_size):
+        padded_h = win_h + 2 * (noise_rows + noise_size)
+        pad_top, top = (padded_h - crop_h) // 2, noise_rows + noise_size
+    if crop_w < win_w + noise_cols + noise_size:
+        padded_w, left = win_w + noise_cols + noise_size, 0
+    top = int(np.clip(top, 0, padded_h - win_h))
+    left = int(np.clip(left, 0, padded_w - win_w))
+    bottom, right = top + win_h, left + win_w
+    if noise:
+        shift_row = _location_noise(move_row, noise_rows, top, bottom, padded_h)
+        shift_col = _location_noise(move_col, noise_cols, left, right, padded_w)
+        top, bottom, left, right = top + shift_row, bottom + shift_row, left + shift_col, right + shift_col
+    size_draws = rng.uniform(-1, 1, size=4) if noise else np.zeros(4)
+    amplitude = min(noise_size, top, padded_h - bottom, left, padded_w - right)
+    amplitudes = (amplitude, amplitude, round(amplitude * win_w / win_h), round(amplitude * win_w / win_h))
+    top, bottom, left, right = (
+        edge + round(amp * draw)
+        for edge, amp, draw in zip((top, bottom, left, right), amplitudes, size_draws, strict=True)
+    )
+    pixels = np.zeros((bottom - top, right - left), dtype=np.float32)
+    origin_row, origin_col = top - pad_top, left - pad_left
+    src_top, src_left = max(origin_row, 0), max(origin_col, 0)
+    src_bottom, src_right = (
+        min(origin_row + pixels.shape[0], crop_h),
+        min(origin_col + pixels.shape[1], crop_w),
+    )
+    if src_bottom > src_top and src_right > src_left:
+        pixels[
+            src_top - origin_row : src_bottom - origin_row, src_left - origin_col : src_right - origin_col
+        ] = flipped_crop[src_top:src_bottom, src_left:src_right]
+    rows = AxisMap(origin_row, pixels.shape[0] / win_h)
+    cols = AxisMap(origin_col, pixels.shape[1] / win_w)
+    if pixels.shape != window:
+        pixels = _resize(pixels, window, mode="bicubic")
+    return pixels, rows, cols
+
+
+def _location_noise(draw: float, maximum: int, start: int, stop: int, size: int) -> int:
+    """SPEC.md 6.1 steps 4-5 along one axis."""
+    if start == 0:
+        draw = abs(draw)
+    elif stop == size:
+        draw = -abs(draw)
+    margin = size - stop if draw >= 0 else start
+    return round(min(maximum, margin) * draw)
 
 
 def standardise(window: np.ndarray) -> np.ndarray:
@@ -273,13 +392,16 @@ def preprocess(
     config: GMICConfig | None = None,
     horizontal_flip: bool = False,
     background_threshold: BackgroundThreshold = None,
+    noise: WindowNoise | None = None,
+    rng: np.random.RandomState | None = None,
 ) -> PreprocessedImage:
-    """The published test-time preprocessing of one stored view.
+    """The published preprocessing of one stored view; deterministic (test time) without ``noise``.
 
     ``laterality`` is ``"L"`` or ``"R"``; ``horizontal_flip`` is the published exam flag (``'YES'``
     when the exam is stored mirrored relative to the usual orientation). With a config whose
     ``input_scale`` is below 1, the cropped breast is resampled (area average) before the window is
-    placed, so a reduced-size model still sees the whole breast.
+    placed, so a reduced-size model still sees the whole breast. ``noise`` and ``rng`` switch on the
+    training-time window augmentation of SPEC.md 6.1.
     """
     config = config or GMICConfig()
     if image.ndim != 2:
@@ -291,16 +413,24 @@ def preprocess(
     if background_threshold is not None:
         cropped = np.where(region[top:bottom, left:right], cropped, 0)
     oriented = cropped[:, ::-1] if flipped else cropped
-    oriented = _resample(oriented, config.input_scale)
+    if config.input_scale != 1.0:
+        oriented = _resize(
+            oriented.astype(np.float32), _scaled_shape(oriented.shape, config.input_scale), mode="area"
+        )
     window = (config.input_height, config.input_width)
     center = best_center(oriented, metadata, is_mlo, window, config.input_scale)
-    pixels, origin = place_window(oriented.astype(np.float32, copy=False), center, is_mlo, window)
+    if noise is not None and rng is None:
+        rng = np.random.RandomState(0)
+    pixels, rows, cols = place_window(
+        oriented.astype(np.float32, copy=False), center, is_mlo, window, noise, rng
+    )
+    row_scale, col_scale = cropped.shape[0] / oriented.shape[0], cropped.shape[1] / oriented.shape[1]
     geometry = Geometry(
         stored_shape=(int(image.shape[0]), int(image.shape[1])),
         crop_box=metadata.window_location,
         flipped=flipped,
-        scale=config.input_scale,
-        window_origin=origin,
+        rows=AxisMap(rows.offset * row_scale, rows.step * row_scale),
+        cols=AxisMap(cols.offset * col_scale, cols.step * col_scale),
         model_shape=window,
     )
     tensor = torch.from_numpy(standardise(pixels)).unsqueeze(0)
@@ -308,12 +438,9 @@ def preprocess(
 
 
 def _scaled_shape(shape: tuple[int, int], scale: float) -> tuple[int, int]:
-    return max(1, int(round(shape[0] * scale))), max(1, int(round(shape[1] * scale)))
+    return max(1, round(shape[0] * scale)), max(1, round(shape[1] * scale))
 
 
-def _resample(image: np.ndarray, scale: float) -> np.ndarray:
-    if scale == 1.0:
-        return image
+def _resize(image: np.ndarray, shape: tuple[int, int], mode: str) -> np.ndarray:
     tensor = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None, None]
-    resized = F.interpolate(tensor, size=_scaled_shape(image.shape, scale), mode="area")
-    return resized[0, 0].numpy()
+    return F.interpolate(tensor, size=shape, mode=mode)[0, 0].numpy()

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class Laterality(str, Enum):
+class Laterality(StrEnum):
     RIGHT = "R"
     LEFT = "L"
 
 
-class ViewPosition(str, Enum):
+class ViewPosition(StrEnum):
     CC = "CC"  # cranio-caudal
     MLO = "MLO"  # medio-lateral oblique
 
 
-class View(str, Enum):
+class View(StrEnum):
     """One of the four standard screening views, in hanging-protocol order."""
 
     R_CC = "R-CC"

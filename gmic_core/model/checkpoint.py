@@ -143,7 +143,9 @@ def _read(path: Path) -> Any:
             f"{path}: holds objects other than tensors and plain values, refused for safety ({error})"
         ) from error
     except (RuntimeError, EOFError, ValueError, OSError, KeyError, TypeError, AttributeError) as error:
-        raise CheckpointError(f"{path}: not a readable PyTorch file, truncated or corrupt ({error})") from error
+        raise CheckpointError(
+            f"{path}: not a readable PyTorch file, truncated or corrupt ({error})"
+        ) from error
 
 
 def _load_published(path: Path, state: dict[str, Any], top_t: float | None) -> LoadedCheckpoint:
@@ -166,7 +168,9 @@ def _load_published(path: Path, state: dict[str, Any], top_t: float | None) -> L
 
 def _load_project(path: Path, raw: dict[str, Any], top_t: float | None) -> LoadedCheckpoint:
     if raw.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"{path}: checkpoint format version {raw.get('format_version')} is not supported")
+        raise CheckpointError(
+            f"{path}: checkpoint format version {raw.get('format_version')} is not supported"
+        )
     try:
         config = GMICConfig.from_dict(raw["config"])
         card = ModelCard(**raw["model_card"])
@@ -200,7 +204,9 @@ def _load_strict(path: Path, model: GMIC, state: dict[str, Any]) -> None:
                     f"{name} has shape {list(tensor.shape)}, the model needs {list(expected[name].shape)}"
                 )
     if problems:
-        raise CheckpointError(f"{path}: does not match {model.config.local_backbone} GMIC: " + "; ".join(problems))
+        raise CheckpointError(
+            f"{path}: does not match {model.config.local_backbone} GMIC: " + "; ".join(problems)
+        )
     model.load_state_dict(state, strict=True)
 
 
@@ -219,7 +225,9 @@ def save_checkpoint(
     """Write the model in this project's format, atomically (a crash never leaves half a file)."""
     path = Path(path)
     state = {
-        name: tensor.detach().cpu().half() if half_precision and tensor.is_floating_point() else tensor.detach().cpu()
+        name: tensor.detach().cpu().half()
+        if half_precision and tensor.is_floating_point()
+        else tensor.detach().cpu()
         for name, tensor in model.state_dict().items()
     }
     payload = {

@@ -50,8 +50,8 @@ class RoiSelector(nn.Module):
         self.grid = (config.saliency_height, config.saliency_width)
         self.input_size = (config.input_height, config.input_width)
         self.window = (
-            int(round(config.crop_height * config.saliency_height / config.input_height)),
-            int(round(config.crop_width * config.saliency_width / config.input_width)),
+            round(config.crop_height * config.saliency_height / config.input_height),
+            round(config.crop_width * config.saliency_width / config.input_width),
         )
 
     def forward(self, saliency: torch.Tensor) -> torch.Tensor:
