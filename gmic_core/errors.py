@@ -19,3 +19,44 @@ class ExamError(GMICError):
 
 class PreprocessingError(ExamError):
     """An image that the published preprocessing cannot place (for example no breast found)."""
+
+
+class NotDicomError(DicomError):
+    """A file that is not in the DICOM file format (no 'DICM' marker after the 128-byte preamble)."""
+
+
+class CorruptDicomError(DicomError):
+    """A DICOM file that is truncated, or whose header lacks or garbles an attribute the reader needs."""
+
+
+class NotAnImageError(DicomError):
+    """A DICOM object that holds no image: a dose report or other structured report, a presentation
+    state, ..."""
+
+
+class NoPixelDataError(NotAnImageError):
+    """An object of an image class whose Pixel Data element is missing."""
+
+
+class NotABreastImageError(DicomError):
+    """An image of another body part or modality (a chest radiograph, a CT slice, ...)."""
+
+
+class UnsupportedImageError(DicomError):
+    """A breast image of a kind this workstation does not read: multi-frame, colour, unusual bit depth."""
+
+
+class TomosynthesisError(UnsupportedImageError):
+    """Breast tomosynthesis (slices or projections): GMIC reads 2-D mammograms only."""
+
+
+class UnsupportedTransferSyntaxError(DicomError):
+    """Pixel data in an encoding that no installed decoder handles."""
+
+
+class PixelDecodeError(DicomError):
+    """Pixel data that the decoder for its transfer syntax cannot decode (damaged or non-conformant)."""
+
+
+class LateralityError(DicomError):
+    """An image whose laterality is missing, not R or L, or contradicted by another attribute."""
