@@ -17,7 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gmic", description="GMIC Reader: mammography AI workstation tools")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for register in (_register_synth,):
+    for register in (_register_synth, _register_predict, _register_bench):
         register(commands)
     return parser
 
@@ -54,9 +54,81 @@ def _synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _register_predict(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("predict", help="run GMIC on exams (DICOM folders or exam.json manifests)")
+    parser.add_argument("exams", nargs="+", type=Path, metavar="EXAM", help="a DICOM folder or an exam.json")
+    _add_model_options(parser)
+    parser.add_argument("--tta", type=int, default=0, help="average over N random windows (paper: 10)")
+    parser.add_argument("--out", type=Path, help="results.json or results.csv (default: JSON on stdout)")
+    parser.add_argument("--visualize", type=Path, metavar="DIR", help="write one picture per view here")
+    parser.set_defaults(run=_predict)
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--weights", nargs="+", type=Path, required=True, metavar="FILE", help="checkpoint(s)")
+    parser.add_argument("--top-t", type=float, help="top-t of published checkpoints not named sample_model_N.p")
+    parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
+    parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from app.predict import predict_paths, write_csv, write_json
+    from gmic_core.errors import GMICError
+    from gmic_core.inference import Predictor
+
+    try:
+        predictor = Predictor.from_files(
+            args.weights, top_t=args.top_t, device=args.device, precision=args.precision, tta=args.tta
+        )
+    except (GMICError, ValueError) as error:
+        print(f"gmic predict: {error}", file=sys.stderr)
+        return 2
+    run = predict_paths(predictor, args.exams, args.visualize)
+    if args.out is not None and args.out.suffix.lower() == ".csv":
+        write_csv(run, args.out)
+    else:
+        write_json(run, predictor, args.out or Path("/dev/stdout"))
+    for error in run.errors:
+        print(f"gmic predict: {error['path']}: {error['error']}", file=sys.stderr)
+    return 0 if run.results else 1
+
+
+def _register_bench(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("bench", help="parameters, GFLOPs, memory and speed of GMIC and baselines")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--precision", nargs="+", choices=("fp32", "bf16", "fp16"), default=None,
+                        help="default: fp32, plus bf16 where the device supports it")
+    parser.add_argument("--quick", action="store_true", help="GMIC-ResNet-18 and ResNet-34 in fp32 only")
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs per figure, after one warm-up")
+    parser.add_argument("--no-backward", action="store_true", help="skip forward+backward timings")
+    parser.add_argument("--compile", action="store_true", help="also time the models under torch.compile")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="write the report here")
+    parser.set_defaults(run=_bench)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    import json
+
+    from gmic_core.bench import format_table, run_benchmarks
+    from gmic_core.inference import select_device, supported_precisions
+
+    device = select_device(args.device)
+    precisions = ["fp32"] if args.quick else (args.precision or supported_precisions(device))
+    report = run_benchmarks(
+        device, precisions, quick=args.quick, repeats=args.repeats, backward=not (args.no_backward or args.quick),
+        compile=args.compile, log=lambda line: print(line, file=sys.stderr),
+    )
+    print(format_table(report))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s"
+    )
     command: Command = args.run
     return command(args)
 

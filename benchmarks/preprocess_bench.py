@@ -28,8 +28,12 @@ def main() -> None:
     print(f"preprocessing of one {FULL_SIZE[0]} x {FULL_SIZE[1]} image, median of {args.runs} runs")
     for view in ("R-CC", "L-MLO"):
         stored = np.asarray(Image.open(sample / views[view]))
-        image = (resize(stored, FULL_SIZE, order=1, preserve_range=True, anti_aliasing=False)).astype(np.uint16)
-        median, timings = median_seconds(lambda: preprocess(image, view[0], "MLO" in view), args.runs)
+        image = (resize(stored, FULL_SIZE, order=1, preserve_range=True, anti_aliasing=False)).astype(
+            np.uint16
+        )
+        median, timings = median_seconds(
+            lambda image=image, view=view: preprocess(image, view[0], "MLO" in view), args.runs
+        )
         print(f"  {view}: median {median:.3f} s (min {min(timings):.3f}, max {max(timings):.3f})")
 
 

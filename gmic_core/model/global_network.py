@@ -26,10 +26,10 @@ class PreActivationBlock(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        activated = torch.relu(self.norm1(x))
+        activated = self.norm1(x).relu_()
         shortcut = x if self.projection is None else self.projection(activated)
-        out = torch.relu(self.norm2(self.conv1(activated)))
-        return self.conv2(out) + shortcut
+        out = self.norm2(self.conv1(activated)).relu_()
+        return self.conv2(out).add_(shortcut)
 
 
 class GlobalNetwork(nn.Module):

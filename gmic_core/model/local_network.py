@@ -43,8 +43,8 @@ class BasicBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = x if self.projection is None else self.projection(x)
-        out = torch.relu(self.norm1(self.conv1(x)))
-        return torch.relu(self.norm2(self.conv2(out)) + shortcut)
+        out = self.norm1(self.conv1(x)).relu_()
+        return (self.norm2(self.conv2(out)) + shortcut).relu_()
 
 
 class BottleneckBlock(nn.Module):
@@ -69,9 +69,9 @@ class BottleneckBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = x if self.projection is None else self.projection(x)
-        out = torch.relu(self.norm1(self.conv1(x)))
-        out = torch.relu(self.norm2(self.conv2(out)))
-        return torch.relu(self.norm3(self.conv3(out)) + shortcut)
+        out = self.norm1(self.conv1(x)).relu_()
+        out = self.norm2(self.conv2(out)).relu_()
+        return (self.norm3(self.conv3(out)) + shortcut).relu_()
 
 
 class LocalNetwork(nn.Module):
@@ -102,9 +102,13 @@ class LocalNetwork(nn.Module):
         if in_channels != config.local_feature_size:
             raise AssertionError("local feature size does not match the backbone")
 
-    def forward(self, patches: torch.Tensor) -> torch.Tensor:
+    def forward_features(self, patches: torch.Tensor) -> torch.Tensor:
+        """``[B, 1, h_c, w_c] -> [B, L, h_c / 32, w_c / 32]``: the last stage's feature map."""
         x = patches.expand(-1, 3, -1, -1)
-        x = self.stem_pool(torch.relu(self.stem_norm(self.stem_conv(x))))
+        x = self.stem_pool(self.stem_norm(self.stem_conv(x)).relu_())
         for stage in self.stages:
             x = stage(x)
-        return x.mean(dim=2).mean(dim=2)  # rows first, then columns: SPEC.md section 4.1
+        return x
+
+    def forward(self, patches: torch.Tensor) -> torch.Tensor:
+        return self.forward_features(patches).mean(dim=2).mean(dim=2)  # rows, then columns: SPEC.md 4.1

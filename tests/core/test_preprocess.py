@@ -8,7 +8,7 @@ import pytest
 
 from gmic_core.config import GMICConfig
 from gmic_core.errors import PreprocessingError
-from gmic_core.preprocess import crop_breast, preprocess, standardise
+from gmic_core.preprocess import WindowNoise, crop_breast, preprocess, standardise
 from tests.core.reference import read_png, sample_exam
 
 VIEWS = ("L-CC", "R-CC", "L-MLO", "R-MLO")
@@ -138,3 +138,31 @@ def test_standardise_is_zero_mean_unit_variance():
     assert abs(float(out.mean())) < 1e-5
     assert abs(float(out.std()) - 1) < 1e-5
     assert not standardise(np.zeros((4, 4), np.float32)).any()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_noisy_window_geometry_tracks_a_marker(seed):
+    """Training-time window noise (SPEC.md 6.1) shifts and rescales the window; the Geometry still
+    maps the model frame back onto the stored pixels it shows."""
+    image = _breast(3300, 2100, chest_wall_left=False, seed=seed)
+    image[1500:1540, 1200:1240] = 60000  # a bright square inside the breast
+    result = preprocess(image, "R", True, noise=WindowNoise(), rng=np.random.RandomState(seed))
+    assert result.tensor.shape == (1, 2944, 1920)
+    model = result.tensor[0].numpy()
+    rows, cols = np.nonzero(model > model.max() * 0.5)
+    top, left, bottom, right = result.geometry.model_box_to_stored(
+        (rows.min(), cols.min(), rows.max() + 1, cols.max() + 1)
+    )
+    assert abs(top - 1500) <= 2
+    assert abs(bottom - 1540) <= 2
+    assert abs(left - 1200) <= 2
+    assert abs(right - 1240) <= 2
+
+
+def test_noisy_windows_are_seeded():
+    image = _breast(3300, 2100, chest_wall_left=True)
+    first = preprocess(image, "L", False, noise=WindowNoise(), rng=np.random.RandomState(5))
+    again = preprocess(image, "L", False, noise=WindowNoise(), rng=np.random.RandomState(5))
+    other = preprocess(image, "L", False, noise=WindowNoise(), rng=np.random.RandomState(6))
+    assert first.geometry == again.geometry
+    assert first.geometry != other.geometry

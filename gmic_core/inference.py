@@ -1,0 +1,494 @@
+"""Running GMIC on exams: device and precision, ensembles, test-time augmentation, and results
+mapped back to the stored images.
+
+A :class:`Predictor` loads its checkpoints once and keeps them resident on its device; each call
+preprocesses the views of one exam, runs them as one batch through every model of the ensemble
+and returns an :class:`ExamResult` whose boxes and maps are in stored-image pixels.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from gmic_core.config import GMICConfig
+from gmic_core.errors import CheckpointError, DicomError, PreprocessingError
+from gmic_core.imaging import Exam, Mammogram, load_image, selection_key
+from gmic_core.imaging.views import PUBLISHED_VIEW_ORDER, Laterality, View
+from gmic_core.model import GMICOutput, LoadedCheckpoint, load_checkpoint
+from gmic_core.model.fusion import fold_batch_norms
+from gmic_core.preprocess import AxisMap, BackgroundThreshold, Geometry, WindowNoise, preprocess
+
+log = logging.getLogger(__name__)
+
+Precision = Literal["fp32", "bf16", "fp16"]
+_AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+# Configuration fields that shape the model input: every member of an ensemble must agree on them.
+_INPUT_FIELDS = ("input_height", "input_width", "saliency_height", "saliency_width", "input_scale")
+
+
+def select_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"``: the CUDA GPU if there is one, then Apple's MPS, then the CPU."""
+    if str(device) != "auto":
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def device_description(device: torch.device) -> str:
+    """A human-readable device name (the GPU's model, or the CPU)."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    if device.type == "mps":
+        return "Apple GPU (MPS)"
+    return f"CPU ({torch.get_num_threads()} threads)"
+
+
+def supported_precisions(device: torch.device) -> list[Precision]:
+    """fp32 always; bf16 on GPUs and on CPUs with native bf16; fp16 on GPUs."""
+    if device.type == "cpu":
+        return ["fp32", "bf16"] if torch.ops.mkldnn._is_mkldnn_bf16_supported() else ["fp32"]
+    return ["fp32", "bf16", "fp16"]
+
+
+def check_precision(device: torch.device, precision: Precision) -> None:
+    if precision not in supported_precisions(device):
+        raise ValueError(f"{precision} is not supported on {device_description(device)}; use fp32")
+
+
+@dataclass(frozen=True)
+class ModelIdentity:
+    """Which model produced a result: enough to tell whether a cached result is still valid."""
+
+    names: tuple[str, ...]
+    checkpoint_sha256: tuple[str, ...]
+    top_t: tuple[float, ...]
+    precision: str
+    device: str
+    tta: int
+
+    @property
+    def key(self) -> str:
+        """One string that changes whenever the weights, precision or augmentation change."""
+        return "+".join(self.checkpoint_sha256) + f"|{self.precision}|tta{self.tta}"
+
+
+@dataclass(frozen=True)
+class ViewResult:
+    """GMIC's findings on one view; every coordinate that is not ``patch_locations`` is stored-frame.
+
+    Probabilities are ``(benign, malignant)``. For an ensemble they are the members' means; the ROI
+    fields hold every member's K patches in turn, ``roi_member`` telling which member chose each.
+    """
+
+    view: View
+    y_global: tuple[float, float]
+    y_local: tuple[float, float]
+    y_fusion: tuple[float, float]
+    saliency: np.ndarray  # [2, h, w] on the model-frame grid; see saliency_in_stored
+    attention: tuple[float, ...]
+    patch_locations: tuple[tuple[int, int], ...]  # upper-left (row, column) in the model frame
+    roi_boxes: tuple[tuple[int, int, int, int], ...]  # (top, left, bottom, right) in stored pixels
+    roi_member: tuple[int, ...]
+    geometry: Geometry
+    patches: np.ndarray | None = None  # [M * K, h_c, w_c], the standardised pixels the model saw
+
+    @property
+    def benign(self) -> float:
+        return self.y_fusion[0]
+
+    @property
+    def malignant(self) -> float:
+        return self.y_fusion[1]
+
+    def saliency_in_stored(self, stored_shape: tuple[int, int] | None = None) -> np.ndarray:
+        """``[2, H, W]`` saliency maps on the stored image (or a proportionally smaller version of
+        it), nearest neighbour as in paper section 3.5, zero outside the model's window."""
+        return self.geometry.model_map_to_stored(self.saliency, stored_shape=stored_shape)
+
+
+@dataclass(frozen=True)
+class BreastResult:
+    """Per breast: the mean of its CC and MLO predictions (paper section 3.2)."""
+
+    laterality: Laterality
+    benign: float
+    malignant: float
+    views: tuple[View, ...]  # the views the mean is taken over
+    missing_views: tuple[View, ...]
+
+
+@dataclass(frozen=True)
+class ExamResult:
+    exam_id: str
+    views: dict[View, ViewResult]
+    breasts: dict[Laterality, BreastResult]
+    model: ModelIdentity
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def malignancy_score(self) -> float:
+        """The exam-level malignancy score: the highest of its breasts."""
+        return max(breast.malignant for breast in self.breasts.values())
+
+    def to_json(self) -> dict[str, Any]:
+        """Everything but the patch pixels, as plain JSON values at full float precision."""
+        return {
+            "exam_id": self.exam_id,
+            "views": {view.value: _view_to_json(result) for view, result in _ordered(self.views)},
+            "breasts": {
+                side.value: (
+                    {
+                        "benign": breast.benign,
+                        "malignant": breast.malignant,
+                        "views": [view.value for view in breast.views],
+                        "missing_views": [view.value for view in breast.missing_views],
+                    }
+                    if (breast := self.breasts.get(side))
+                    else None
+                )
+                for side in (Laterality.LEFT, Laterality.RIGHT)
+            },
+            "model": dataclasses.asdict(self.model),
+            "timings": dict(self.timings),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ExamResult:
+        views = {View(name): _view_from_json(View(name), value) for name, value in data["views"].items()}
+        breasts = {
+            Laterality(side): BreastResult(
+                Laterality(side),
+                value["benign"],
+                value["malignant"],
+                tuple(View(v) for v in value["views"]),
+                tuple(View(v) for v in value["missing_views"]),
+            )
+            for side, value in data["breasts"].items()
+            if value is not None
+        }
+        model = ModelIdentity(
+            **{key: tuple(v) if isinstance(v, list) else v for key, v in data["model"].items()}
+        )
+        return cls(data["exam_id"], views, breasts, model, dict(data.get("timings", {})))
+
+
+def _ordered(views: Mapping[View, ViewResult]) -> Iterator[tuple[View, ViewResult]]:
+    return ((view, views[view]) for view in PUBLISHED_VIEW_ORDER if view in views)
+
+
+def _view_to_json(result: ViewResult) -> dict[str, Any]:
+    geometry = result.geometry
+    return {
+        "benign": result.benign,
+        "malignant": result.malignant,
+        "y_global": list(result.y_global),
+        "y_local": list(result.y_local),
+        "y_fusion": list(result.y_fusion),
+        "attention": list(result.attention),
+        "patch_locations": [list(p) for p in result.patch_locations],
+        "roi_boxes": [list(b) for b in result.roi_boxes],
+        "roi_member": list(result.roi_member),
+        "saliency": result.saliency.tolist(),
+        "geometry": {
+            "stored_shape": list(geometry.stored_shape),
+            "crop_box": list(geometry.crop_box),
+            "flipped": geometry.flipped,
+            "rows": [geometry.rows.offset, geometry.rows.step],
+            "cols": [geometry.cols.offset, geometry.cols.step],
+            "model_shape": list(geometry.model_shape),
+        },
+    }
+
+
+def _view_from_json(view: View, data: Mapping[str, Any]) -> ViewResult:
+    g = data["geometry"]
+    geometry = Geometry(
+        stored_shape=tuple(g["stored_shape"]),
+        crop_box=tuple(g["crop_box"]),
+        flipped=g["flipped"],
+        rows=AxisMap(*g["rows"]),
+        cols=AxisMap(*g["cols"]),
+        model_shape=tuple(g["model_shape"]),
+    )
+    return ViewResult(
+        view=view,
+        y_global=tuple(data["y_global"]),
+        y_local=tuple(data["y_local"]),
+        y_fusion=tuple(data["y_fusion"]),
+        saliency=np.asarray(data["saliency"], dtype=np.float32),
+        attention=tuple(data["attention"]),
+        patch_locations=tuple(tuple(p) for p in data["patch_locations"]),
+        roi_boxes=tuple(tuple(b) for b in data["roi_boxes"]),
+        roi_member=tuple(data["roi_member"]),
+        geometry=geometry,
+    )
+
+
+@dataclass(frozen=True)
+class ViewImage:
+    """One stored view to run: its pixels and the exam's published ``horizontal_flip`` flag."""
+
+    pixels: np.ndarray
+    horizontal_flip: bool = False
+
+
+class Predictor:
+    """Runs an ensemble of GMIC checkpoints on exams.
+
+    Weights are moved to the device once, with batch norms folded into their convolutions.
+    ``precision`` "bf16"/"fp16" runs the networks under autocast (ROI retrieval always runs in
+    float32). ``compile`` hands the models to ``torch.compile`` with weight freezing: the first exam
+    of each batch size then takes seconds to tens of seconds longer, later ones run faster (worth it
+    for triage and benchmarks, not for a quick look). ``tta`` > 0 averages the probabilities over
+    that many random windows (paper section 3.2, the window noise of SPEC.md 6.1); saliency maps and
+    ROIs then still come from the deterministic window.
+    """
+
+    def __init__(
+        self,
+        checkpoints: Sequence[LoadedCheckpoint],
+        device: str | torch.device = "auto",
+        precision: Precision = "fp32",
+        tta: int = 0,
+        background_threshold: BackgroundThreshold = None,
+        seed: int = 0,
+        compile: bool = False,
+    ) -> None:
+        if not checkpoints:
+            raise CheckpointError("no model given: pass at least one checkpoint")
+        configs = [checkpoint.config for checkpoint in checkpoints]
+        for config in configs[1:]:
+            if any(getattr(config, name) != getattr(configs[0], name) for name in _INPUT_FIELDS):
+                raise CheckpointError(
+                    "the models of an ensemble must share input size, saliency grid and scale"
+                )
+        self.device = select_device(device)
+        check_precision(self.device, precision)
+        self.precision: Precision = precision
+        self.tta = tta
+        self.background_threshold = background_threshold
+        self.seed = seed
+        self.checkpoints = tuple(checkpoints)
+        self.compiled = compile
+        self.models = tuple(
+            prepare_for_inference(checkpoint.model, self.device, compile) for checkpoint in checkpoints
+        )
+        self.identity = ModelIdentity(
+            names=tuple(checkpoint.card.name for checkpoint in checkpoints),
+            checkpoint_sha256=tuple(checkpoint.sha256 for checkpoint in checkpoints),
+            top_t=tuple(checkpoint.config.top_t for checkpoint in checkpoints),
+            precision=precision,
+            device=device_description(self.device),
+            tta=tta,
+        )
+
+    @classmethod
+    def from_files(cls, paths: Sequence[str | Path], top_t: float | None = None, **options: Any) -> Predictor:
+        return cls([load_checkpoint(path, top_t=top_t) for path in paths], **options)
+
+    @property
+    def config(self) -> GMICConfig:
+        return self.checkpoints[0].config
+
+    def predict_exam(
+        self, exam: Exam, keep_patches: bool = True, cancelled: Callable[[], bool] = lambda: False
+    ) -> ExamResult:
+        """Decode the exam's standard views (in parallel threads) and run :meth:`predict`."""
+        started = time.perf_counter()
+        mammograms = load_standard_views(exam)
+        loaded = time.perf_counter() - started
+        images = {view: ViewImage(m.pixels, exam.horizontal_flip) for view, m in mammograms.items()}
+        result = self.predict(exam.exam_id, images, keep_patches, cancelled)
+        timings = {"load_s": loaded, **result.timings, "total_s": result.timings["total_s"] + loaded}
+        return dataclasses.replace(result, timings=timings)
+
+    def predict(
+        self,
+        exam_id: str,
+        images: Mapping[View, ViewImage],
+        keep_patches: bool = True,
+        cancelled: Callable[[], bool] = lambda: False,
+    ) -> ExamResult:
+        """Run the ensemble on the standard views of one exam (any subset of the four)."""
+        if not images:
+            raise ValueError(f"exam {exam_id} has no standard view to analyse")
+        views = [view for view in PUBLISHED_VIEW_ORDER if view in images]
+        started = time.perf_counter()
+        prepared = [self._preprocess(view, images[view]) for view in views]
+        timings = {"preprocess_s": time.perf_counter() - started}
+        batch = torch.stack([p.tensor for p in prepared])
+        inference_started = time.perf_counter()
+        outputs = []
+        for model in self.models:
+            if cancelled():
+                raise InterruptedError(f"analysis of exam {exam_id} cancelled")
+            outputs.append(self._run(model, batch))
+        augmented = self._augmented_fusion(views, images, cancelled) if self.tta else None
+        timings["inference_s"] = time.perf_counter() - inference_started
+        results = {
+            view: self._view_result(view, index, outputs, prepared[index].geometry, keep_patches, augmented)
+            for index, view in enumerate(views)
+        }
+        timings["total_s"] = time.perf_counter() - started
+        return ExamResult(exam_id, results, breast_results(results), self.identity, timings)
+
+    def _preprocess(self, view: View, image: ViewImage, rng: np.random.RandomState | None = None):
+        try:
+            return preprocess(
+                image.pixels,
+                view.laterality.value,
+                view.is_mlo,
+                self.config,
+                horizontal_flip=image.horizontal_flip,
+                background_threshold=self.background_threshold,
+                noise=WindowNoise() if rng is not None else None,
+                rng=rng,
+            )
+        except PreprocessingError as error:
+            raise PreprocessingError(f"{view.value}: {error}") from error
+
+    @torch.inference_mode()
+    def _run(self, model: torch.nn.Module, batch: torch.Tensor) -> GMICOutput:
+        batch = batch.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+        with self._autocast(), freezing(self.compiled):
+            output = model(batch)
+        fields = {field.name: getattr(output, field.name) for field in dataclasses.fields(output)}
+        return GMICOutput(
+            **{
+                name: value.float().cpu() if value.is_floating_point() else value.cpu()
+                for name, value in fields.items()
+            }
+        )
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=_AUTOCAST_DTYPES[self.precision])
+
+    def _augmented_fusion(
+        self, views: list[View], images: Mapping[View, ViewImage], cancelled: Callable[[], bool]
+    ) -> dict[str, torch.Tensor]:
+        """Mean probabilities over ``tta`` random windows per view, averaged over the ensemble."""
+        sums: dict[str, torch.Tensor] = {}
+        for draw in range(self.tta):
+            if cancelled():
+                raise InterruptedError("analysis cancelled")
+            batch = torch.stack(
+                [
+                    self._preprocess(
+                        view, images[view], np.random.RandomState(self.seed + 1000 * draw + index)
+                    ).tensor
+                    for index, view in enumerate(views)
+                ]
+            )
+            for model in self.models:
+                output = self._run(model, batch)
+                for name in ("y_global", "y_local", "y_fusion"):
+                    sums[name] = sums.get(name, 0) + getattr(output, name)
+        return {name: total / (self.tta * len(self.models)) for name, total in sums.items()}
+
+    def _view_result(
+        self,
+        view: View,
+        index: int,
+        outputs: list[GMICOutput],
+        geometry: Geometry,
+        keep_patches: bool,
+        augmented: dict[str, torch.Tensor] | None,
+    ) -> ViewResult:
+        def mean(name: str) -> tuple[float, ...]:
+            source = [augmented[name][index]] if augmented else [getattr(o, name)[index] for o in outputs]
+            return tuple(float(v) for v in torch.stack(source).double().mean(dim=0))
+
+        crop_h, crop_w = self.config.crop_height, self.config.crop_width
+        locations = [tuple(int(v) for v in loc) for o in outputs for loc in o.roi_locations[index]]
+        return ViewResult(
+            view=view,
+            y_global=mean("y_global"),
+            y_local=mean("y_local"),
+            y_fusion=mean("y_fusion"),
+            saliency=torch.stack([o.saliency[index] for o in outputs]).mean(dim=0).numpy(),
+            attention=tuple(float(a) for o in outputs for a in o.attention[index]),
+            patch_locations=tuple(locations),
+            roi_boxes=tuple(
+                geometry.model_box_to_stored((r, c, r + crop_h, c + crop_w)) for r, c in locations
+            ),
+            roi_member=tuple(member for member, o in enumerate(outputs) for _ in range(o.attention.shape[1])),
+            geometry=geometry,
+            patches=torch.cat([o.patches[index] for o in outputs]).numpy() if keep_patches else None,
+        )
+
+
+def load_standard_views(exam: Exam) -> dict[View, Mammogram]:
+    """Decode the exam's standard views, one thread each (the decoders release the GIL). When the
+    image chosen for a view cannot be decoded, the next one of the same view (by the exam's
+    duplicate rule) stands in; the view fails only when none decodes."""
+    views = list(exam.images)
+    with ThreadPoolExecutor(max_workers=max(1, len(views))) as pool:
+        return dict(zip(views, pool.map(lambda view: _decode_view(exam, view), views), strict=True))
+
+
+def _decode_view(exam: Exam, view: View) -> Mammogram:
+    alternates = sorted((ref for ref in exam.extra_images if ref.view is view), key=selection_key)
+    first_error = None
+    for ref in (exam.images[view], *alternates):
+        try:
+            return load_image(ref)
+        except DicomError as error:
+            log.warning(
+                "exam %s: %s could not be decoded, trying the next %s image",
+                exam.exam_id,
+                ref.source,
+                view.value,
+            )
+            first_error = first_error or error
+    raise first_error
+
+
+def prepare_for_inference(model: torch.nn.Module, device: torch.device, compile: bool) -> torch.nn.Module:
+    """Batch norms folded, channels-last weights on ``device``, optionally compiled."""
+    prepared = fold_batch_norms(model).to(device, memory_format=torch.channels_last)
+    return torch.compile(prepared) if compile else prepared
+
+
+def freezing(enabled: bool) -> contextlib.AbstractContextManager:
+    """Compiled models treat their weights as constants (inductor freezing), which lets it fold and
+    pre-pack them; the setting must be active whenever a new input shape triggers compilation."""
+    if not enabled:
+        return contextlib.nullcontext()
+    import torch._inductor.config as inductor_config
+
+    return inductor_config.patch(freezing=True)
+
+
+def breast_results(views: Mapping[View, ViewResult]) -> dict[Laterality, BreastResult]:
+    """Per breast, the mean of the available CC and MLO fusion predictions; a breast with neither is
+    absent, one with a single view says which view is missing."""
+    breasts = {}
+    for side in (Laterality.LEFT, Laterality.RIGHT):
+        side_views = [view for view in PUBLISHED_VIEW_ORDER if view.laterality is side]
+        present = tuple(view for view in side_views if view in views)
+        if not present:
+            continue
+        breasts[side] = BreastResult(
+            laterality=side,
+            benign=float(np.mean([views[view].benign for view in present])),
+            malignant=float(np.mean([views[view].malignant for view in present])),
+            views=present,
+            missing_views=tuple(view for view in side_views if view not in views),
+        )
+    return breasts
