@@ -28,10 +28,12 @@ from typing import TypeVar
 
 import numpy as np
 import pydicom.config
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset, FileDataset
 from pydicom.errors import BytesLengthException, InvalidDicomError
 from pydicom.filereader import read_partial
 from pydicom.multival import MultiValue
+from pydicom.pixels import pixel_array
 from pydicom.sequence import Sequence
 from pydicom.uid import (
     HTJ2K,
@@ -97,6 +99,7 @@ pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
 # Pixel Data, Float Pixel Data, Double Float Pixel Data (PS3.6 section 6).
 PIXEL_DATA_TAGS = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
 PIXEL_DATA_TAG = 0x7FE00010
+UNDEFINED_LENGTH = 0xFFFFFFFF  # PS3.5 7.1.2
 
 # A sanity bound on Rows x Columns before anything is allocated: the largest mammography detectors
 # are about 30 megapixels.
@@ -227,9 +230,28 @@ _Code = TypeVar("_Code", ViewCode, ViewModifier)
 
 # What pydicom raises while parsing damaged bytes (tests/core/test_dicom_fuzz.py finds them all):
 # premature ends of file, bad lengths and VRs, undecodable text, corrupt deflate streams.
-PARSE_ERRORS = (EOFError, OSError, struct.error, ValueError, NotImplementedError, OverflowError, zlib.error)
-# What converting one raw attribute value can raise (bad VR, odd lengths, unparsable numbers).
-VALUE_ERRORS = (ValueError, TypeError, struct.error, NotImplementedError, OverflowError, BytesLengthException)
+PARSE_ERRORS = (
+    EOFError,
+    OSError,
+    struct.error,
+    ValueError,
+    NotImplementedError,
+    OverflowError,
+    zlib.error,
+    BytesLengthException,
+)
+# What converting one raw attribute value can raise (bad VR, odd lengths, unparsable numbers, a
+# garbled sequence parsed on first access).
+VALUE_ERRORS = (
+    ValueError,
+    TypeError,
+    struct.error,
+    NotImplementedError,
+    OverflowError,
+    BytesLengthException,
+    OSError,
+    EOFError,
+)
 # What pydicom's pixel pipeline and the pylibjpeg decoders raise on damaged or unusual codestreams.
 DECODE_ERRORS = (RuntimeError, ValueError, struct.error, EOFError, BytesLengthException)
 
@@ -239,7 +261,7 @@ class _PixelElement:
     """The top-level pixel data element header as the parser met it."""
 
     tag: int
-    length: int  # 0xFFFFFFFF: undefined (encapsulated)
+    length: int  # UNDEFINED_LENGTH for encapsulated pixel data
     value_offset: int
 
 
@@ -409,6 +431,7 @@ def _read_dataset(path: Path, header_only: bool) -> tuple[FileDataset, _PixelEle
 
         try:
             dataset = read_partial(file, stop_when=at_pixel_data)
+            truncated = _ends_early(dataset)
         except InvalidDicomError as exc:
             raise NotDicomError(
                 f"{path}: not a DICOM file (no 'DICM' marker after the 128-byte preamble)"
@@ -418,7 +441,25 @@ def _read_dataset(path: Path, header_only: bool) -> tuple[FileDataset, _PixelEle
                 f"{path}: the DICOM data set is damaged or truncated and cannot be parsed"
             ) from exc
         file_size = os.fstat(file.fileno()).st_size
-    return dataset, (found[0] if found else None), file_size
+    pixel_element = found[0] if found else None
+    if truncated or (pixel_element is not None and not header_only and pixel_element.tag not in dataset):
+        raise CorruptDicomError(f"{path}: truncated: the file ends inside a data element")
+    return dataset, pixel_element, file_size
+
+
+def _ends_early(dataset: FileDataset) -> bool:
+    """Whether the last element read is shorter than its stated length (pydicom stops quietly at an
+    early end of file)."""
+    tags = list(dataset.keys())
+    if not tags:
+        return False
+    last = dataset.get_item(tags[-1])
+    return (
+        isinstance(last, RawDataElement)
+        and isinstance(last.value, bytes)
+        and last.length != UNDEFINED_LENGTH
+        and len(last.value) < last.length
+    )
 
 
 def _parse(dataset: FileDataset, path: Path, pixel_element: _PixelElement | None, file_size: int) -> _Parsed:
@@ -500,9 +541,9 @@ def _check_image_kind(attributes: _Attributes, pixel_element: _PixelElement | No
 
 def _pixel_module(attributes: _Attributes) -> _PixelModule:
     path = attributes.path
-    samples = attributes.integer("SamplesPerPixel")
+    samples = attributes.required_integer("SamplesPerPixel")
     photometric_text = attributes.text("PhotometricInterpretation").upper()
-    if samples not in (None, 1) or photometric_text not in Photometric.__members__:
+    if samples != 1 or photometric_text not in Photometric.__members__:
         raise UnsupportedImageError(
             f"{path}: photometric interpretation {photometric_text or '(missing)'} with {samples} samples per "
             "pixel; mammograms are MONOCHROME1 or MONOCHROME2"
@@ -551,7 +592,7 @@ def _check_native_length(
     if pixel_element is None:
         return
     expected = pixel_module.native_bytes
-    if pixel_element.length == 0xFFFFFFFF:
+    if pixel_element.length == UNDEFINED_LENGTH:
         raise CorruptDicomError(f"{path}: encapsulated pixel data in an uncompressed transfer syntax")
     available = min(pixel_element.length, max(file_size - pixel_element.value_offset, 0))
     if available < expected:
@@ -572,7 +613,10 @@ def _decode(dataset: FileDataset, parsed: _Parsed) -> np.ndarray:
                 f"{path}: truncated: the pixel data has {len(data)} bytes where {module.native_bytes} are needed"
             )
     try:
-        stored = dataset.pixel_array
+        # pylibjpeg-rle panics (a BaseException) on damaged RLE segments; pydicom's own RLE decoder
+        # reports them with ValueError.
+        plugin = "pydicom" if transfer_syntax == RLELossless else ""
+        stored = pixel_array(dataset, decoding_plugin=plugin)
     except DECODE_ERRORS as exc:
         raise PixelDecodeError(
             f"{path}: the {transfer_syntax.name} pixel data cannot be decoded (damaged, or written by a "

@@ -1,0 +1,93 @@
+"""Small DICOM files for the reader tests: a synthetic mammogram re-encoded and re-labelled at will."""
+
+from __future__ import annotations
+
+import copy
+from functools import cache
+from pathlib import Path
+
+import imagecodecs
+from pydicom.dataset import Dataset
+from pydicom.encaps import encapsulate
+from pydicom.uid import (
+    DeflatedExplicitVRLittleEndian,
+    ExplicitVRLittleEndian,
+    ImplicitVRLittleEndian,
+    JPEG2000Lossless,
+    JPEGLossless,
+    JPEGLosslessSV1,
+    JPEGLSLossless,
+    RLELossless,
+    generate_uid,
+)
+
+from gmic_core.imaging.views import View
+from gmic_core.synthetic import SynthesisConfig, _dicom, _encode, generate_exam
+
+SMALL = (256, 208)
+LOSSLESS_SYNTAXES = (
+    ImplicitVRLittleEndian,
+    ExplicitVRLittleEndian,
+    DeflatedExplicitVRLittleEndian,
+    RLELossless,
+    JPEGLossless,
+    JPEGLosslessSV1,
+    JPEGLSLossless,
+    JPEG2000Lossless,
+)
+
+
+@cache
+def small_exam(size: tuple[int, int] = SMALL, index: int = 0):
+    return generate_exam(7, index, SynthesisConfig(size=size, malignant_fraction=0.5, benign_fraction=0.5))
+
+
+def dataset(view: View = View.L_CC, size: tuple[int, int] = SMALL, index: int = 0) -> Dataset:
+    """A synthetic MG For Presentation image, uncompressed, MONOCHROME2, 12 bits."""
+    exam = small_exam(size, index)
+    image = exam.views[view]
+    ds = _dicom(exam, image, SynthesisConfig(size=size), "MONOCHROME2")
+    _encode(ds, image.pixels, "MONOCHROME2", 12, ExplicitVRLittleEndian)
+    return ds
+
+
+def encode(ds: Dataset, transfer_syntax: str) -> Dataset:
+    """``ds`` with its pixel data re-encoded losslessly in ``transfer_syntax``."""
+    pixels = ds.pixel_array
+    out = copy.deepcopy(ds)
+    if transfer_syntax in (JPEGLossless, JPEGLosslessSV1):
+        predictor = 1 if transfer_syntax == JPEGLosslessSV1 else 6
+        frame = imagecodecs.jpeg8_encode(
+            pixels, lossless=True, predictor=predictor, bitspersample=ds.BitsStored
+        )
+        out.PixelData = encapsulate([frame])
+    elif transfer_syntax == JPEGLSLossless:
+        out.PixelData = encapsulate([imagecodecs.jpegls_encode(pixels, level=0)])
+    elif transfer_syntax in (RLELossless, JPEG2000Lossless):
+        out.compress(transfer_syntax, pixels, generate_instance_uid=False)
+        return out
+    else:
+        out.file_meta.TransferSyntaxUID = transfer_syntax
+        return out
+    out["PixelData"].VR = "OB"
+    out["PixelData"].is_undefined_length = True
+    out.file_meta.TransferSyntaxUID = transfer_syntax
+    return out
+
+
+def save(ds: Dataset, path: Path) -> Path:
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+def relabelled(ds: Dataset, **attributes: object) -> Dataset:
+    """A copy with new UIDs and the given attributes set (None deletes one)."""
+    out = copy.deepcopy(ds)
+    out.SOPInstanceUID = out.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    for keyword, value in attributes.items():
+        if value is None:
+            if keyword in out:
+                delattr(out, keyword)
+        else:
+            setattr(out, keyword, value)
+    return out
