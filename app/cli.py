@@ -17,7 +17,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gmic", description="GMIC Reader: mammography AI workstation tools")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for register in (_register_synth, _register_predict, _register_bench):
+    for register in (
+        _register_synth,
+        _register_predict,
+        _register_bench,
+        _register_train,
+        _register_evaluate,
+    ):
         register(commands)
     return parser
 
@@ -65,9 +71,15 @@ def _register_predict(commands: argparse._SubParsersAction) -> None:
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--weights", nargs="+", type=Path, required=True, metavar="FILE", help="checkpoint(s)")
-    parser.add_argument("--top-t", type=float, help="top-t of published checkpoints not named sample_model_N.p")
-    parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps")
+    parser.add_argument(
+        "--weights", nargs="+", type=Path, required=True, metavar="FILE", help="checkpoint(s)"
+    )
+    parser.add_argument(
+        "--top-t", type=float, help="top-t of published checkpoints not named sample_model_N.p"
+    )
+    parser.add_argument(
+        "--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps"
+    )
     parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
 
 
@@ -96,8 +108,13 @@ def _predict(args: argparse.Namespace) -> int:
 def _register_bench(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("bench", help="parameters, GFLOPs, memory and speed of GMIC and baselines")
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--precision", nargs="+", choices=("fp32", "bf16", "fp16"), default=None,
-                        help="default: fp32, plus bf16 where the device supports it")
+    parser.add_argument(
+        "--precision",
+        nargs="+",
+        choices=("fp32", "bf16", "fp16"),
+        default=None,
+        help="default: fp32, plus bf16 where the device supports it",
+    )
     parser.add_argument("--quick", action="store_true", help="GMIC-ResNet-18 and ResNet-34 in fp32 only")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs per figure, after one warm-up")
     parser.add_argument("--no-backward", action="store_true", help="skip forward+backward timings")
@@ -115,12 +132,83 @@ def _bench(args: argparse.Namespace) -> int:
     device = select_device(args.device)
     precisions = ["fp32"] if args.quick else (args.precision or supported_precisions(device))
     report = run_benchmarks(
-        device, precisions, quick=args.quick, repeats=args.repeats, backward=not (args.no_backward or args.quick),
-        compile=args.compile, log=lambda line: print(line, file=sys.stderr),
+        device,
+        precisions,
+        quick=args.quick,
+        repeats=args.repeats,
+        backward=not (args.no_backward or args.quick),
+        compile=args.compile,
+        log=lambda line: print(line, file=sys.stderr),
     )
     print(format_table(report))
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))
+    return 0
+
+
+def _register_train(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("train", help="train or fine-tune GMIC (resumes an interrupted run)")
+    parser.add_argument("config", type=Path, metavar="CONFIG", help="a TOML file of every hyperparameter")
+    parser.add_argument("--max-steps", type=int, help="stop after this many steps (run again to resume)")
+    parser.set_defaults(run=_train)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from gmic_core.errors import GMICError
+    from gmic_core.training.config import TrainingConfig
+    from gmic_core.training.loop import train
+
+    try:
+        result = train(TrainingConfig.from_toml(args.config), stop_after_steps=args.max_steps)
+    except (GMICError, ValueError, OSError) as error:
+        print(f"gmic train: {error}", file=sys.stderr)
+        return 2
+    print(result.best_checkpoint or result.last_checkpoint)
+    return 0
+
+
+def _register_evaluate(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("evaluate", help="AUCs with bootstrap CIs and saliency Dice on a manifest")
+    parser.add_argument("paths", nargs="+", type=Path, metavar="WEIGHTS... MANIFEST")
+    parser.add_argument("--out", type=Path, required=True, metavar="DIR")
+    parser.add_argument("--split", help="evaluate only this split (train, val, test); default all")
+    parser.add_argument("--tta", type=int, default=0)
+    parser.add_argument("--top-t", type=float)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
+    parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples per interval")
+    parser.set_defaults(run=_evaluate)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from gmic_core.errors import GMICError
+    from gmic_core.inference import Predictor
+    from gmic_core.training.evaluate import evaluate
+
+    *weights, manifest = args.paths
+    if not weights:
+        print("gmic evaluate: give at least one checkpoint before the manifest", file=sys.stderr)
+        return 2
+    try:
+        predictor = Predictor.from_files(
+            weights, top_t=args.top_t, device=args.device, precision=args.precision, tta=args.tta
+        )
+        report = evaluate(
+            predictor,
+            manifest,
+            args.out,
+            args.split,
+            args.bootstrap,
+            log=lambda line: print(line, file=sys.stderr),
+        )
+    except (GMICError, ValueError, OSError) as error:
+        print(f"gmic evaluate: {error}", file=sys.stderr)
+        return 2
+    breast = report["breast"]["malignant"]
+    if "auc" in breast:
+        low, high = breast["auc_ci"]
+        print(f"breast-level malignant AUC {breast['auc']:.3f} (95% CI {low:.3f}-{high:.3f})")
+    print(args.out / "evaluation.json")
     return 0
 
 

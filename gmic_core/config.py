@@ -82,6 +82,24 @@ class GMICConfig:
         """Number of saliency cells averaged by top-t pooling: SPEC.md section 3.2."""
         return max(1, round(self.saliency_height * self.saliency_width * self.top_t))
 
+    @classmethod
+    def at_scale(cls, scale: float, **changes: Any) -> GMICConfig:
+        """The published architecture on inputs resampled by ``scale``: window and crop sizes scaled,
+        the saliency grid following from the window (0.5 gives 1472 x 960, a 23 x 15 grid and
+        128 x 128 patches)."""
+        base = cls()
+        height, width = round(base.input_height * scale), round(base.input_width * scale)
+        return cls(
+            input_height=height,
+            input_width=width,
+            saliency_height=_global_output_size(height),
+            saliency_width=_global_output_size(width),
+            crop_height=round(base.crop_height * scale),
+            crop_width=round(base.crop_width * scale),
+            input_scale=scale,
+            **changes,
+        )
+
     def replace(self, **changes: Any) -> GMICConfig:
         return dataclasses.replace(self, **changes)
 

@@ -385,6 +385,75 @@ def standardise(window: np.ndarray) -> np.ndarray:
     return centred / np.maximum(centred.std(), np.float32(STANDARDISATION_EPS))
 
 
+@dataclass(frozen=True)
+class CroppedBreast:
+    """The first half of preprocessing, which depends on neither the view's window nor any noise:
+    the breast crop, flipped to face right and resampled to the model's scale. Training caches it."""
+
+    pixels: np.ndarray  # flipped crop, resampled by the config's input_scale
+    crop: CropMetadata
+    flipped: bool
+    stored_shape: tuple[int, int]
+
+    @property
+    def cropped_shape(self) -> tuple[int, int]:
+        top, bottom, left, right = self.crop.window_location
+        return bottom - top, right - left
+
+
+def crop_and_orient(
+    image: np.ndarray,
+    laterality: str,
+    config: GMICConfig,
+    horizontal_flip: bool = False,
+    background_threshold: BackgroundThreshold = None,
+) -> CroppedBreast:
+    """SPEC.md 5(a) and 5(b), then resampling to ``config.input_scale`` (area average)."""
+    if image.ndim != 2:
+        raise PreprocessingError(f"expected a 2-D grey image, got an array of shape {image.shape}")
+    flipped = flip_at_load(laterality, horizontal_flip)
+    metadata, region = crop_breast(image, flipped, background_threshold)
+    top, bottom, left, right = metadata.window_location
+    cropped = image[top:bottom, left:right]
+    if background_threshold is not None:
+        cropped = np.where(region[top:bottom, left:right], cropped, 0)
+    oriented = cropped[:, ::-1] if flipped else cropped
+    if config.input_scale != 1.0:
+        oriented = _resize(
+            oriented.astype(np.float32), _scaled_shape(oriented.shape, config.input_scale), mode="area"
+        )
+    return CroppedBreast(oriented, metadata, flipped, (int(image.shape[0]), int(image.shape[1])))
+
+
+def window_input(
+    breast: CroppedBreast,
+    is_mlo: bool,
+    config: GMICConfig,
+    noise: WindowNoise | None = None,
+    rng: np.random.RandomState | None = None,
+) -> PreprocessedImage:
+    """SPEC.md 5(c)-5(e) (and 6.1 with ``noise``): centre, window, standardise."""
+    window = (config.input_height, config.input_width)
+    center = best_center(breast.pixels, breast.crop, is_mlo, window, config.input_scale)
+    if noise is not None and rng is None:
+        rng = np.random.RandomState(0)
+    pixels, rows, cols = place_window(
+        breast.pixels.astype(np.float32, copy=False), center, is_mlo, window, noise, rng
+    )
+    (crop_h, crop_w), (scaled_h, scaled_w) = breast.cropped_shape, breast.pixels.shape
+    row_scale, col_scale = crop_h / scaled_h, crop_w / scaled_w
+    geometry = Geometry(
+        stored_shape=breast.stored_shape,
+        crop_box=breast.crop.window_location,
+        flipped=breast.flipped,
+        rows=AxisMap(rows.offset * row_scale, rows.step * row_scale),
+        cols=AxisMap(cols.offset * col_scale, cols.step * col_scale),
+        model_shape=window,
+    )
+    tensor = torch.from_numpy(standardise(pixels)).unsqueeze(0)
+    return PreprocessedImage(tensor, geometry, breast.crop, center)
+
+
 def preprocess(
     image: np.ndarray,
     laterality: str,
@@ -404,37 +473,8 @@ def preprocess(
     training-time window augmentation of SPEC.md 6.1.
     """
     config = config or GMICConfig()
-    if image.ndim != 2:
-        raise PreprocessingError(f"expected a 2-D grey image, got an array of shape {image.shape}")
-    flipped = flip_at_load(laterality, horizontal_flip)
-    metadata, region = crop_breast(image, flipped, background_threshold)
-    top, bottom, left, right = metadata.window_location
-    cropped = image[top:bottom, left:right]
-    if background_threshold is not None:
-        cropped = np.where(region[top:bottom, left:right], cropped, 0)
-    oriented = cropped[:, ::-1] if flipped else cropped
-    if config.input_scale != 1.0:
-        oriented = _resize(
-            oriented.astype(np.float32), _scaled_shape(oriented.shape, config.input_scale), mode="area"
-        )
-    window = (config.input_height, config.input_width)
-    center = best_center(oriented, metadata, is_mlo, window, config.input_scale)
-    if noise is not None and rng is None:
-        rng = np.random.RandomState(0)
-    pixels, rows, cols = place_window(
-        oriented.astype(np.float32, copy=False), center, is_mlo, window, noise, rng
-    )
-    row_scale, col_scale = cropped.shape[0] / oriented.shape[0], cropped.shape[1] / oriented.shape[1]
-    geometry = Geometry(
-        stored_shape=(int(image.shape[0]), int(image.shape[1])),
-        crop_box=metadata.window_location,
-        flipped=flipped,
-        rows=AxisMap(rows.offset * row_scale, rows.step * row_scale),
-        cols=AxisMap(cols.offset * col_scale, cols.step * col_scale),
-        model_shape=window,
-    )
-    tensor = torch.from_numpy(standardise(pixels)).unsqueeze(0)
-    return PreprocessedImage(tensor, geometry, metadata, center)
+    breast = crop_and_orient(image, laterality, config, horizontal_flip, background_threshold)
+    return window_input(breast, is_mlo, config, noise, rng)
 
 
 def _scaled_shape(shape: tuple[int, int], scale: float) -> tuple[int, int]:

@@ -1,0 +1,142 @@
+"""Evaluation of one checkpoint or an ensemble on a manifest: ROC and PR AUCs at breast and image
+level with bootstrap confidence intervals, and the Dice similarity between saliency maps and lesion
+masks (paper section 3.5), written as ``evaluation.json`` plus ROC and PR curves as PNG."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from gmic_core import metrics
+from gmic_core.inference import ExamResult, Predictor, ViewImage
+from gmic_core.training.data import ManifestExam, read_manifest, read_mask, read_pixels
+
+CLASSES = ("benign", "malignant")
+DICE_THRESHOLD = 0.5
+
+
+def evaluate(
+    predictor: Predictor,
+    manifest: Path,
+    out_dir: Path,
+    split: str | None = None,
+    resamples: int = 1000,
+    log: Callable[[str], None] = print,
+) -> dict:
+    """Run ``predictor`` on the manifest's exams (of ``split``, or all) and write the report."""
+    exams = [exam for exam in read_manifest(manifest) if split is None or exam.split == split]
+    if not exams:
+        raise ValueError(f"{manifest}: no exam{f' in split {split!r}' if split else ''}")
+    image_rows, breast_rows = [], []
+    dice_scores: dict[str, dict[str, list[float]]] = {name: {"soft": [], "at_0_5": []} for name in CLASSES}
+    for number, exam in enumerate(exams, start=1):
+        result = _predict(predictor, exam)
+        for view, image in exam.images.items():
+            view_result = result.views[view]
+            image_rows.append((image.labels, (view_result.benign, view_result.malignant)))
+            masks = {"benign": image.mask_benign, "malignant": image.mask_malignant}
+            for column, name in enumerate(CLASSES):
+                if masks[name] is None:
+                    continue
+                saliency = view_result.saliency_in_stored()[column]  # nearest neighbour, paper section 3.5
+                mask = read_mask(masks[name])
+                dice_scores[name]["soft"].append(metrics.dice(saliency, mask))
+                dice_scores[name]["at_0_5"].append(metrics.dice(saliency, mask, threshold=DICE_THRESHOLD))
+        for side, breast in result.breasts.items():
+            breast_rows.append((exam.breast_labels(side), (breast.benign, breast.malignant)))
+        if number % 10 == 0 or number == len(exams):
+            log(f"{number}/{len(exams)} exams evaluated")
+    report = {
+        "manifest": str(manifest),
+        "split": split,
+        "exams": len(exams),
+        "model": asdict(predictor.identity),
+        "breast": _classification(breast_rows, resamples),
+        "image": _classification(image_rows, resamples),
+        "dsc": {
+            name: {
+                "soft": _mean(values["soft"]),
+                "at_0_5": _mean(values["at_0_5"]),
+                "images": len(values["soft"]),
+            }
+            for name, values in dice_scores.items()
+        },
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "evaluation.json").write_text(json.dumps(report, indent=1))
+    for level, rows in (("breast", breast_rows), ("image", image_rows)):
+        plot_curves(rows, f"{level} level", out_dir / f"roc_{level}.png", out_dir / f"pr_{level}.png")
+    return report
+
+
+def _predict(predictor: Predictor, exam: ManifestExam) -> ExamResult:
+    images = {view: ViewImage(read_pixels(image)) for view, image in exam.images.items()}
+    return predictor.predict(exam.exam_id, images, keep_patches=False)
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return float(np.mean(values)) if values else None
+
+
+def _classification(rows: list[tuple[tuple[int, int], tuple[float, float]]], resamples: int) -> dict:
+    labels = np.array([row[0] for row in rows])
+    scores = np.array([row[1] for row in rows])
+    report = {}
+    for column, name in enumerate(CLASSES):
+        positives = int(labels[:, column].sum())
+        entry: dict[str, object] = {"n": len(rows), "positives": positives}
+        if 0 < positives < len(rows):
+            y, s = labels[:, column], scores[:, column]
+            entry |= {
+                "auc": metrics.roc_auc(y, s),
+                "auc_ci": list(metrics.bootstrap_ci(metrics.roc_auc, y, s, resamples)),
+                "pr_auc": metrics.pr_auc(y, s),
+                "pr_auc_ci": list(metrics.bootstrap_ci(metrics.pr_auc, y, s, resamples)),
+            }
+        report[name] = entry
+    return report
+
+
+def plot_curves(
+    rows: list[tuple[tuple[int, int], tuple[float, float]]], title: str, roc_path: Path, pr_path: Path
+) -> None:
+    """ROC and precision-recall curves of both classes, with their areas in the legend."""
+    labels = np.array([row[0] for row in rows])
+    scores = np.array([row[1] for row in rows])
+    for path, kind in ((roc_path, "roc"), (pr_path, "pr")):
+        figure = Figure(figsize=(5, 5), dpi=120)
+        axes = figure.subplots()
+        for column, (name, colour) in enumerate(zip(CLASSES, ("tab:green", "tab:red"), strict=True)):
+            y, s = labels[:, column], scores[:, column]
+            if not 0 < y.sum() < len(y):
+                continue
+            if kind == "roc":
+                fpr, tpr, _ = metrics.roc_curve(y, s)
+                axes.step(
+                    fpr, tpr, where="post", color=colour, label=f"{name}: AUC {metrics.roc_auc(y, s):.3f}"
+                )
+            else:
+                precision, recall, _ = metrics.pr_curve(y, s)
+                axes.step(
+                    recall,
+                    precision,
+                    where="post",
+                    color=colour,
+                    label=f"{name}: AP {metrics.pr_auc(y, s):.3f}",
+                )
+        if kind == "roc":
+            axes.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
+            axes.set(xlabel="1 - specificity", ylabel="sensitivity")
+        else:
+            axes.set(xlabel="recall (sensitivity)", ylabel="precision")
+        axes.set(
+            xlim=(0, 1), ylim=(0, 1.02), title=f"{'ROC' if kind == 'roc' else 'Precision-recall'}, {title}"
+        )
+        axes.legend(loc="lower right" if kind == "roc" else "lower left")
+        figure.tight_layout()
+        figure.savefig(path)

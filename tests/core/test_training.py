@@ -1,0 +1,173 @@
+"""The training procedure: loss, epochs, augmentation, resumption, evaluation."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from app.cli import main
+from gmic_core.model import GMIC, GMICOutput, load_checkpoint
+from gmic_core.training.config import TrainingConfig
+from gmic_core.training.data import balanced_epoch, read_manifest
+from gmic_core.training.loop import train
+from gmic_core.training.loss import gmic_loss
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    """Six small synthetic exams (train and val splits)."""
+    folder = tmp_path_factory.mktemp("synthetic")
+    assert (
+        main(
+            [
+                "synth",
+                str(folder),
+                "--exams",
+                "6",
+                "--seed",
+                "11",
+                "--size",
+                "1024",
+                "832",
+                "--transfer-syntax",
+                "explicit-little",
+            ]
+        )
+        == 0
+    )
+    return folder / "manifest.csv"
+
+
+def _config(tmp_path, manifest, **optimisation) -> TrainingConfig:
+    return TrainingConfig.from_dict(
+        {
+            "manifest": str(manifest),
+            "output_dir": str(tmp_path / "run"),
+            "device": "cpu",
+            "model": {"input_scale": 0.125},
+            "optimisation": {
+                "epochs": 2,
+                "batch_size": 2,
+                "learning_rate": 1e-4,
+                "checkpoint_every": 2,
+                **optimisation,
+            },
+        }
+    )
+
+
+def test_loss_is_equation_13_by_hand():
+    labels = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    output = GMICOutput(
+        saliency=torch.full((2, 2, 3, 2), 0.25),
+        y_global=torch.tensor([[0.8, 0.3], [0.4, 0.6]]),
+        roi_locations=torch.zeros(2, 1, 2, dtype=torch.long),
+        patches=torch.zeros(2, 1, 4, 4),
+        attention=torch.ones(2, 1),
+        y_local=torch.tensor([[0.7, 0.2], [0.1, 0.9]]),
+        y_fusion=torch.tensor([[0.9, 0.1], [0.2, 0.7]]),
+    )
+    beta = 0.01
+
+    def bce(p, y):
+        return -(y * np.log(p) + (1 - y) * np.log(1 - p))
+
+    expected = 0.0
+    for n in range(2):
+        for c in range(2):
+            y = float(labels[n, c])
+            for prediction in (output.y_global, output.y_local, output.y_fusion):
+                expected += bce(float(prediction[n, c]), y)
+            expected += beta * 0.25 * 6  # L1 norm of a 3 x 2 map of 0.25
+    terms = gmic_loss(output, labels, beta)
+    assert float(terms.total) == pytest.approx(expected / 2, rel=1e-6)
+    assert float(terms.saliency_l1) == pytest.approx(0.25 * 12)
+
+
+def test_epoch_has_every_positive_and_as_many_negatives(dataset):
+    exams = read_manifest(dataset)
+    positives = {exam.exam_id for exam in exams if exam.has_finding}
+    negatives = {exam.exam_id for exam in exams if not exam.has_finding}
+    assert positives
+    assert negatives
+    for epoch in range(3):
+        chosen = [exam.exam_id for exam in balanced_epoch(exams, epoch, seed=0)]
+        assert len(chosen) == len(set(chosen))
+        assert positives <= set(chosen)
+        assert len(set(chosen) & negatives) == min(len(positives), len(negatives))
+    assert [e.exam_id for e in balanced_epoch(exams, 1, 0)] == [
+        e.exam_id for e in balanced_epoch(exams, 1, 0)
+    ]
+
+
+def test_patches_are_rotated_in_training_only(dataset, tmp_path, monkeypatch):
+    seen = []
+    forward = GMIC.forward
+
+    def recording(self, image, patch_rotations=None):
+        seen.append((self.training, patch_rotations is not None))
+        return forward(self, image, patch_rotations)
+
+    monkeypatch.setattr(GMIC, "forward", recording)
+    train(_config(tmp_path, dataset, epochs=1), log=lambda _: None)
+    assert (True, True) in seen  # training steps rotate
+    assert all(rotated == training for training, rotated in seen)  # validation does not
+
+
+def test_training_lowers_the_loss_and_writes_a_usable_checkpoint(dataset, tmp_path):
+    config = _config(tmp_path, dataset, epochs=4, learning_rate=3e-4)
+    config = TrainingConfig.from_dict({**config.to_dict(), "augmentation": {"window_noise": False}})
+    result = train(config, log=lambda _: None)
+    rows = list(csv.DictReader((config.output_dir / "metrics.csv").open()))
+    losses = [float(row["loss"]) for row in rows]
+    assert len(losses) == 4
+    assert losses[-1] < losses[0]
+    loaded = load_checkpoint(result.best_checkpoint)
+    assert loaded.config.input_scale == 0.125
+    assert loaded.training["epoch"] >= 1
+    exam_folder = dataset.parent / "exam_0000"
+    out = tmp_path / "predictions.json"
+    assert (
+        main(["predict", str(exam_folder), "--weights", str(result.best_checkpoint), "--out", str(out)]) == 0
+    )
+    (exam,) = json.loads(out.read_text())["exams"]
+    assert len(exam["views"]) == 4
+
+
+def test_resuming_continues_from_the_saved_step(dataset, tmp_path):
+    uninterrupted = train(_config(tmp_path / "a", dataset), log=lambda _: None)
+    messages = []
+    partial = train(_config(tmp_path / "b", dataset), log=messages.append, stop_after_steps=3)
+    assert partial.steps_done == 3
+    resumed = train(_config(tmp_path / "b", dataset), log=messages.append)
+    assert any("resuming" in message and "step 3" in message for message in messages)
+    assert resumed.steps_done == uninterrupted.steps_done
+    a = load_checkpoint(uninterrupted.last_checkpoint).model.state_dict()
+    b = load_checkpoint(resumed.last_checkpoint).model.state_dict()
+    for name, tensor in a.items():
+        torch.testing.assert_close(b[name], tensor, msg=name)
+
+
+def test_evaluate_command(dataset, tmp_path):
+    model = GMIC(_config(tmp_path, dataset).model.gmic_config())
+    from gmic_core.model import ModelCard, save_checkpoint
+
+    weights = save_checkpoint(tmp_path / "m.pt", model, ModelCard("untrained", "0", "none", "tests"))
+    out = tmp_path / "evaluation"
+    assert main(["evaluate", str(weights), str(dataset), "--out", str(out), "--bootstrap", "50"]) == 0
+    report = json.loads((out / "evaluation.json").read_text())
+    breast = report["breast"]["malignant"]
+    assert 0 <= breast["auc"] <= 1
+    assert breast["auc_ci"][0] <= breast["auc_ci"][1]
+    assert "pr_auc" in breast
+    assert "auc" in report["breast"]["benign"]
+    assert report["dsc"]["malignant"]["images"] > 0
+    assert 0 <= report["dsc"]["malignant"]["soft"] <= 1
+    assert 0 <= report["dsc"]["malignant"]["at_0_5"] <= 1
+    for name in ("roc_breast.png", "pr_breast.png", "roc_image.png", "pr_image.png"):
+        assert (out / name).stat().st_size > 1000
+
