@@ -1,0 +1,41 @@
+"""The layering of DESIGN.md, enforced: Qt only in app/gui, and gmic_core never imports app."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+QT_MODULES = ("PySide6", "pyqtgraph", "shiboken6")
+
+
+def _imports(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def _sources(*folders: str) -> list[Path]:
+    return sorted(path for folder in folders for path in (ROOT / folder).rglob("*.py"))
+
+
+@pytest.mark.parametrize(
+    "path", _sources("gmic_core", "app", "benchmarks"), ids=lambda p: str(p.relative_to(ROOT))
+)
+def test_qt_stays_in_app_gui(path):
+    if (ROOT / "app" / "gui") in path.parents:
+        return
+    qt = {name for name in _imports(path) if name.split(".")[0] in QT_MODULES}
+    assert not qt, f"{path.relative_to(ROOT)} imports {sorted(qt)}: Qt belongs in app/gui"
+
+
+@pytest.mark.parametrize("path", _sources("gmic_core"), ids=lambda p: str(p.relative_to(ROOT)))
+def test_core_never_imports_the_application(path):
+    application = {name for name in _imports(path) if name.split(".")[0] == "app"}
+    assert not application, f"{path.relative_to(ROOT)} imports {sorted(application)}"
