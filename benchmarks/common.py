@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-import statistics
-import time
 from collections.abc import Callable
 from pathlib import Path
+
+from gmic_core.bench import median_time
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -17,11 +17,4 @@ def reference_dir() -> Path:
 
 def median_seconds(function: Callable[[], object], runs: int, warmup: int = 1) -> tuple[float, list[float]]:
     """Median wall time of ``runs`` calls after ``warmup`` untimed calls, and every timing."""
-    for _ in range(warmup):
-        function()
-    timings = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        function()
-        timings.append(time.perf_counter() - start)
-    return statistics.median(timings), timings
+    return median_time(function, runs, warmup)

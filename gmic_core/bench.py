@@ -19,6 +19,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from gmic_core.config import GMICConfig
 from gmic_core.inference import (
     Precision,
+    autocast,
     check_precision,
     device_description,
     freezing,
@@ -90,7 +91,7 @@ def matmul_peak_gflops(device: torch.device, dtype: torch.dtype, size: int = 409
     """Measured multiply-add rate of one large square matrix product (2 FLOPs per multiply-add)."""
     a = torch.randn(size, size, device=device, dtype=dtype)
     b = torch.randn(size, size, device=device, dtype=dtype)
-    seconds = _median_time(lambda: a @ b, device, repeats, warmup=2)
+    seconds, _ = median_time(lambda: a @ b, repeats, warmup=2, device=device)
     return 2 * size**3 / seconds / 1e9
 
 
@@ -115,22 +116,22 @@ def measure(
     gflops = counter.get_total_flops() / 1e9
 
     def forward() -> None:
-        with torch.inference_mode(), _autocast(device, precision), freezing(compile):
+        with torch.inference_mode(), autocast(device, precision), freezing(compile):
             model(exam)
 
     with peak_memory(device) as peak:
-        forward_s = _median_time(forward, device, repeats)
+        forward_s, _ = median_time(forward, repeats, device=device)
     backward_s = None
     if backward:
         trainable.train()
 
         def forward_backward() -> None:
-            with _autocast(device, precision):
+            with autocast(device, precision):
                 out = trainable(exam)
             _loss(out).backward()
             trainable.zero_grad(set_to_none=True)
 
-        backward_s = _median_time(forward_backward, device, repeats)
+        backward_s, _ = median_time(forward_backward, repeats, device=device)
     result = ModelBenchmark(
         name=f"{name} (compiled)" if compile else name,
         precision=precision,
@@ -150,22 +151,20 @@ def _loss(output: object) -> torch.Tensor:
     return output.y_fusion.float().sum() + output.y_local.float().sum() + output.y_global.float().sum()
 
 
-def _autocast(device: torch.device, precision: Precision) -> contextlib.AbstractContextManager:
-    if precision == "fp32":
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
-
-
-def _synchronize(device: torch.device) -> None:
+def _synchronize(device: torch.device | None) -> None:
+    if device is None:
+        return
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     elif device.type == "mps":
         torch.mps.synchronize()
 
 
-def _median_time(
-    function: Callable[[], object], device: torch.device, repeats: int, warmup: int = 1
-) -> float:
+def median_time(
+    function: Callable[[], object], repeats: int, warmup: int = 1, device: torch.device | None = None
+) -> tuple[float, list[float]]:
+    """Median wall time of ``repeats`` calls after ``warmup`` untimed ones, waiting for the device
+    to finish each; and every timing."""
     for _ in range(warmup):
         function()
     _synchronize(device)
@@ -175,7 +174,7 @@ def _median_time(
         function()
         _synchronize(device)
         timings.append(time.perf_counter() - start)
-    return statistics.median(timings)
+    return statistics.median(timings), timings
 
 
 @contextlib.contextmanager

@@ -364,7 +364,7 @@ class Predictor:
     @torch.inference_mode()
     def _run(self, model: torch.nn.Module, batch: torch.Tensor) -> GMICOutput:
         batch = batch.to(self.device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-        with self._autocast(), freezing(self.compiled):
+        with autocast(self.device, self.precision), freezing(self.compiled):
             output = model(batch)
         fields = {field.name: getattr(output, field.name) for field in dataclasses.fields(output)}
         return GMICOutput(
@@ -373,11 +373,6 @@ class Predictor:
                 for name, value in fields.items()
             }
         )
-
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        if self.precision == "fp32":
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=_AUTOCAST_DTYPES[self.precision])
 
     def _augmented_fusion(
         self, views: list[View], images: Mapping[View, ViewImage], cancelled: Callable[[], bool]
@@ -463,6 +458,13 @@ def prepare_for_inference(model: torch.nn.Module, device: torch.device, compile:
     """Batch norms folded, channels-last weights on ``device``, optionally compiled."""
     prepared = fold_batch_norms(model).to(device, memory_format=torch.channels_last)
     return torch.compile(prepared) if compile else prepared
+
+
+def autocast(device: torch.device, precision: Precision) -> contextlib.AbstractContextManager:
+    """Mixed precision for the networks' arithmetic; a no-op in fp32."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=_AUTOCAST_DTYPES[precision])
 
 
 def freezing(enabled: bool) -> contextlib.AbstractContextManager:

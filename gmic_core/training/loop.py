@@ -9,7 +9,6 @@ interrupted run resumes where it stopped and gives the same result as an uninter
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import math
 import sys
@@ -25,7 +24,7 @@ import torch
 
 from gmic_core.errors import CheckpointError
 from gmic_core.imaging.views import Laterality
-from gmic_core.inference import select_device
+from gmic_core.inference import autocast, select_device
 from gmic_core.metrics import roc_auc
 from gmic_core.model import GMIC, ModelCard, load_checkpoint, save_checkpoint
 from gmic_core.preprocess import WindowNoise
@@ -122,7 +121,7 @@ def train(
             if augmentation.rotate_patches:
                 generator = torch.Generator().manual_seed(_item_seed(config.seed, epoch, step) + 1)
                 rotations = torch.randint(0, 4, (images.shape[0], model.config.num_rois), generator=generator)
-            with _autocast(device):
+            with autocast(device, "bf16" if device.type == "cuda" else "fp32"):  # bf16 needs no loss scaling
                 terms = gmic_loss(
                     model(images, rotations.to(device) if rotations is not None else None),
                     labels,
@@ -182,13 +181,6 @@ def train(
 
 def _item_seed(seed: int, epoch: int, position: int) -> int:
     return int(np.random.SeedSequence([seed, epoch, position]).generate_state(1)[0])
-
-
-def _autocast(device: torch.device) -> contextlib.AbstractContextManager:
-    """Mixed precision on GPUs (bf16, which needs no loss scaling); full precision on the CPU."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 def _progress(epoch: int, step: int, steps: int, loss: float, rate: float) -> None:
