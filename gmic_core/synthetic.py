@@ -52,6 +52,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import scipy.fft
@@ -155,7 +156,12 @@ class SynthesisConfig:
 
     @property
     def spacing_mm(self) -> float:
-        return FULL_SIZE_SPACING_MM * FULL_SIZE[0] / self.size[0]
+        return spacing_mm(self.size)
+
+
+def spacing_mm(size: tuple[int, ...]) -> float:
+    """Pixel spacing at the breast of an image of ``size``: the full-size detector's, scaled."""
+    return FULL_SIZE_SPACING_MM * FULL_SIZE[0] / size[0]
 
 
 @dataclass(frozen=True)
@@ -475,7 +481,7 @@ def _glandular(
     along = (cols - chest_wall) / (nipple[1] - chest_wall)
     spread = 0.55 + 0.3 * breast.density
     envelope = np.exp(-((np.abs(across) / spread) ** 3))
-    envelope *= _sigmoid((along - 0.08) / 0.03) * _sigmoid((0.95 - along) / 0.04)
+    envelope *= _sigmoid((along - 0.05) / 0.025) * _sigmoid((0.95 - along) / 0.04)
     radius = np.hypot(rows - nipple[0], cols - nipple[1])
     angle = np.arctan2(rows - nipple[0], nipple[1] - cols)
     base = _power_law_noise(rng, (512, 512), beta=3.0)
@@ -555,17 +561,34 @@ def _vessel_paths(rng: np.random.Generator, anatomy: _Anatomy, count: int) -> It
 def _vascular_calcifications(
     signal: np.ndarray, anatomy: _Anatomy, spacing: float, rng: np.random.Generator
 ) -> None:
-    """Benign, unlabelled: interrupted parallel tracks of calcium along one vessel."""
+    """Benign, unlabelled: interrupted, irregular parallel tracks of calcium along part of a vessel."""
     for path in _vessel_paths(rng, anatomy, 1):
-        keep = np.sin(np.arange(len(path)) * spacing / rng.uniform(1.5, 3.0)) > 0.2
+        start = int(rng.integers(0, max(len(path) // 2, 1)))
+        path = path[start : start + int(len(path) * rng.uniform(0.2, 0.45))]
+        if len(path) < 2:
+            return
+        # Segments of random length (0.5-4 mm) with random gaps, each track on its own.
         direction = np.gradient(path, axis=0)
         normal = np.stack([direction[:, 1], -direction[:, 0]], axis=1)
         normal /= np.maximum(np.linalg.norm(normal, axis=1, keepdims=True), 1e-6)
-        offset = normal * (0.6 / spacing)
-        strength = rng.uniform(0.16, 0.28)
-        for side in (offset, -offset):
-            points = (path + side)[keep]
-            _stamp(signal, points, np.full(len(points), strength), max(0.12 / spacing, 0.6))
+        for side in (1.0, -1.0):
+            keep = _random_segments(rng, len(path), spacing)
+            offset = side * normal * (rng.uniform(0.4, 0.8) / spacing) + rng.normal(
+                0, 0.05 / spacing, path.shape
+            )
+            strength = rng.uniform(0.12, 0.26) * rng.uniform(0.6, 1.0, len(path))
+            points = (path + offset)[keep]
+            _stamp(signal, points, strength[keep], max(rng.uniform(0.08, 0.16) / spacing, 0.6))
+
+
+def _random_segments(rng: np.random.Generator, length: int, spacing: float) -> np.ndarray:
+    keep = np.zeros(length, bool)
+    position = int(rng.integers(0, 10))
+    while position < length:
+        run = max(1, int(rng.uniform(0.5, 4.0) / spacing))
+        keep[position : position + run] = True
+        position += run + max(1, int(rng.uniform(0.5, 3.0) / spacing))
+    return keep
 
 
 def _lesion_center(
@@ -800,9 +823,7 @@ def write_dataset(
         folder.mkdir(exist_ok=True)
         for view, image in exam.views.items():
             file = folder / f"{view.value}.dcm"
-            dataset = _dicom(exam, image, config, photometric)
-            _encode(dataset, image.pixels, photometric, bits_stored, TRANSFER_SYNTAXES[transfer_syntax])
-            dataset.save_as(file, enforce_file_format=True)
+            write_image(file, exam, view, transfer_syntax, photometric)
             benign, malignant = exam.breasts[view.laterality].labels
             rows.append(
                 {
@@ -836,7 +857,21 @@ def _write_mask(out: Path, index: int, view: View, kind: str, mask: np.ndarray |
     return relative.as_posix()
 
 
-def _dicom(exam: SyntheticExam, image: SyntheticView, config: SynthesisConfig, photometric: str) -> Dataset:
+def write_image(
+    path: Path | str | BinaryIO,
+    exam: SyntheticExam,
+    view: View,
+    transfer_syntax: str = "jpeg2000-lossless",
+    photometric: str = "MONOCHROME2",
+) -> None:
+    """Write one view of an exam as a DICOM file (a path or a binary file object)."""
+    image = exam.views[view]
+    dataset = _dicom(exam, image, photometric)
+    _encode(dataset, image.pixels, photometric, exam.bits_stored, TRANSFER_SYNTAXES[transfer_syntax])
+    dataset.save_as(path, enforce_file_format=True)
+
+
+def _dicom(exam: SyntheticExam, image: SyntheticView, photometric: str) -> Dataset:
     """An MG For Presentation header as a vendor writes it (PS3.3 A.26: Digital Mammography X-Ray
     Image IOD)."""
     view = image.view
@@ -880,7 +915,7 @@ def _dicom(exam: SyntheticExam, image: SyntheticView, config: SynthesisConfig, p
     view_code.CodeValue, view_code.CodingSchemeDesignator, view_code.CodeMeaning = code, "SCT", meaning
     view_code.ViewModifierCodeSequence = Sequence([])
     ds.ViewCodeSequence = Sequence([view_code])
-    ds.ImagerPixelSpacing = [f"{config.spacing_mm * MAGNIFICATION:.6f}"] * 2
+    ds.ImagerPixelSpacing = [f"{spacing_mm(image.pixels.shape) * MAGNIFICATION:.6f}"] * 2
     ds.EstimatedRadiographicMagnificationFactor = f"{MAGNIFICATION}"
     ds.BreastImplantPresent = "NO"
     ds.OrganExposed = "BREAST"
@@ -890,9 +925,9 @@ def _dicom(exam: SyntheticExam, image: SyntheticView, config: SynthesisConfig, p
     ds.QualityControlImage = "NO"
     ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType = "0", "1", "US"
     ds.VOILUTFunction = "LINEAR"
-    top = (1 << config.bits_stored) - 1
+    top = (1 << exam.bits_stored) - 1
     tissue = image.pixels[image.pixels > 0]
-    low, high = np.percentile(tissue, (0.5, 99.8)) if tissue.size else (0, top)
+    low, high = np.percentile(tissue, (0.5, 99.9)) if tissue.size else (0, top)
     width, center = max(float(high - low), 2.0), float(low + high) / 2
     windows = [(center + shift * width, width * scale) for _, scale, shift in WINDOWS]
     if photometric == "MONOCHROME1":  # the same display after inversion: PS3.3 C.11.2.1.2.1

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import copy
+import io
 from functools import cache
 from pathlib import Path
 
 import imagecodecs
+import pydicom
 from pydicom.dataset import Dataset
 from pydicom.encaps import encapsulate
 from pydicom.uid import (
@@ -22,7 +24,7 @@ from pydicom.uid import (
 )
 
 from gmic_core.imaging.views import View
-from gmic_core.synthetic import SynthesisConfig, _dicom, _encode, generate_exam
+from gmic_core.synthetic import SynthesisConfig, generate_exam, write_image
 
 SMALL = (256, 208)
 LOSSLESS_SYNTAXES = (
@@ -44,11 +46,9 @@ def small_exam(size: tuple[int, int] = SMALL, index: int = 0):
 
 def dataset(view: View = View.L_CC, size: tuple[int, int] = SMALL, index: int = 0) -> Dataset:
     """A synthetic MG For Presentation image, uncompressed, MONOCHROME2, 12 bits."""
-    exam = small_exam(size, index)
-    image = exam.views[view]
-    ds = _dicom(exam, image, SynthesisConfig(size=size), "MONOCHROME2")
-    _encode(ds, image.pixels, "MONOCHROME2", 12, ExplicitVRLittleEndian)
-    return ds
+    buffer = io.BytesIO()
+    write_image(buffer, small_exam(size, index), view, "explicit-little")
+    return pydicom.dcmread(io.BytesIO(buffer.getvalue()))
 
 
 def encode(ds: Dataset, transfer_syntax: str) -> Dataset:
