@@ -219,7 +219,6 @@ class SyntheticExam:
     breasts: dict[Laterality, BreastSpec]
     views: dict[View, SyntheticView]
     bits_stored: int
-    gain: float
 
     @property
     def labels(self) -> BreastLabels:
@@ -254,7 +253,6 @@ def generate_exam(seed: int, index: int, config: SynthesisConfig = SynthesisConf
         breasts=breasts,
         views=views,
         bits_stored=config.bits_stored,
-        gain=gain,
     )
 
 
@@ -354,7 +352,7 @@ def _render_view(
     height, width = config.size
     spacing = config.spacing_mm
     anatomy = _anatomy(view.position, breast, config, rng)
-    signal = _upsample(_tissue_signal(anatomy, view.position, breast, spacing, rng), config.size)
+    signal = _upsample(_tissue_signal(anatomy, spacing, rng), config.size)
     distance = _upsample(anatomy.distance_mm, config.size)
     columns = np.arange(width, dtype=np.float32) + 0.5
     inside = np.clip(anatomy.edge[:, None].astype(np.float32) - columns[None, :] + 0.5, 0.0, 1.0)
@@ -365,9 +363,7 @@ def _render_view(
     lesion_rng = {lesion: np.random.default_rng(lesion.seed) for lesion in breast.lesions}
     cap = float(np.percentile(signal[::8, ::8][inside[::8, ::8] > 0.5], 99.5))
     for lesion in breast.lesions:
-        site = _Site(
-            _lesion_center(anatomy, view.position, lesion, spacing), spacing, view.position, cap, anatomy
-        )
+        site = _Site(_lesion_center(anatomy, view.position, lesion), spacing, view.position, cap, anatomy)
         renderer = _mass if lesion.kind.is_mass else _calcifications
         renderer(signal, masks[lesion.kind.malignant], lesion, site, lesion_rng[lesion])
     if breast.vascular_calcifications:
@@ -498,9 +494,7 @@ def _glandular(
     return (fraction * interior * np.clip(distance / 4.0, 0, 1)).astype(np.float32)
 
 
-def _tissue_signal(
-    anatomy: _Anatomy, position: ViewPosition, breast: BreastSpec, spacing: float, rng: np.random.Generator
-) -> np.ndarray:
+def _tissue_signal(anatomy: _Anatomy, spacing: float, rng: np.random.Generator) -> np.ndarray:
     """The work-grid signal: fat and glandular tissue under the thickness falloff, pectoral muscle,
     vessels."""
     rim_mm = rng.uniform(10.0, 18.0)  # radius of the uncompressed rim
@@ -591,9 +585,7 @@ def _random_segments(rng: np.random.Generator, length: int, spacing: float) -> n
     return keep
 
 
-def _lesion_center(
-    anatomy: _Anatomy, position: ViewPosition, lesion: PlacedLesion, spacing: float
-) -> tuple[float, float]:
+def _lesion_center(anatomy: _Anatomy, position: ViewPosition, lesion: PlacedLesion) -> tuple[float, float]:
     """Full-resolution (row, column) of a lesion in this view, inside the breast, clear of the skin
     and the pectoral muscle."""
     margin_mm = lesion.size_mm / 2 + 4.0

@@ -9,9 +9,9 @@ Two steps, so that nothing decodes pixels before it has to:
   :func:`read_dicom_header` for one file. An exam holds :class:`ImageRef` objects: frozen,
   picklable headers (laterality, view, intent, photometric, VOI, spacing, UIDs).
 * **Pixels.** :func:`load_image` decodes one :class:`ImageRef` into a :class:`Mammogram`;
-  :func:`read_dicom` decodes one path. Each call is independent: the GUI decodes the four views in
-  parallel threads (pydicom and the pylibjpeg decoders release no shared state) and shows each when
-  it is ready; triage sends ``ImageRef`` objects to worker processes.
+  :func:`read_dicom` decodes one path. Each call opens its own file and builds its own data set,
+  sharing nothing with other calls: the GUI decodes the four views in parallel threads and shows each
+  when it is ready; triage sends ``ImageRef`` objects to worker processes.
 
 A decoded DICOM mammogram is display-ready: Modality LUT applied, MONOCHROME1 inverted, mirrored so
 that right views face left and left views face right (``horizontal_flip`` is False for DICOM
