@@ -126,9 +126,12 @@ def measure(
         trainable.train()
 
         def forward_backward() -> None:
-            with autocast(device, precision):
-                out = trainable(exam)
-            _loss(out).backward()
+            # one view at a time with accumulated gradients, as training at full size does: a batch
+            # of four full-size views would not fit in memory for the ResNet-34 baselines
+            for view in exam.split(1):
+                with autocast(device, precision):
+                    out = trainable(view)
+                _loss(out).backward()
             trainable.zero_grad(set_to_none=True)
 
         backward_s, _ = median_time(forward_backward, repeats, device=device)

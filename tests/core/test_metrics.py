@@ -68,5 +68,5 @@ def test_dice():
 
 def test_hybrid_is_the_weighted_mean():
     np.testing.assert_allclose(metrics.hybrid([1.0, 0.0], [0.0, 0.5], 0.25), [0.25, 0.375])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="hybrid weight"):
         metrics.hybrid([1.0], [0.0], 1.5)
