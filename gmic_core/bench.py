@@ -217,8 +217,10 @@ def run_benchmarks(
     repeats: int,
     backward: bool,
     log: Callable[[str], None],
+    compile: bool = False,
 ) -> dict:
-    """All measurements of one run: the matmul peak per precision, then every model."""
+    """All measurements of one run: the matmul peak per precision, then every model (eager, and
+    compiled too when ``compile``)."""
     peaks = {}
     for precision in precisions:
         check_precision(device, precision)

@@ -23,6 +23,13 @@ class Projection(nn.Module):
         return self.norm(self.conv(x))
 
 
+def _projection(in_channels: int, out_channels: int, stride: int) -> Projection | None:
+    """The shortcut needs a projection exactly when the block changes resolution or width."""
+    return (
+        Projection(in_channels, out_channels, stride) if stride != 1 or in_channels != out_channels else None
+    )
+
+
 class BasicBlock(nn.Module):
     """ResNet v1 basic block (ResNet-18/34): ``relu(bn(conv(relu(bn(conv_s(x))))) + shortcut)``."""
 
@@ -34,12 +41,7 @@ class BasicBlock(nn.Module):
         self.norm1 = nn.BatchNorm2d(width)
         self.conv2 = nn.Conv2d(width, width, 3, padding=1, bias=False)
         self.norm2 = nn.BatchNorm2d(width)
-        out_channels = width * self.expansion
-        self.projection = (
-            Projection(in_channels, out_channels, stride)
-            if stride != 1 or in_channels != out_channels
-            else None
-        )
+        self.projection = _projection(in_channels, width * self.expansion, stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = x if self.projection is None else self.projection(x)
@@ -61,11 +63,7 @@ class BottleneckBlock(nn.Module):
         self.norm2 = nn.BatchNorm2d(width)
         self.conv3 = nn.Conv2d(width, out_channels, 1, bias=False)
         self.norm3 = nn.BatchNorm2d(out_channels)
-        self.projection = (
-            Projection(in_channels, out_channels, stride)
-            if stride != 1 or in_channels != out_channels
-            else None
-        )
+        self.projection = _projection(in_channels, out_channels, stride)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shortcut = x if self.projection is None else self.projection(x)

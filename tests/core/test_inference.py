@@ -176,25 +176,19 @@ def weights_file(reference_dir, tmp_path_factory):
     return path
 
 
+def _predict(weights, out, *arguments) -> int:
+    """``gmic predict`` with the seeded reference weights (a published-format file, top-t 0.03)."""
+    return main(
+        ["predict", *map(str, arguments), "--weights", str(weights), "--top-t", "0.03", "--out", str(out)]
+    )
+
+
 def test_predict_command_json_with_a_bad_exam(reference_dir, weights_file, tmp_path, capsys):
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "exam.json").write_text("{not json")
     out = tmp_path / "results.json"
-    status = main(
-        [
-            "predict",
-            str(reference_dir / "sample_exam"),
-            str(broken),
-            "--weights",
-            str(weights_file),
-            "--top-t",
-            "0.03",
-            "--out",
-            str(out),
-        ]
-    )
-    assert status == 0
+    assert _predict(weights_file, out, reference_dir / "sample_exam", broken) == 0
     document = json.loads(out.read_text())
     (exam,) = document["exams"]
     assert exam["exam_id"] == "0"
@@ -212,41 +206,15 @@ def test_predict_command_json_with_a_bad_exam(reference_dir, weights_file, tmp_p
 
 
 def test_predict_command_fails_when_nothing_could_be_processed(weights_file, tmp_path):
-    assert (
-        main(
-            [
-                "predict",
-                str(tmp_path),
-                "--weights",
-                str(weights_file),
-                "--top-t",
-                "0.03",
-                "--out",
-                str(tmp_path / "r.json"),
-            ]
-        )
-        == 1
-    )
+    assert _predict(weights_file, tmp_path / "r.json", tmp_path) == 1
     assert json.loads((tmp_path / "r.json").read_text())["exams"] == []
 
 
 def test_predict_command_csv_and_pictures(reference_dir, weights_file, tmp_path):
     out = tmp_path / "results.csv"
-    status = main(
-        [
-            "predict",
-            str(reference_dir / "sample_exam"),
-            "--weights",
-            str(weights_file),
-            "--top-t",
-            "0.03",
-            "--out",
-            str(out),
-            "--visualize",
-            str(tmp_path / "pictures"),
-        ]
+    assert (
+        _predict(weights_file, out, reference_dir / "sample_exam", "--visualize", tmp_path / "pictures") == 0
     )
-    assert status == 0
     rows = list(csv.DictReader(out.open()))
     assert [row["image_index"] for row in rows] == ["0_L-CC", "0_R-CC", "0_L-MLO", "0_R-MLO", "0_L", "0_R"]
     assert list(rows[0]) == [
@@ -288,20 +256,7 @@ def test_predict_command_on_synthetic_dicom_and_real_files(reference_dir, weight
         == 0
     )
     out = tmp_path / "results.json"
-    status = main(
-        [
-            "predict",
-            str(tmp_path / "synth"),
-            str(reference_dir / "dicom"),
-            "--weights",
-            str(weights_file),
-            "--top-t",
-            "0.03",
-            "--out",
-            str(out),
-        ]
-    )
-    assert status == 0
+    assert _predict(weights_file, out, tmp_path / "synth", reference_dir / "dicom") == 0
     document = json.loads(out.read_text())
     synthetic = [exam for exam in document["exams"] if len(exam["views"]) == 4]
     assert len(synthetic) == 2
