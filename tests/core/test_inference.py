@@ -265,3 +265,30 @@ def test_predict_command_on_synthetic_dicom_and_real_files(reference_dir, weight
     assert all(exam["breasts"]["R"] is None for exam in real)
     failed = {Path(error["path"]).name for error in document["errors"]}
     assert {"BTO_stub_3frames.dcm", "MG-RDSR-Hologic_2D.dcm"} <= failed  # MG1_JPLY: its duplicates decode
+
+
+def test_compiled_predictor_matches_eager(tmp_path):
+    """The compiled path (torch.compile with frozen weights), on a quarter-scale model to keep the
+    compilation short."""
+    from gmic_core.config import GMICConfig
+    from gmic_core.model import GMIC
+    from tests.core.test_preprocess import _breast
+
+    torch.manual_seed(0)
+    checkpoint = LoadedCheckpoint(
+        GMIC(GMICConfig.at_scale(0.25)).eval(),
+        ModelCard("small", "0", "none", "tests"),
+        "0" * 64,
+        tmp_path,
+        False,
+    )
+    images = {
+        View.L_CC: ViewImage(_breast(1400, 1000, True)),
+        View.R_MLO: ViewImage(_breast(1400, 1000, False)),
+    }
+    eager = Predictor([checkpoint], device="cpu").predict("e", images)
+    compiled = Predictor([checkpoint], device="cpu", compile=True).predict("e", images)
+    for view, result in eager.views.items():
+        np.testing.assert_allclose(compiled.views[view].y_fusion, result.y_fusion, atol=1e-4)
+        np.testing.assert_allclose(compiled.views[view].saliency, result.saliency, atol=1e-4)
+        assert compiled.views[view].roi_boxes == result.roi_boxes
