@@ -115,7 +115,8 @@ def train(
         started = time.perf_counter()
         steps = math.ceil(len(keys) / batch_size)
         model.train()
-        for step, (images, labels, _) in enumerate(loader, start=state["step"]):
+        first_step = state["step"]
+        for step, (images, labels, _) in enumerate(loader, start=first_step):
             images, labels = images.to(device), labels.to(device)
             rotations = None
             if augmentation.rotate_patches:
@@ -136,7 +137,15 @@ def train(
             state["step"], state["global_step"] = step + 1, state["global_step"] + 1
             steps_this_call += 1
             elapsed = time.perf_counter() - started
-            _progress(epoch, step + 1, steps, totals["total"] / totals["images"], totals["images"] / elapsed)
+            done = step + 1 - first_step
+            _progress(
+                epoch,
+                step + 1,
+                steps,
+                totals["total"] / totals["images"],
+                totals["images"] / elapsed,
+                elapsed / done,
+            )
             interrupted = stop_after_steps is not None and steps_this_call >= stop_after_steps
             if interrupted or (step + 1) % config.optimisation.checkpoint_every == 0:
                 _save_last(output / "last.pt", model, optimiser, config, state)
@@ -183,13 +192,13 @@ def _item_seed(seed: int, epoch: int, position: int) -> int:
     return int(np.random.SeedSequence([seed, epoch, position]).generate_state(1)[0])
 
 
-def _progress(epoch: int, step: int, steps: int, loss: float, rate: float) -> None:
+def _progress(epoch: int, step: int, steps: int, loss: float, rate: float, seconds_per_step: float) -> None:
     width = 30
     filled = int(width * step / max(steps, 1))
-    eta = (steps - step) / rate if rate else float("nan")
+    eta = (steps - step) * seconds_per_step
     sys.stderr.write(
         f"\repoch {epoch + 1} [{'#' * filled}{'.' * (width - filled)}] {step}/{steps} "
-        f"loss {loss:.4f} {rate:.2f} img/s" + (f" eta {eta:.0f} s" if math.isfinite(eta) else "")
+        f"loss {loss:.4f} {rate:.2f} img/s eta {eta:.0f} s"
     )
     sys.stderr.flush()
 
