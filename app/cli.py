@@ -84,7 +84,7 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from app.predict import predict_paths, write_csv, write_json
+    from app.predict import predict_paths, results_json, write_csv
     from gmic_core.errors import GMICError
     from gmic_core.inference import Predictor
 
@@ -99,7 +99,11 @@ def _predict(args: argparse.Namespace) -> int:
     if args.out is not None and args.out.suffix.lower() == ".csv":
         write_csv(run, args.out)
     else:
-        write_json(run, predictor, args.out or Path("/dev/stdout"))
+        document = results_json(run, predictor)
+        if args.out is None:
+            print(document)
+        else:
+            args.out.write_text(document)
     for error in run.errors:
         print(f"gmic predict: {error['path']}: {error['error']}", file=sys.stderr)
     return 0 if run.results else 1

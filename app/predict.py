@@ -6,7 +6,7 @@ import csv
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from gmic_core.errors import ExamError, GMICError
@@ -74,13 +74,13 @@ def _exams_at(path: Path, run: PredictionRun) -> list[Exam]:
     return scan.exams
 
 
-def write_json(run: PredictionRun, predictor: Predictor, path: Path) -> None:
+def results_json(run: PredictionRun, predictor: Predictor) -> str:
     document = {
-        "model": predictor.identity.__dict__,
+        "model": asdict(predictor.identity),
         "exams": [result.to_json() for result, _ in run.results],
         "errors": run.errors,
     }
-    path.write_text(json.dumps(document, indent=1))
+    return json.dumps(document, indent=1)
 
 
 def write_csv(run: PredictionRun, path: Path) -> None:
