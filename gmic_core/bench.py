@@ -26,6 +26,7 @@ from gmic_core.inference import (
     prepare_for_inference,
 )
 from gmic_core.model import GMIC
+from gmic_core.model.heads import TopTPooling
 from gmic_core.model.local_network import LocalNetwork
 
 VIEWS_PER_EXAM = 4
@@ -45,7 +46,7 @@ class ResNet34Baseline(nn.Module):
             self.classifier = nn.Linear(features, config.num_classes)
         elif head == "top_t":
             self.classifier = nn.Conv2d(features, config.num_classes, 1, bias=False)
-            self.top_t = config.top_t
+            self.pooling = TopTPooling(config.top_t)
         else:
             raise ValueError(f"unknown head {head!r}: 'fc' or 'top_t'")
 
@@ -53,9 +54,7 @@ class ResNet34Baseline(nn.Module):
         features = self.backbone.forward_features(image)
         if self.head == "fc":
             return torch.sigmoid(self.classifier(features.mean(dim=(2, 3))))
-        maps = torch.sigmoid(self.classifier(features)).flatten(2)
-        k = max(1, round(maps.shape[2] * self.top_t))
-        return maps.topk(k, dim=2).values.mean(dim=2)
+        return self.pooling(torch.sigmoid(self.classifier(features)))
 
 
 @dataclass(frozen=True)

@@ -80,7 +80,7 @@ class GMICConfig:
     @property
     def top_k_cells(self) -> int:
         """Number of saliency cells averaged by top-t pooling: SPEC.md section 3.2."""
-        return max(1, round(self.saliency_height * self.saliency_width * self.top_t))
+        return top_k_cells(self.saliency_height * self.saliency_width, self.top_t)
 
     @classmethod
     def at_scale(cls, scale: float, **changes: Any) -> GMICConfig:
@@ -113,6 +113,11 @@ class GMICConfig:
         if unknown:
             raise ValueError(f"unknown GMICConfig fields: {sorted(unknown)}")
         return cls(**values)
+
+
+def top_k_cells(cells: int, fraction: float) -> int:
+    """k of top-t pooling over ``cells`` map cells: round(cells * t), at least one (SPEC.md 3.2)."""
+    return max(1, round(cells * fraction))
 
 
 def _global_output_size(size: int) -> int:

@@ -55,7 +55,7 @@ class GMIC(nn.Module):
         self.config = config or GMICConfig()
         self.global_network = GlobalNetwork(self.config)
         self.saliency_head = SaliencyHead(self.config)
-        self.top_t_pooling = TopTPooling(self.config)
+        self.top_t_pooling = TopTPooling(self.config.top_t)
         self.roi_selector = RoiSelector(self.config)
         self.patch_cropper = PatchCropper(self.config)
         self.local_network = LocalNetwork(self.config)

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gmic_core.config import GMICConfig
+from gmic_core.config import GMICConfig, top_k_cells
 
 
 class SaliencyHead(nn.Module):
@@ -27,12 +27,13 @@ class TopTPooling(nn.Module):
     k = round(t * h * w); t = 1 / (h * w) is global max pooling and t = 1 global average pooling.
     """
 
-    def __init__(self, config: GMICConfig) -> None:
+    def __init__(self, top_t: float) -> None:
         super().__init__()
-        self.k = config.top_k_cells
+        self.top_t = top_t
 
     def forward(self, saliency: torch.Tensor) -> torch.Tensor:
-        return saliency.flatten(2).topk(self.k, dim=2).values.mean(dim=2)
+        cells = saliency.flatten(2)
+        return cells.topk(top_k_cells(cells.shape[2], self.top_t), dim=2).values.mean(dim=2)
 
 
 class RoiSelector(nn.Module):

@@ -113,15 +113,8 @@ def test_blank_image_is_a_typed_error():
 
 
 def test_reduced_scale_sees_the_whole_breast():
-    config = GMICConfig(
-        input_height=1472,
-        input_width=960,
-        saliency_height=23,
-        saliency_width=15,
-        crop_height=128,
-        crop_width=128,
-        input_scale=0.5,
-    )
+    config = GMICConfig.at_scale(0.5)
+    assert (config.saliency_height, config.saliency_width, config.crop_height) == (23, 15, 128)
     image = _breast(2900, 1800, chest_wall_left=False)
     result = preprocess(image, "R", is_mlo=True, config=config)
     assert result.tensor.shape == (1, 1472, 960)
