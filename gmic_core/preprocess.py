@@ -323,7 +323,7 @@ def place_window(
         move_row, move_col = rng.uniform(-1, 1, size=2)
     else:
         move_row = move_col = 0.0
-    pad_top = pad_left = 0
+    pad_top = 0  # columns are only ever padded on the right
     padded_h, padded_w = crop_h, crop_w
     top, left = center[0] - win_h // 2, center[1] - win_w // 2
     if is_mlo and crop_h < win_h + noise_rows + noise_size:
@@ -348,7 +348,7 @@ def place_window(
         for edge, amp, draw in zip((top, bottom, left, right), amplitudes, size_draws, strict=True)
     )
     pixels = np.zeros((bottom - top, right - left), dtype=np.float32)
-    origin_row, origin_col = top - pad_top, left - pad_left
+    origin_row, origin_col = top - pad_top, left
     src_top, src_left = max(origin_row, 0), max(origin_col, 0)
     src_bottom, src_right = (
         min(origin_row + pixels.shape[0], crop_h),
