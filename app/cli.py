@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -41,6 +42,7 @@ def _register_synth(commands: argparse._SubParsersAction) -> None:
     defaults = synthetic.SynthesisConfig()
     parser.add_argument("--malignant-fraction", type=float, default=defaults.malignant_fraction)
     parser.add_argument("--benign-fraction", type=float, default=defaults.benign_fraction)
+    parser.add_argument("--workers", type=int, default=1, help="processes writing exams (default 1)")
     parser.set_defaults(run=_synth)
 
 
@@ -55,6 +57,7 @@ def _synth(args: argparse.Namespace) -> int:
         bits_stored=args.bits,
         malignant_fraction=args.malignant_fraction,
         benign_fraction=args.benign_fraction,
+        workers=args.workers,
     )
     print(manifest)
     return 0
@@ -154,6 +157,10 @@ def _register_train(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("train", help="train or fine-tune GMIC (resumes an interrupted run)")
     parser.add_argument("config", type=Path, metavar="CONFIG", help="a TOML file of every hyperparameter")
     parser.add_argument("--max-steps", type=int, help="stop after this many steps (run again to resume)")
+    parser.add_argument(
+        "--prepare-only", action="store_true", help="only crop the images into the config's cache_dir"
+    )
+    parser.add_argument("--workers", type=int, help="data worker processes (overrides num_workers)")
     parser.set_defaults(run=_train)
 
 
@@ -163,11 +170,15 @@ def _train(args: argparse.Namespace) -> int:
     from gmic_core.training.loop import train
 
     try:
-        result = train(TrainingConfig.from_toml(args.config), stop_after_steps=args.max_steps)
+        config = TrainingConfig.from_toml(args.config)
+        if args.workers is not None:
+            config = dataclasses.replace(config, num_workers=args.workers)
+        result = train(config, stop_after_steps=args.max_steps, prepare_only=args.prepare_only)
     except (GMICError, ValueError, OSError) as error:
         print(f"gmic train: {error}", file=sys.stderr)
         return 2
-    print(result.best_checkpoint or result.last_checkpoint)
+    if not args.prepare_only:
+        print(result.best_checkpoint or result.last_checkpoint)
     return 0
 
 

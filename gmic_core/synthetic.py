@@ -45,6 +45,7 @@ the published convention: right views face left, left views face right.
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import math
 from collections.abc import Iterator
@@ -70,6 +71,7 @@ from scipy import ndimage
 
 from gmic_core.imaging.exam import BreastLabels
 from gmic_core.imaging.views import Laterality, View, ViewPosition
+from gmic_core.parallel import process_map
 
 FULL_SIZE = (4096, 3328)  # rows, columns of a Hologic Selenia Dimensions image
 FULL_SIZE_SPACING_MM = 0.07  # its detector pixel pitch (at full size)
@@ -796,9 +798,11 @@ def write_dataset(
     bits_stored: int = 12,
     malignant_fraction: float = SynthesisConfig.malignant_fraction,
     benign_fraction: float = SynthesisConfig.benign_fraction,
+    workers: int = 1,
 ) -> Path:
     """Write ``exams`` exams as ``OUT_DIR/exam_NNNN/<VIEW>.dcm`` with masks under ``OUT_DIR/masks``
-    and the manifest (format in the module docstring); returns the manifest's path."""
+    and the manifest (format in the module docstring); returns the manifest's path. ``workers`` > 1
+    writes exams in that many processes; the files are the same."""
     if transfer_syntax not in TRANSFER_SYNTAXES:
         raise ValueError(f"transfer syntax must be one of {', '.join(TRANSFER_SYNTAXES)}")
     if photometric not in PHOTOMETRICS:
@@ -808,37 +812,43 @@ def write_dataset(
     out = Path(out_dir)
     (out / "masks").mkdir(parents=True, exist_ok=True)
     config = SynthesisConfig(size, malignant_fraction, benign_fraction, bits_stored)
-    rows = []
-    for index in range(exams):
-        exam = generate_exam(seed, index, config)
-        folder = out / f"exam_{index:04d}"
-        folder.mkdir(exist_ok=True)
-        for view, image in exam.views.items():
-            file = folder / f"{view.value}.dcm"
-            write_image(file, exam, view, transfer_syntax, photometric)
-            benign, malignant = exam.breasts[view.laterality].labels
-            rows.append(
-                {
-                    "exam_id": exam.exam_id,
-                    "view": view.value,
-                    "file": file.relative_to(out).as_posix(),
-                    "split": exam.split,
-                    "benign": benign,
-                    "malignant": malignant,
-                    "mask_benign": _write_mask(out, index, view, "benign", image.mask_benign),
-                    "mask_malignant": _write_mask(out, index, view, "malignant", image.mask_malignant),
-                    "density": exam.density,
-                    "lesions": ";".join(
-                        lesion.kind.value for lesion in exam.breasts[view.laterality].lesions
-                    ),
-                }
-            )
+    write = functools.partial(_write_exam, out, seed, config, transfer_syntax, photometric)
+    per_exam = process_map(write, range(exams), workers)
     manifest = out / MANIFEST_NAME
     with manifest.open("w", newline="", encoding="utf-8") as file:
         writer = csv.DictWriter(file, fieldnames=MANIFEST_COLUMNS)
         writer.writeheader()
-        writer.writerows(rows)
+        for rows in per_exam:
+            writer.writerows(rows)
     return manifest
+
+
+def _write_exam(
+    out: Path, seed: int, config: SynthesisConfig, transfer_syntax: str, photometric: str, index: int
+) -> list[dict[str, object]]:
+    exam = generate_exam(seed, index, config)
+    folder = out / f"exam_{index:04d}"
+    folder.mkdir(exist_ok=True)
+    rows = []
+    for view, image in exam.views.items():
+        file = folder / f"{view.value}.dcm"
+        write_image(file, exam, view, transfer_syntax, photometric)
+        benign, malignant = exam.breasts[view.laterality].labels
+        rows.append(
+            {
+                "exam_id": exam.exam_id,
+                "view": view.value,
+                "file": file.relative_to(out).as_posix(),
+                "split": exam.split,
+                "benign": benign,
+                "malignant": malignant,
+                "mask_benign": _write_mask(out, index, view, "benign", image.mask_benign),
+                "mask_malignant": _write_mask(out, index, view, "malignant", image.mask_malignant),
+                "density": exam.density,
+                "lesions": ";".join(lesion.kind.value for lesion in exam.breasts[view.laterality].lesions),
+            }
+        )
+    return rows
 
 
 def _write_mask(out: Path, index: int, view: View, kind: str, mask: np.ndarray | None) -> str:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import os
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from gmic_core.config import GMICConfig
 from gmic_core.errors import ExamError
 from gmic_core.imaging import read_dicom
 from gmic_core.imaging.views import PUBLISHED_VIEW_ORDER, Laterality, View
+from gmic_core.parallel import process_map
 from gmic_core.preprocess import CropMetadata, CroppedBreast, WindowNoise, crop_and_orient, window_input
 
 REQUIRED_COLUMNS = ("exam_id", "view", "file", "split", "benign", "malignant")
@@ -156,7 +158,7 @@ class CropCache:
     def get(self, image: ManifestImage) -> CroppedBreast:
         if image.path in self.memory:
             return self.memory[image.path]
-        cached = self._file(image)
+        cached = self.file(image)
         if cached is not None and cached.exists():
             with np.load(cached) as stored:
                 breast = _unpack(stored)
@@ -173,7 +175,8 @@ class CropCache:
             self.memory[image.path] = breast
         return breast
 
-    def _file(self, image: ManifestImage) -> Path | None:
+    def file(self, image: ManifestImage) -> Path | None:
+        """The image's entry in the on-disk cache (None for an in-memory cache)."""
         if self.folder is None:
             return None
         stat = image.path.stat()
@@ -181,10 +184,21 @@ class CropCache:
         return self.folder / f"{hashlib.sha1(key.encode()).hexdigest()}.npz"
 
 
+def fill_cache(images: Sequence[ManifestImage], cache: CropCache, workers: int) -> int:
+    """Compute the missing on-disk cache entries of ``images`` in ``workers`` processes, so that several
+    runs (a hyperparameter search) share one preparation; returns how many were computed."""
+    if cache.folder is None:
+        raise ValueError("only an on-disk crop cache (cache_dir) can be filled ahead of training")
+    missing = [image for image in images if not cache.file(image).exists()]  # type: ignore[union-attr]
+    process_map(cache.get, missing, workers, chunksize=4)
+    return len(missing)
+
+
 def _pack(path: Path, breast: CroppedBreast) -> None:
     crop = breast.crop
+    partial = path.with_name(f"{path.stem}.{os.getpid()}.partial.npz")
     np.savez(
-        path,
+        partial,
         pixels=np.round(breast.pixels).astype(np.uint16),
         window_location=crop.window_location,
         rightmost=(*crop.rightmost_points[0], crop.rightmost_points[1]),
@@ -193,6 +207,7 @@ def _pack(path: Path, breast: CroppedBreast) -> None:
         flipped=breast.flipped,
         stored_shape=breast.stored_shape,
     )
+    os.replace(partial, path)  # concurrent runs sharing the folder never read a half-written entry
 
 
 def _unpack(stored: np.lib.npyio.NpzFile) -> CroppedBreast:

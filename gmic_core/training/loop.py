@@ -37,6 +37,7 @@ from gmic_core.training.data import (
     SeededOrder,
     balanced_epoch,
     epoch_images,
+    fill_cache,
     read_manifest,
 )
 from gmic_core.training.loss import gmic_loss
@@ -64,9 +65,12 @@ def train(
     config: TrainingConfig,
     log: Callable[[str], None] = print,
     stop_after_steps: int | None = None,
+    prepare_only: bool = False,
 ) -> TrainingResult:
     """Train (or resume) the run ``config`` describes; ``stop_after_steps`` ends it early after that
-    many optimisation steps in this call, as an interruption would (``last.pt`` keeps the place)."""
+    many optimisation steps in this call, as an interruption would (``last.pt`` keeps the place).
+    With a ``cache_dir``, the images are first cropped into it in ``num_workers`` processes;
+    ``prepare_only`` stops there (runs that share the folder then skip the work)."""
     output = config.output_dir
     output.mkdir(parents=True, exist_ok=True)
     device = select_device(config.device)
@@ -86,6 +90,12 @@ def train(
     if not train_exams:
         raise ValueError(f"{config.manifest}: no exam in the train split")
     cache = CropCache(model.config, config.cache_dir)
+    if config.cache_dir is not None:
+        prepared = fill_cache(epoch_images(train_exams + val_exams), cache, config.num_workers)
+        if prepared:
+            log(f"cropped {prepared} images into {config.cache_dir}")
+    if prepare_only:
+        return _result(output, state)
     augmentation = config.augmentation
     noise = (
         WindowNoise(
@@ -110,6 +120,7 @@ def train(
             batch_size=batch_size,
             sampler=SeededOrder(keys, start=state["step"] * batch_size),
             num_workers=config.num_workers,
+            pin_memory=device.type == "cuda",
         )
         totals: dict[str, float] = defaultdict(float)
         started = time.perf_counter()
@@ -157,7 +168,11 @@ def train(
                 return _result(output, state)
         sys.stderr.write("\n")
         seconds = time.perf_counter() - started
-        val = validate(model, val_exams, cache, device, config.optimisation.batch_size) if val_exams else {}
+        val = (
+            validate(model, val_exams, cache, device, config.optimisation.batch_size, config.num_workers)
+            if val_exams
+            else {}
+        )
         row = {
             "epoch": epoch + 1,
             "steps": steps,
@@ -205,7 +220,12 @@ def _progress(epoch: int, step: int, steps: int, loss: float, rate: float, secon
 
 @torch.inference_mode()
 def validate(
-    model: GMIC, exams: list[ManifestExam], cache: CropCache, device: torch.device, batch_size: int
+    model: GMIC,
+    exams: list[ManifestExam],
+    cache: CropCache,
+    device: torch.device,
+    batch_size: int,
+    workers: int = 0,
 ) -> dict[str, float]:
     """Breast-level validation AUCs (mean of each breast's CC and MLO fusion predictions), no
     augmentation (paper section 3.2)."""
@@ -213,7 +233,7 @@ def validate(
     images = epoch_images(exams)
     dataset = GMICDataset(images, cache)
     loader = torch.utils.data.DataLoader(
-        dataset, batch_size=batch_size, sampler=[(i, -1) for i in range(len(images))]
+        dataset, batch_size=batch_size, sampler=[(i, -1) for i in range(len(images))], num_workers=workers
     )
     scores = np.zeros((len(images), 2))
     for batch, _, indices in loader:
