@@ -134,8 +134,8 @@ def train(
                 generator = torch.Generator().manual_seed(_item_seed(config.seed, epoch, step) + 1)
                 rotations = torch.randint(0, 4, (images.shape[0], model.config.num_rois), generator=generator)
             with autocast(device, "bf16" if device.type == "cuda" else "fp32"):  # bf16 needs no loss scaling
-                output = model(images, rotations.to(device) if rotations is not None else None)
-            terms = gmic_loss(output, labels, config.optimisation.beta)  # in fp32: CUDA autocast refuses BCE
+                predictions = model(images, rotations.to(device) if rotations is not None else None)
+            terms = gmic_loss(predictions, labels, config.optimisation.beta)  # in fp32: CUDA autocast refuses BCE
             optimiser.zero_grad(set_to_none=True)
             terms.total.backward()
             optimiser.step()
