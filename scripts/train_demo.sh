@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-EXAMS=${EXAMS:-300}
+EXAMS=${EXAMS:-480}
 SIZE=${SIZE:-"4096 3328"}
 WORKERS=${WORKERS:-16}
 BUDGET=${BUDGET:-550}  # seconds for the whole script; training gets what data preparation leaves

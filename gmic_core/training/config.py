@@ -27,7 +27,7 @@ class ModelSettings:
     init_from: str = ""  # a checkpoint (published or ours) to fine-tune from
     init_parts: tuple[
         str, ...
-    ] = ()  # "global" (global network + saliency head), "local" (local network + attention)
+    ] = ()  # "global" (global network + saliency head), "local" (local network + attention), "fusion"
 
     def gmic_config(self) -> GMICConfig:
         return GMICConfig.at_scale(self.input_scale, top_t=self.top_t, local_backbone=self.local_backbone)
@@ -101,15 +101,22 @@ class TrainingConfig:
                 raise ValueError(f"unknown [{name}] settings: {sorted(set(given) - allowed)}")
             if "init_parts" in given:
                 given = {**given, "init_parts": tuple(given["init_parts"])}
+            if given.get("init_from"):
+                given = {**given, "init_from": str(_relative_to(base, given["init_from"]))}
             values[name] = section(**given)
         for name in ("manifest", "output_dir", "cache_dir"):
             if values.get(name):
-                candidate = Path(values[name])
-                values[name] = candidate if candidate.is_absolute() else base / candidate
+                values[name] = _relative_to(base, values[name])
         return cls(**values)
 
     def to_dict(self) -> dict[str, Any]:
         return _plain(dataclasses.asdict(self))
+
+
+def _relative_to(base: Path, name: str | Path) -> Path:
+    """Paths in a config file are relative to its folder."""
+    candidate = Path(name)
+    return candidate if candidate.is_absolute() else base / candidate
 
 
 def _plain(value: Any) -> Any:

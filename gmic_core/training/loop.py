@@ -49,6 +49,7 @@ METRIC_COLUMNS = (
 INIT_PARTS = {
     "global": ("global_network", "saliency_head"),
     "local": ("local_network", "attention", "local_classifier"),
+    "fusion": ("fusion_head",),
 }
 
 
