@@ -34,6 +34,7 @@ from sqlalchemy import (
     LargeBinary,
     MetaData,
     String,
+    TypeDecorator,
     UniqueConstraint,
     event,
 )
@@ -53,24 +54,21 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class UTCDateTime(DateTime):
-    """A timezone-aware timestamp on every backend (SQLite stores naive values: read back as UTC)."""
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC timestamp on every backend (SQLite keeps naive values: they are UTC)."""
 
+    impl = DateTime(timezone=True)
     cache_ok = True
 
-    def __init__(self) -> None:
-        super().__init__(timezone=True)
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("timestamps must be timezone-aware")
+        return None if value is None else value.astimezone(UTC)
 
-    def result_processor(self, dialect, coltype):
-        parent = super().result_processor(dialect, coltype)
-
-        def process(value):
-            value = parent(value) if parent else value
-            if isinstance(value, datetime) and value.tzinfo is None:
-                return value.replace(tzinfo=UTC)
-            return value
-
-        return process
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class Base(DeclarativeBase):
