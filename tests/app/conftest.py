@@ -46,12 +46,7 @@ def _admin_connect(server_url: str):
     )
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request, tmp_path) -> Iterator[str]:
-    """The URL of an empty database (no schema yet)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'gmic.sqlite3'}"
-        return
+def _fresh_postgres_database() -> Iterator[str]:
     server_url = _postgres_server()
     name = f"gmic_test_{uuid.uuid4().hex[:12]}"
     try:
@@ -63,6 +58,21 @@ def database_url(request, tmp_path) -> Iterator[str]:
     yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
     with _admin_connect(server_url) as admin:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path) -> Iterator[str]:
+    """The URL of an empty database (no schema yet)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'gmic.sqlite3'}"
+    else:
+        yield from _fresh_postgres_database()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """The URL of an empty database on the PostgreSQL server."""
+    yield from _fresh_postgres_database()
 
 
 @pytest.fixture
