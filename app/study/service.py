@@ -230,21 +230,21 @@ class StudyService:
         """Start or resume ``reader``'s session on ``study`` (the reader is registered if new)."""
         if not reader.strip():
             raise StudyError("choose a reader")
-        for attempt in range(2):
-            try:
-                with self.store.session() as session:
-                    study_row = _study(session, study)
-                    reader_row = session.scalar(select(Reader).where(Reader.name == reader))
-                    if reader_row is None:
-                        reader_row = Reader(name=reader)
-                        session.add(reader_row)
-                        session.flush()
-                    _assign(session, study_row, reader_row)
-                    return ReaderSession(self.store, study_row, reader_row, self.clock)
-            except IntegrityError:
-                if attempt:  # another process registered the same reader at the same moment
-                    raise
-        raise AssertionError("unreachable")
+        try:
+            return self._open_session(study, reader)
+        except IntegrityError:  # another process registered the same reader at the same moment
+            return self._open_session(study, reader)
+
+    def _open_session(self, study: str, reader: str) -> ReaderSession:
+        with self.store.session() as session:
+            study_row = _study(session, study)
+            reader_row = session.scalar(select(Reader).where(Reader.name == reader))
+            if reader_row is None:
+                reader_row = Reader(name=reader)
+                session.add(reader_row)
+                session.flush()
+            _assign(session, study_row, reader_row)
+            return ReaderSession(self.store, study_row, reader_row, self.clock)
 
     def study_names(self) -> list[str]:
         with self.store.session() as session:
@@ -363,6 +363,8 @@ class ReaderSession:
             if position == 0:
                 raise ProtocolError("this is the first case: there is no earlier one")
             self._revisit = position - 1
+            earlier = self._assignments(session)[self._revisit]
+            self._opened.discard((earlier.id, PHASES[self.protocol][-1]))  # its clock starts again
         task = self.current()
         assert task is not None
         return task

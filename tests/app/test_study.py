@@ -100,6 +100,7 @@ def test_reading_orders_are_seeded_per_reader():
 def test_a_blinded_study_hides_the_model_and_keeps_truth_apart(store):
     service = StudyService(store)
     service.create_study("pilot", CASES, Protocol.BLINDED, seed=3)
+    assert service.study_names() == ["pilot"]
     session = service.open_session("pilot", "reader-1")
     task = session.current()
     assert task.ai is None
@@ -169,7 +170,8 @@ def test_a_sequential_read_logs_a_blinded_then_an_aided_reading(store):
 
 def test_an_ai_assisted_read_may_go_back_and_supersede(store):
     _with_model_results(store)
-    service = StudyService(store)
+    clock = Clock()
+    service = StudyService(store, clock)
     service.create_study("assist", CASES, Protocol.AI_ASSISTED, seed=2, model_key=IDENTITY.key)
     session = service.open_session("assist", "reader-1")
     with pytest.raises(ProtocolError, match="first case"):
@@ -177,12 +179,15 @@ def test_an_ai_assisted_read_may_go_back_and_supersede(store):
     first = session.current()
     assert first.ai is not None
     assert first.may_go_back
+    clock.advance(30)
     (original, _) = session.submit(_estimate(probability=20.0))
     revisit = session.go_back()
     assert revisit.case_key == first.case_key
     assert revisit.revisiting
+    clock.advance(5)
     (replacement, _) = session.submit(_estimate(probability=70.0))
     assert replacement.revision == 1
+    assert replacement.duration_s == 5.0  # timed from going back, not from the first reading
     assert session.current().position == 1
     mine = session.my_readings()
     assert [(r.laterality, r.probability, r.revision) for r in mine] == [(L, 70.0, 1), (R, 10.0, 1)]
