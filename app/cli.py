@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
         _register_bench,
         _register_train,
         _register_evaluate,
+        _register_study,
     ):
         register(commands)
     return parser
@@ -225,6 +226,111 @@ def _evaluate(args: argparse.Namespace) -> int:
         print(f"breast-level malignant AUC {breast['auc']:.3f} (95% CI {low:.3f}-{high:.3f})")
     print(args.out / "evaluation.json")
     return 0
+
+
+def _register_study(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("study", help="reader studies: create one, report on it, analyse ratings")
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    create = actions.add_parser("create", help="create a reader study from a case list (CSV or folder)")
+    create.add_argument("name", metavar="STUDY")
+    create.add_argument(
+        "cases", type=Path, metavar="CASES", help="a case list CSV, a gmic synth manifest or its folder"
+    )
+    create.add_argument("--protocol", choices=("blinded", "sequential", "ai_assisted"), default="blinded")
+    create.add_argument("--seed", type=int, default=0, help="seeds every reader's randomised order")
+    create.add_argument("--model-key", help="the model whose stored results AI-showing protocols display")
+    create.add_argument("--lambda", dest="hybrid_weight", type=float, default=0.5, help="hybrid weight shown")
+    _add_database_option(create)
+    create.set_defaults(run=_study_create)
+
+    report = actions.add_parser("report", help="analyse a study's readings from the database")
+    report.add_argument("name", metavar="STUDY")
+    _add_database_option(report)
+    report.add_argument("--out", type=Path, required=True, metavar="DIR")
+    report.add_argument(
+        "--sensitivity", type=float, help="operating point (default: readers' mean sensitivity)"
+    )
+    report.set_defaults(run=_study_report)
+
+    analyze = actions.add_parser(
+        "analyze", help="analyse a long-format table reader,case,modality,truth,rating"
+    )
+    analyze.add_argument("ratings", type=Path, metavar="RATINGS.csv")
+    analyze.add_argument("--out", type=Path, required=True, metavar="DIR")
+    analyze.add_argument("--model-reader", help="the reader id whose rows are the model's scores (0-1)")
+    analyze.add_argument("--rating-scale", type=float, default=100.0, help="ratings / scale lie in [0, 1]")
+    analyze.add_argument(
+        "--sensitivity", type=float, help="operating point (default: readers' mean sensitivity)"
+    )
+    analyze.set_defaults(run=_study_analyze)
+
+
+def _add_database_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--db", metavar="URL", help="SQLAlchemy URL (default: SQLite in the user data folder)"
+    )
+
+
+def _study_create(args: argparse.Namespace) -> int:
+    from app.store import open_store
+    from app.study.cases import read_case_list
+    from app.study.service import StudyService
+    from gmic_core.errors import GMICError
+
+    try:
+        cases = read_case_list(args.cases)
+        store = open_store(args.db)
+        StudyService(store).create_study(
+            args.name, cases, args.protocol, args.seed, args.model_key, args.hybrid_weight
+        )
+    except GMICError as error:
+        print(f"gmic study create: {error}", file=sys.stderr)
+        return 2
+    print(f"study {args.name}: {len(cases)} cases, {args.protocol}")
+    return 0
+
+
+def _study_report(args: argparse.Namespace) -> int:
+    from app.store import open_store
+    from app.study.analysis import analyze, study_ratings
+    from gmic_core.errors import GMICError
+
+    try:
+        report = analyze(study_ratings(open_store(args.db), args.name), args.out, args.sensitivity)
+    except (GMICError, ValueError) as error:
+        print(f"gmic study report: {error}", file=sys.stderr)
+        return 2
+    _print_summary(report)
+    print(args.out / "analysis.json")
+    return 0
+
+
+def _study_analyze(args: argparse.Namespace) -> int:
+    from app.study.analysis import analyze, read_ratings_csv
+    from gmic_core.errors import GMICError
+
+    try:
+        table = read_ratings_csv(args.ratings, args.model_reader, args.rating_scale)
+        report = analyze(table, args.out, args.sensitivity)
+    except (GMICError, ValueError) as error:
+        print(f"gmic study analyze: {error}", file=sys.stderr)
+        return 2
+    _print_summary(report)
+    print(args.out / "analysis.json")
+    return 0
+
+
+def _print_summary(report: dict) -> None:
+    for modality, auc in report["modalities"].items():
+        print(f"modality {modality}: reader-averaged AUC {auc:.4f}")
+    if "or" in report:
+        result = report["or"]["jackknife"]
+        low, high = result["ci"]
+        print(
+            f"OR (jackknife): F {result['F']:.3f}, ddf {result['ddf']:.2f}, p {result['p']:.4f}, "
+            f"difference {result['difference']:.4f} (95% CI {low:.4f} to {high:.4f})"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

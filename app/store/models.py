@@ -1,0 +1,351 @@
+"""The database's tables as SQLAlchemy 2 typed models.
+
+Three groups:
+
+* **Exams and model results**: :class:`Exam`, :class:`Image`, :class:`ModelRun` (one model identity
+  run on one exam: checkpoint hashes, device, precision, timings), :class:`ViewPrediction`,
+  :class:`BreastPrediction` and :class:`SaliencyMap` (zlib-compressed float32 arrays).
+  ``app.store.results`` stores and fetches a whole ``ExamResult`` through them.
+* **Reader studies**: :class:`Reader`, :class:`Study` (protocol, seed, the model shown),
+  :class:`StudyCase` (the exams read), :class:`GroundTruth` (kept in its own table, read only by the
+  analysis), :class:`Assignment` (a reader's randomised order), :class:`Reading`.
+* A :class:`Reading` is immutable: the ORM refuses to update or delete one, and the database refuses
+  too (triggers created by the migration). A reading that replaces an earlier one (where the
+  protocol allows going back) is a new row pointing at the one it supersedes.
+
+Times are timezone-aware UTC. Nothing here holds patient identifiers: exams are known by the key the
+imaging layer gives them (the StudyInstanceUID or the manifest's exam id).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    TypeDecorator,
+    UniqueConstraint,
+    event,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+# Deterministic constraint names, so that migrations can refer to them on every backend.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC timestamp on every backend (SQLite keeps naive values: they are UTC)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("timestamps must be timezone-aware")
+        return None if value is None else value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar = {datetime: UTCDateTime(), dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Protocol(StrEnum):
+    """How a study shows the model's output (DESIGN.md, reader studies)."""
+
+    BLINDED = "blinded"  # AI hidden
+    SEQUENTIAL = "sequential"  # each case read blinded, then again with AI shown: two readings
+    AI_ASSISTED = "ai_assisted"  # AI shown from the start
+
+
+class Phase(StrEnum):
+    """Which reading of a case a reading is: without or with the model's output."""
+
+    UNAIDED = "unaided"
+    AIDED = "aided"
+
+
+# --- exams and model results ------------------------------------------------------------------------
+
+
+class Exam(Base):
+    __tablename__ = "exams"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    exam_key: Mapped[str] = mapped_column(String(200), unique=True)
+    source: Mapped[str | None] = mapped_column(String(2000))  # folder or manifest it was read from
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+
+    images: Mapped[list[Image]] = relationship(back_populates="exam", cascade="all, delete-orphan")
+    model_runs: Mapped[list[ModelRun]] = relationship(back_populates="exam", cascade="all, delete-orphan")
+
+
+class Image(Base):
+    __tablename__ = "images"
+    __table_args__ = (UniqueConstraint("exam_id", "path", name="uq_images_path"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    exam_id: Mapped[int] = mapped_column(ForeignKey("exams.id", ondelete="CASCADE"), index=True)
+    view: Mapped[str | None] = mapped_column(String(8))  # R-CC, L-CC, R-MLO, L-MLO; None for extras
+    path: Mapped[str] = mapped_column(String(2000))
+    sop_instance_uid: Mapped[str | None] = mapped_column(String(64))
+    rows: Mapped[int | None]
+    columns: Mapped[int | None]
+
+    exam: Mapped[Exam] = relationship(back_populates="images")
+
+
+class ModelRun(Base):
+    """One model identity (``gmic_core.inference.ModelIdentity``) run on one exam."""
+
+    __tablename__ = "model_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    exam_id: Mapped[int] = mapped_column(ForeignKey("exams.id", ondelete="CASCADE"), index=True)
+    model_key: Mapped[str] = mapped_column(String(2000), index=True)  # ModelIdentity.key
+    model_names: Mapped[list[Any]]
+    checkpoint_sha256: Mapped[list[Any]]
+    top_t: Mapped[list[Any]]
+    device: Mapped[str] = mapped_column(String(200))
+    precision: Mapped[str] = mapped_column(String(8))
+    tta: Mapped[int]
+    timings: Mapped[dict[str, Any]]  # seconds per stage, as the Predictor measured them
+    result_exam_id: Mapped[str] = mapped_column(String(200))  # ExamResult.exam_id
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+
+    exam: Mapped[Exam] = relationship(back_populates="model_runs")
+    views: Mapped[list[ViewPrediction]] = relationship(
+        back_populates="model_run", cascade="all, delete-orphan"
+    )
+    breasts: Mapped[list[BreastPrediction]] = relationship(
+        back_populates="model_run", cascade="all, delete-orphan"
+    )
+
+
+class ViewPrediction(Base):
+    __tablename__ = "view_predictions"
+    __table_args__ = (UniqueConstraint("model_run_id", "view", name="uq_view_predictions_view"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_run_id: Mapped[int] = mapped_column(ForeignKey("model_runs.id", ondelete="CASCADE"), index=True)
+    view: Mapped[str] = mapped_column(String(8))
+    benign: Mapped[float]
+    malignant: Mapped[float]
+    y_global: Mapped[list[Any]]
+    y_local: Mapped[list[Any]]
+    y_fusion: Mapped[list[Any]]
+    attention: Mapped[list[Any]]
+    patch_locations: Mapped[list[Any]]  # model frame
+    roi_boxes: Mapped[list[Any]]  # stored frame
+    roi_member: Mapped[list[Any]]
+    geometry: Mapped[dict[str, Any]]
+
+    model_run: Mapped[ModelRun] = relationship(back_populates="views")
+    saliency: Mapped[SaliencyMap] = relationship(
+        back_populates="view_prediction", cascade="all, delete-orphan"
+    )
+
+
+class BreastPrediction(Base):
+    __tablename__ = "breast_predictions"
+    __table_args__ = (
+        UniqueConstraint("model_run_id", "laterality", name="uq_breast_predictions_laterality"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_run_id: Mapped[int] = mapped_column(ForeignKey("model_runs.id", ondelete="CASCADE"), index=True)
+    laterality: Mapped[str] = mapped_column(String(1))
+    benign: Mapped[float]
+    malignant: Mapped[float]
+    views: Mapped[list[Any]]
+    missing_views: Mapped[list[Any]]
+
+    model_run: Mapped[ModelRun] = relationship(back_populates="breasts")
+
+
+class SaliencyMap(Base):
+    """Benign and malignant saliency of one view on the model-frame grid, ``[2, h, w]`` float32,
+    zlib-compressed little-endian bytes."""
+
+    __tablename__ = "saliency_maps"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    view_prediction_id: Mapped[int] = mapped_column(
+        ForeignKey("view_predictions.id", ondelete="CASCADE"), unique=True
+    )
+    shape: Mapped[list[Any]]
+    dtype: Mapped[str] = mapped_column(String(16))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+
+    view_prediction: Mapped[ViewPrediction] = relationship(back_populates="saliency")
+
+
+# --- reader studies -----------------------------------------------------------------------------------
+
+
+class Reader(Base):
+    __tablename__ = "readers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)  # a reader's chosen id, not a patient's
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+
+
+class Study(Base):
+    __tablename__ = "studies"
+    __table_args__ = (CheckConstraint("hybrid_weight >= 0 AND hybrid_weight <= 1", name="hybrid_weight"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    protocol: Mapped[str] = mapped_column(String(16))  # a Protocol value
+    seed: Mapped[int]
+    model_key: Mapped[str | None] = mapped_column(String(2000))  # whose predictions AI shows
+    hybrid_weight: Mapped[float] = mapped_column(Float, default=0.5)  # lambda of the hybrid shown
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+
+    cases: Mapped[list[StudyCase]] = relationship(
+        back_populates="study", cascade="all, delete-orphan", order_by="StudyCase.id"
+    )
+
+
+class StudyCase(Base):
+    """One exam of a study, as readers see it: no ground truth here."""
+
+    __tablename__ = "study_cases"
+    __table_args__ = (UniqueConstraint("study_id", "case_key", name="uq_study_cases_case_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    exam_id: Mapped[int] = mapped_column(ForeignKey("exams.id"), index=True)
+    case_key: Mapped[str] = mapped_column(String(200))
+    breasts: Mapped[str] = mapped_column(String(2))  # the breasts read: "LR", "L" or "R"
+
+    study: Mapped[Study] = relationship(back_populates="cases")
+    exam: Mapped[Exam] = relationship()
+
+
+class GroundTruth(Base):
+    """Biopsy-proven malignancy of one breast of a study case, for the analysis only."""
+
+    __tablename__ = "ground_truth"
+    __table_args__ = (
+        UniqueConstraint("study_case_id", "laterality", name="uq_ground_truth_laterality"),
+        CheckConstraint("laterality IN ('L', 'R')", name="laterality"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_case_id: Mapped[int] = mapped_column(ForeignKey("study_cases.id", ondelete="CASCADE"), index=True)
+    laterality: Mapped[str] = mapped_column(String(1))
+    malignant: Mapped[bool] = mapped_column(Boolean)
+
+
+class Assignment(Base):
+    """Position ``position`` (0-based) of ``reader``'s randomised order in ``study``. ``opened_at``
+    is when the case was last put in front of the reader (reading time runs from there)."""
+
+    __tablename__ = "assignments"
+    __table_args__ = (
+        UniqueConstraint("study_id", "reader_id", "position", name="uq_assignments_position"),
+        UniqueConstraint("study_id", "reader_id", "study_case_id", name="uq_assignments_case"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    reader_id: Mapped[int] = mapped_column(ForeignKey("readers.id"), index=True)
+    study_case_id: Mapped[int] = mapped_column(ForeignKey("study_cases.id", ondelete="CASCADE"))
+    position: Mapped[int]
+    opened_at: Mapped[datetime | None]
+    opened_phase: Mapped[str | None] = mapped_column(String(8))
+
+    study_case: Mapped[StudyCase] = relationship()
+
+
+class Reading(Base):
+    """One reader's estimate for one breast. Immutable once inserted.
+
+    ``probability`` is the reader's probability of malignancy in percent (0-100), ``birads`` the
+    BI-RADS assessment (0-6), ``recall`` the recall decision. When the model's output was shown,
+    ``model_score`` is the malignancy probability shown (0-1), ``hybrid_weight`` lambda and
+    ``hybrid`` ``lambda * probability / 100 + (1 - lambda) * model_score``. ``revision`` counts
+    readings of the same (study, reader, case, breast, phase): 0 for the first, and each later one
+    ``supersedes`` the previous.
+    """
+
+    __tablename__ = "readings"
+    __table_args__ = (
+        UniqueConstraint(
+            "study_id",
+            "reader_id",
+            "study_case_id",
+            "laterality",
+            "phase",
+            "revision",
+            name="uq_readings_revision",
+        ),
+        UniqueConstraint("submission_key", "laterality", name="uq_readings_submission"),
+        CheckConstraint("probability >= 0 AND probability <= 100", name="probability"),
+        CheckConstraint("birads IS NULL OR (birads >= 0 AND birads <= 6)", name="birads"),
+        CheckConstraint("laterality IN ('L', 'R')", name="laterality"),
+        CheckConstraint("submitted_at >= started_at", name="times"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    submission_key: Mapped[str] = mapped_column(String(64))  # one per submit: a retried submit is a no-op
+    study_id: Mapped[int | None] = mapped_column(ForeignKey("studies.id"), index=True)
+    reader_id: Mapped[int] = mapped_column(ForeignKey("readers.id"), index=True)
+    exam_id: Mapped[int] = mapped_column(ForeignKey("exams.id"), index=True)
+    study_case_id: Mapped[int | None] = mapped_column(ForeignKey("study_cases.id"))
+    laterality: Mapped[str] = mapped_column(String(1))
+    phase: Mapped[str] = mapped_column(String(8))  # a Phase value
+    revision: Mapped[int] = mapped_column(Integer, default=0)
+    supersedes_id: Mapped[int | None] = mapped_column(ForeignKey("readings.id"))
+    probability: Mapped[float]
+    birads: Mapped[int | None]
+    recall: Mapped[bool]
+    ai_shown: Mapped[bool]
+    model_score: Mapped[float | None]
+    hybrid_weight: Mapped[float | None]
+    hybrid: Mapped[float | None]
+    started_at: Mapped[datetime]
+    submitted_at: Mapped[datetime]
+    duration_s: Mapped[float]
+
+
+class ImmutableReadingError(RuntimeError):
+    """Raised when code tries to change or delete a submitted reading."""
+
+
+@event.listens_for(Reading, "before_update")
+def _refuse_update(mapper, connection, target: Reading) -> None:
+    raise ImmutableReadingError(f"reading {target.id} was submitted and cannot be edited")
+
+
+@event.listens_for(Reading, "before_delete")
+def _refuse_delete(mapper, connection, target: Reading) -> None:
+    raise ImmutableReadingError(f"reading {target.id} was submitted and cannot be deleted")

@@ -1,0 +1,436 @@
+"""The paper's reader-study analyses, for a study in the database or any long-format rating table.
+
+Input: a :class:`RatingTable` (every reader rates every case in every modality), from
+:func:`read_ratings_csv` (columns ``reader,case,modality,truth,rating`` and optionally ``recall``
+0/1; rows of the ``model_reader`` are the model's scores) or from :func:`study_ratings` (a study's
+readings: the modalities are the phases ``unaided`` and ``aided``, a case is one breast
+``<exam>:<L|R>``, the rating the reader's probability in percent, the model the study model's
+malignancy probability of that breast).
+
+:func:`analyze` writes to ``out_dir``:
+
+* ``analysis.json``: ``readers`` (reader -> modality -> empirical ROC AUC), ``readers_pr_auc``,
+  ``readers_auc_ci`` (DeLong 95 % intervals), ``modalities`` (reader-averaged AUC) and
+  ``modality_ci`` (the single-modality OR interval), ``model`` (AUC, PR AUC, DeLong interval),
+  ``or`` (``jackknife`` and ``delong``: ``F``, ``df1``, ``ddf`` (Hillis), ``p``, ``difference``
+  (first modality minus second) and ``ci``), ``dbm`` (the same from DBM, a cross-check),
+  ``averaged_roc`` (mean TPR on an FPR grid per modality, paper figure 4), ``hybrid`` (per modality
+  and reader the AUC of ``lambda * rating / rating_scale + (1 - lambda) * model`` over lambda, at
+  0.5 and at the best lambda*), and ``specificity`` (model and hybrids at the readers' mean
+  sensitivity, with Clopper-Pearson intervals); ids as they appear in the input;
+* ``roc.png``, ``pr.png``, ``hybrid_auc.png``;
+* ``ratings.csv``: the long format that MRMCaov, RJafroc and iMRMC's converters read.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+from scipy import stats
+from sqlalchemy import select
+
+from app.store.database import Store
+from app.store.models import GroundTruth, Phase, Reader, Reading, Study, StudyCase
+from app.store.results import latest_model_run
+from gmic_core import metrics, mrmc
+from gmic_core.errors import GMICError
+
+RATING_COLUMNS = ("reader", "case", "modality", "truth", "rating")
+LAMBDAS = np.round(np.linspace(0.0, 1.0, 21), 2)  # 0, 0.05, ..., 1: includes lambda = 0.5
+FPR_GRID = np.linspace(0.0, 1.0, 101)
+
+
+class AnalysisError(GMICError):
+    """A rating table or study that cannot be analysed (incomplete, contradictory, one class only)."""
+
+
+@dataclass(frozen=True)
+class RatingTable:
+    readers: tuple[str, ...]
+    modalities: tuple[str, ...]
+    cases: tuple[str, ...]
+    truth: np.ndarray  # [cases] bool
+    ratings: np.ndarray  # [modalities, readers, cases]
+    recall: np.ndarray | None = None  # [modalities, readers, cases] bool, the readers' decisions
+    model: np.ndarray | None = None  # [cases], the model's probability (0-1)
+    rating_scale: float = 100.0  # rating / rating_scale is in [0, 1] for the hybrid
+
+
+def read_ratings_csv(
+    path: str | Path, model_reader: str | None = None, rating_scale: float = 100.0
+) -> RatingTable:
+    path = Path(path)
+    try:
+        with path.open(newline="", encoding="utf-8") as stream:
+            reader = csv.DictReader(stream)
+            columns, rows = reader.fieldnames or [], list(reader)
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise AnalysisError(f"{path}: cannot read the ratings ({error})") from error
+    missing = [column for column in RATING_COLUMNS if column not in columns]
+    if missing:
+        raise AnalysisError(f"{path}: the ratings lack the column(s) {', '.join(missing)}")
+    if not rows:
+        raise AnalysisError(f"{path}: no ratings")
+    with_recall = "recall" in columns
+    entries: dict[tuple[str, str, str], tuple[float, bool | None]] = {}
+    truth: dict[str, bool] = {}
+    for number, row in enumerate(rows, start=2):
+        reader, case, modality = row["reader"].strip(), row["case"].strip(), row["modality"].strip()
+        try:
+            rating = float(row["rating"])
+            if row["truth"].strip() not in ("0", "1"):
+                raise ValueError(f"truth is 0 or 1, got {row['truth']!r}")
+            recall = _flag(row["recall"]) if with_recall and reader != model_reader else None
+        except ValueError as error:
+            raise AnalysisError(f"{path}, line {number}: {error}") from error
+        if not np.isfinite(rating):
+            raise AnalysisError(f"{path}, line {number}: the rating is not a number")
+        if truth.setdefault(case, row["truth"].strip() == "1") != (row["truth"].strip() == "1"):
+            raise AnalysisError(f"{path}, line {number}: case {case} has two different truths")
+        if (reader, case, modality) in entries:
+            raise AnalysisError(
+                f"{path}, line {number}: reader {reader} rated case {case} twice in {modality}"
+            )
+        entries[(reader, case, modality)] = (rating, recall)
+    return _table(entries, truth, model_reader, rating_scale, with_recall, str(path))
+
+
+def _flag(value: str) -> bool:
+    if value.strip() not in ("0", "1"):
+        raise ValueError(f"recall is 0 or 1, got {value!r}")
+    return value.strip() == "1"
+
+
+def _ordered(values) -> tuple[str, ...]:
+    """Ids in the order they first appear."""
+    return tuple(dict.fromkeys(values))
+
+
+def _table(
+    entries: dict[tuple[str, str, str], tuple[float, bool | None]],
+    truth: dict[str, bool],
+    model_reader: str | None,
+    rating_scale: float,
+    with_recall: bool,
+    where: str,
+) -> RatingTable:
+    readers = _ordered(reader for reader, _, _ in entries if reader != model_reader)
+    modalities = _ordered(modality for reader, _, modality in entries if reader != model_reader)
+    cases = tuple(truth)
+    if not readers:
+        raise AnalysisError(f"{where}: no reader's ratings")
+    ratings = np.full((len(modalities), len(readers), len(cases)), np.nan)
+    recall = np.zeros(ratings.shape, dtype=bool)
+    reader_index = {reader: index for index, reader in enumerate(readers)}
+    modality_index = {modality: index for index, modality in enumerate(modalities)}
+    case_index = {case: index for index, case in enumerate(cases)}
+    model = np.full(len(cases), np.nan) if model_reader is not None else None
+    for (reader, case, modality), (rating, decision) in entries.items():
+        if reader == model_reader:
+            if not np.isnan(model[case_index[case]]) and model[case_index[case]] != rating:
+                raise AnalysisError(f"{where}: the model gives case {case} two different scores")
+            model[case_index[case]] = rating
+            continue
+        position = modality_index[modality], reader_index[reader], case_index[case]
+        ratings[position] = rating
+        recall[position] = bool(decision)
+    if np.isnan(ratings).any():
+        modality, reader, case = np.argwhere(np.isnan(ratings))[0]
+        raise AnalysisError(
+            f"{where}: {int(np.isnan(ratings).sum())} rating(s) missing, for example reader "
+            f"{readers[reader]} on case {cases[case]} in {modalities[modality]}; every reader must rate "
+            "every case in every modality"
+        )
+    if model is not None and np.isnan(model).any():
+        raise AnalysisError(f"{where}: the model ({model_reader}) has no score for some cases")
+    truth_array = np.array([truth[case] for case in cases])
+    if truth_array.all() or not truth_array.any():
+        raise AnalysisError(f"{where}: the cases are all positive or all negative; both classes are needed")
+    return RatingTable(
+        readers, modalities, cases, truth_array, ratings, recall if with_recall else None, model, rating_scale
+    )
+
+
+def study_ratings(store: Store, study_name: str) -> RatingTable:
+    """A study's latest readings as a rating table (see the module docstring)."""
+    with store.session() as session:
+        study = session.scalar(select(Study).where(Study.name == study_name))
+        if study is None:
+            raise AnalysisError(f"no study named {study_name!r}")
+        truth = {
+            f"{case_key}:{side}": malignant
+            for case_key, side, malignant in session.execute(
+                select(StudyCase.case_key, GroundTruth.laterality, GroundTruth.malignant)
+                .join(GroundTruth, GroundTruth.study_case_id == StudyCase.id)
+                .where(StudyCase.study_id == study.id)
+                .order_by(StudyCase.id, GroundTruth.laterality)
+            )
+        }
+        entries = {}
+        for reader, case_key, reading in session.execute(
+            select(Reader.name, StudyCase.case_key, Reading)
+            .join(Reader, Reading.reader_id == Reader.id)
+            .join(StudyCase, Reading.study_case_id == StudyCase.id)
+            .where(Reading.study_id == study.id)
+            .order_by(Reading.id)  # later revisions supersede earlier ones
+        ):
+            entries[(reader, f"{case_key}:{reading.laterality}", reading.phase)] = (
+                reading.probability,
+                reading.recall,
+            )
+        model_reader = None
+        if study.model_key:
+            model_reader = "model"
+            for case in study.cases:
+                run = latest_model_run(session, case.exam.exam_key, study.model_key)
+                scores = (
+                    {} if run is None else {breast.laterality: breast.malignant for breast in run.breasts}
+                )
+                for side in case.breasts:
+                    if side in scores:
+                        entries[(model_reader, f"{case.case_key}:{side}", Phase.UNAIDED.value)] = (
+                            scores[side],
+                            None,
+                        )
+    if not entries:
+        raise AnalysisError(f"study {study_name!r} has no readings yet")
+    return _table(entries, truth, model_reader, 100.0, True, f"study {study_name!r}")
+
+
+def write_ratings_csv(table: RatingTable, path: Path) -> None:
+    """The long format ``reader,case,modality,truth,rating`` (plus ``recall`` when known)."""
+    with path.open("w", newline="", encoding="utf-8") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(RATING_COLUMNS + (("recall",) if table.recall is not None else ()))
+        for i, modality in enumerate(table.modalities):
+            for j, reader in enumerate(table.readers):
+                for k, case in enumerate(table.cases):
+                    row = [reader, case, modality, int(table.truth[k]), repr(float(table.ratings[i, j, k]))]
+                    if table.recall is not None:
+                        row.append(int(table.recall[i, j, k]))
+                    writer.writerow(row)
+
+
+def analyze(table: RatingTable, out_dir: Path, sensitivity: float | None = None) -> dict[str, Any]:
+    """Every analysis of the module docstring; returns what ``analysis.json`` holds. ``sensitivity``
+    fixes the operating point of the specificity comparison (default: the readers' mean
+    sensitivity from their recall decisions, when the table has them)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    truth = table.truth
+    aucs = mrmc.empirical_aucs(table.ratings, truth)
+    report: dict[str, Any] = {
+        "cases": len(table.cases),
+        "positives": int(truth.sum()),
+        "readers": {
+            reader: {modality: float(aucs[i, j]) for i, modality in enumerate(table.modalities)}
+            for j, reader in enumerate(table.readers)
+        },
+        "readers_pr_auc": {
+            reader: {
+                modality: metrics.pr_auc(truth, table.ratings[i, j])
+                for i, modality in enumerate(table.modalities)
+            }
+            for j, reader in enumerate(table.readers)
+        },
+        "readers_auc_ci": {
+            reader: {
+                modality: list(mrmc.delong_auc_ci(table.ratings[i, j], truth)[1:])
+                for i, modality in enumerate(table.modalities)
+            }
+            for j, reader in enumerate(table.readers)
+        },
+        "modalities": {modality: float(aucs[i].mean()) for i, modality in enumerate(table.modalities)},
+        "averaged_roc": {
+            modality: {"fpr": FPR_GRID.tolist(), "tpr": averaged_roc(table.ratings[i], truth).tolist()}
+            for i, modality in enumerate(table.modalities)
+        },
+    }
+    if len(table.readers) >= 2:
+        single = mrmc.obuchowski_rockette(table.ratings, truth)
+        report["modality_ci"] = {
+            modality: {"ci": list(interval.ci), "df": interval.df}
+            for modality, interval in zip(table.modalities, single.modalities, strict=True)
+        }
+        if len(table.modalities) >= 2:
+            pair = table.ratings[:2]
+            report["or"] = {
+                method: _comparison(mrmc.obuchowski_rockette(pair, truth, covariance=method))
+                for method in ("jackknife", "delong")
+            }
+            report["dbm"] = _comparison(mrmc.dorfman_berbaum_metz(pair, truth))
+    if table.model is not None:
+        auc, low, high = mrmc.delong_auc_ci(table.model, truth)
+        report["model"] = {"auc": auc, "ci": [low, high], "pr_auc": metrics.pr_auc(truth, table.model)}
+        report["hybrid"] = _hybrids(table)
+        report["specificity"] = {
+            modality: _specificities(table, i, sensitivity, report["hybrid"][modality])
+            for i, modality in enumerate(table.modalities)
+        }
+    _plot_roc(table, aucs, out_dir / "roc.png")
+    _plot_pr(table, out_dir / "pr.png")
+    if table.model is not None:
+        _plot_hybrid(table, report["hybrid"], out_dir / "hybrid_auc.png")
+    write_ratings_csv(table, out_dir / "ratings.csv")
+    (out_dir / "analysis.json").write_text(json.dumps(_plain(report), indent=1))
+    return report
+
+
+def _comparison(result: mrmc.ORResult | mrmc.DBMResult) -> dict[str, Any]:
+    difference = result.differences[0]
+    return {
+        "F": result.f,
+        "df1": result.df1,
+        "ddf": result.ddf,
+        "p": result.p,
+        "difference": difference.estimate,
+        "std_err": difference.std_err,
+        "ci": list(difference.ci),
+    }
+
+
+def averaged_roc(ratings: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """Mean over readers (``ratings[readers, cases]``) of each reader's TPR at each FPR of the grid,
+    taking the upper end of vertical steps (paper figure 4)."""
+    curves = []
+    for reader_ratings in ratings:
+        fpr, tpr, _ = metrics.roc_curve(truth, reader_ratings)
+        distinct, first = np.unique(fpr, return_index=True)
+        upper = np.maximum.reduceat(tpr, first)
+        curves.append(np.interp(FPR_GRID, distinct, upper))
+    return np.mean(curves, axis=0)
+
+
+def _hybrid_scores(table: RatingTable, modality: int, reader: int, weight: float) -> np.ndarray:
+    return metrics.hybrid(table.ratings[modality, reader] / table.rating_scale, table.model, weight)
+
+
+def _hybrids(table: RatingTable) -> dict[str, Any]:
+    hybrids: dict[str, Any] = {"lambdas": LAMBDAS.tolist()}
+    for i, modality in enumerate(table.modalities):
+        per_reader = {}
+        for j, reader in enumerate(table.readers):
+            curve = [metrics.roc_auc(table.truth, _hybrid_scores(table, i, j, weight)) for weight in LAMBDAS]
+            best = int(np.argmax(curve))
+            per_reader[reader] = {
+                "auc": curve,
+                "auc_at_0_5": curve[int(np.flatnonzero(LAMBDAS == 0.5)[0])],
+                "best_lambda": float(LAMBDAS[best]),
+                "best_auc": curve[best],
+            }
+        hybrids[modality] = per_reader
+    return hybrids
+
+
+def _specificity_at(truth: np.ndarray, scores: np.ndarray, sensitivity: float) -> dict[str, Any]:
+    point = metrics.threshold_for_sensitivity(truth, scores, sensitivity)
+    negatives = int((~truth).sum())
+    correct = round(point.specificity * negatives)
+    interval = stats.binomtest(correct, negatives).proportion_ci(0.95, method="exact")
+    return {
+        "specificity": point.specificity,
+        "ci": [float(interval.low), float(interval.high)],
+        "sensitivity": point.sensitivity,
+        "threshold": point.threshold,
+    }
+
+
+def _specificities(
+    table: RatingTable, modality: int, sensitivity: float | None, hybrids: dict[str, Any]
+) -> dict[str, Any] | None:
+    if sensitivity is None:
+        if table.recall is None:
+            return None
+        sensitivity = float(table.recall[modality][:, table.truth].mean(axis=1).mean())
+    points: dict[str, Any] = {}
+    for j, reader in enumerate(table.readers):
+        weights = {"0.5": 0.5, "best": hybrids[reader]["best_lambda"]}
+        points[reader] = {
+            name: _specificity_at(table.truth, _hybrid_scores(table, modality, j, weight), sensitivity)
+            | {"lambda": weight}
+            for name, weight in weights.items()
+        }
+    return {
+        "readers_mean_sensitivity": sensitivity,
+        "model": _specificity_at(table.truth, table.model, sensitivity),
+        "hybrid": points,
+    }
+
+
+def _plot_roc(table: RatingTable, aucs: np.ndarray, path: Path) -> None:
+    figure = Figure(figsize=(5 * len(table.modalities), 5), dpi=110)
+    for i, axes in enumerate(np.atleast_1d(figure.subplots(1, len(table.modalities)))):
+        for j, reader in enumerate(table.readers):
+            fpr, tpr, _ = metrics.roc_curve(table.truth, table.ratings[i, j])
+            axes.plot(fpr, tpr, linewidth=0.8, alpha=0.6, label=f"{reader}: {aucs[i, j]:.3f}")
+        axes.plot(
+            FPR_GRID,
+            averaged_roc(table.ratings[i], table.truth),
+            color="black",
+            linewidth=2,
+            label=f"reader average: {aucs[i].mean():.3f}",
+        )
+        if table.model is not None:
+            fpr, tpr, _ = metrics.roc_curve(table.truth, table.model)
+            model_auc = metrics.roc_auc(table.truth, table.model)
+            axes.plot(fpr, tpr, color="tab:red", linestyle="--", linewidth=2, label=f"model: {model_auc:.3f}")
+        axes.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
+        axes.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="1 - specificity", ylabel="sensitivity")
+        axes.set_title(f"ROC, {table.modalities[i]}")
+        axes.legend(loc="lower right", fontsize="small")
+    figure.tight_layout()
+    figure.savefig(path)
+
+
+def _plot_pr(table: RatingTable, path: Path) -> None:
+    figure = Figure(figsize=(5 * len(table.modalities), 5), dpi=110)
+    for i, axes in enumerate(np.atleast_1d(figure.subplots(1, len(table.modalities)))):
+        series: Sequence[tuple[str, np.ndarray]] = [
+            (reader, table.ratings[i, j]) for j, reader in enumerate(table.readers)
+        ]
+        if table.model is not None:
+            series = [*series, ("model", table.model)]
+        for name, scores in series:
+            precision, recall, _ = metrics.pr_curve(table.truth, scores)
+            axes.step(
+                recall, precision, where="post", label=f"{name}: {metrics.pr_auc(table.truth, scores):.3f}"
+            )
+        axes.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="recall (sensitivity)", ylabel="precision")
+        axes.set_title(f"Precision-recall, {table.modalities[i]}")
+        axes.legend(loc="lower left", fontsize="small")
+    figure.tight_layout()
+    figure.savefig(path)
+
+
+def _plot_hybrid(table: RatingTable, hybrids: dict[str, Any], path: Path) -> None:
+    figure = Figure(figsize=(5 * len(table.modalities), 5), dpi=110)
+    for modality, axes in zip(
+        table.modalities, np.atleast_1d(figure.subplots(1, len(table.modalities))), strict=True
+    ):
+        for reader in table.readers:
+            axes.plot(LAMBDAS, hybrids[modality][reader]["auc"], label=reader)
+        axes.axvline(0.5, color="grey", linestyle=":", linewidth=1)
+        axes.set(xlim=(0, 1), xlabel="lambda (weight of the reader)", ylabel="ROC AUC of the hybrid")
+        axes.set_title(f"Hybrid AUC over lambda, {modality}")
+        axes.legend(loc="lower center", fontsize="small")
+    figure.tight_layout()
+    figure.savefig(path)
+
+
+def _plain(value: Any) -> Any:
+    """JSON-ready: numpy scalars to Python numbers, non-finite numbers to None."""
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value

@@ -1,0 +1,290 @@
+"""Multi-reader multi-case (MRMC) comparison of ROC AUCs between modalities.
+
+The Obuchowski-Rockette (OR) model with Hillis's denominator degrees of freedom, random readers
+and random cases, for a fully crossed design (every reader reads every case in every modality):
+
+* reader-by-modality empirical AUCs ``theta[i, j]`` (modality i, reader j);
+* their error covariance over cases, estimated by the jackknife (leave one case out) or by the
+  DeLong method (structural components);
+* ``Var``, ``Cov1`` (same reader, different modalities), ``Cov2`` (different readers, same
+  modality) and ``Cov3`` (different readers and modalities) as averages of that covariance matrix;
+* ``F = MS(T) / (MS(TR) + r * max(Cov2 - Cov3, 0))`` on ``t - 1`` and Hillis's
+  ``ddf = (MS(TR) + r * max(Cov2 - Cov3, 0))^2 / (MS(TR)^2 / ((t - 1)(r - 1)))`` degrees of freedom,
+  and the confidence interval of each difference of reader-averaged AUCs
+  ``d +- t_{alpha/2, ddf} * sqrt(2 / r * (MS(TR) + r * max(Cov2 - Cov3, 0)))``
+  (Obuchowski & Rockette, Commun Stat Simul Comput 1995; Hillis, Stat Med 2007);
+* per modality, the single-modality interval from ``MS(R)`` and that modality's ``Cov2``.
+
+:func:`dorfman_berbaum_metz` is the DBM analysis of jackknife pseudovalues with Hillis's ddf, a
+cross-check: for the empirical AUC it gives the same F as OR with jackknife covariances.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from scipy import stats
+
+CovarianceMethod = Literal["jackknife", "delong"]
+
+
+@dataclass(frozen=True)
+class Difference:
+    """Reader-averaged AUC of ``first`` minus that of ``second`` (modality indices)."""
+
+    first: int
+    second: int
+    estimate: float
+    std_err: float
+    ddf: float
+    ci: tuple[float, float]
+    t: float
+    p: float
+
+
+@dataclass(frozen=True)
+class ModalityInterval:
+    """A modality's reader-averaged AUC with the interval from its own data only."""
+
+    estimate: float
+    std_err: float
+    df: float
+    ci: tuple[float, float]
+
+
+@dataclass(frozen=True)
+class ORResult:
+    aucs: np.ndarray  # [t, r]
+    covariance: CovarianceMethod
+    var: float
+    cov1: float
+    cov2: float
+    cov3: float
+    ms_t: float
+    ms_tr: float
+    f: float
+    df1: int
+    ddf: float
+    p: float
+    differences: tuple[Difference, ...]  # every pair (i < k)
+    modalities: tuple[ModalityInterval, ...]
+
+    @property
+    def means(self) -> np.ndarray:
+        return self.aucs.mean(axis=1)
+
+
+@dataclass(frozen=True)
+class DBMResult:
+    f: float
+    df1: int
+    ddf: float
+    p: float
+    differences: tuple[Difference, ...]
+
+
+def _validated(ratings: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    ratings = np.asarray(ratings, dtype=np.float64)
+    truth = np.asarray(truth).astype(bool).ravel()
+    if ratings.ndim != 3 or ratings.shape[2] != truth.size:
+        raise ValueError(f"ratings must be [modalities, readers, cases={truth.size}], got {ratings.shape}")
+    if not np.isfinite(ratings).all():
+        raise ValueError(
+            "every reader must rate every case in every modality (missing or non-finite ratings)"
+        )
+    if truth.all() or not truth.any():
+        raise ValueError("both classes are needed: the cases are all positive or all negative")
+    return ratings, truth
+
+
+def _kernel_sums(ratings: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per reading (flattened modality x reader): the Mann-Whitney kernel psi(x_pos, y_neg) (1 above,
+    1/2 tied, 0 below) summed over negatives for each positive ``[n, m]``, over positives for each
+    negative ``[n, k]``, and in total ``[n]``."""
+    flat = ratings.reshape(-1, ratings.shape[-1])
+    positives, negatives = flat[:, truth], flat[:, ~truth]
+    per_positive = np.empty_like(positives)
+    per_negative = np.empty_like(negatives)
+    for index in range(flat.shape[0]):
+        difference = positives[index][:, None] - negatives[index][None, :]
+        kernel = (difference > 0) + 0.5 * (difference == 0)
+        per_positive[index] = kernel.sum(axis=1)
+        per_negative[index] = kernel.sum(axis=0)
+    return per_positive, per_negative, per_positive.sum(axis=1)
+
+
+def empirical_aucs(ratings: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """Empirical ROC AUC (Wilcoxon) of every modality and reader, ``[t, r]``."""
+    ratings, truth = _validated(ratings, truth)
+    _, _, total = _kernel_sums(ratings, truth)
+    return (total / (truth.sum() * (~truth).sum())).reshape(ratings.shape[:2])
+
+
+def jackknife_aucs(ratings: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """AUCs with each case left out in turn, ``[t, r, cases]``."""
+    ratings, truth = _validated(ratings, truth)
+    per_positive, per_negative, total = _kernel_sums(ratings, truth)
+    m, n = int(truth.sum()), int((~truth).sum())
+    left_out = np.empty((per_positive.shape[0], truth.size))
+    left_out[:, truth] = (total[:, None] - per_positive) / ((m - 1) * n)
+    left_out[:, ~truth] = (total[:, None] - per_negative) / (m * (n - 1))
+    return left_out.reshape(ratings.shape)
+
+
+def auc_covariance(ratings: np.ndarray, truth: np.ndarray, method: CovarianceMethod) -> np.ndarray:
+    """Covariance over cases of the flattened ``[t * r]`` AUCs (index ``i * r + j``)."""
+    ratings, truth = _validated(ratings, truth)
+    if method == "jackknife":
+        left_out = jackknife_aucs(ratings, truth).reshape(-1, truth.size)
+        cases = truth.size
+        centred = left_out - left_out.mean(axis=1, keepdims=True)
+        return (cases - 1) / cases * centred @ centred.T
+    if method == "delong":
+        per_positive, per_negative, _ = _kernel_sums(ratings, truth)
+        m, n = int(truth.sum()), int((~truth).sum())
+        v10, v01 = per_positive / n, per_negative / m
+        return np.atleast_2d(np.cov(v10)) / m + np.atleast_2d(np.cov(v01)) / n
+    raise ValueError(f"unknown covariance method {method!r}: jackknife or delong")
+
+
+def _covariance_averages(covariance: np.ndarray, t: int, r: int) -> tuple[float, float, float, float]:
+    """Var, Cov1, Cov2, Cov3 of the OR model from the ``[t * r, t * r]`` covariance matrix."""
+    modality = np.repeat(np.arange(t), r)
+    reader = np.tile(np.arange(r), t)
+    same_modality = modality[:, None] == modality[None, :]
+    same_reader = reader[:, None] == reader[None, :]
+
+    def mean(mask: np.ndarray) -> float:
+        return float(covariance[mask].mean()) if mask.any() else 0.0
+
+    return (
+        mean(same_modality & same_reader),
+        mean(~same_modality & same_reader),
+        mean(same_modality & ~same_reader),
+        mean(~same_modality & ~same_reader),
+    )
+
+
+def _differences(
+    means: np.ndarray, variance_term: float, r: int, ddf: float, alpha: float
+) -> tuple[Difference, ...]:
+    """Pairwise differences with ``std_err = sqrt(2 / r * variance_term)`` on ``ddf``."""
+    std_err = float(np.sqrt(2.0 / r * variance_term))
+    quantile = float(stats.t.ppf(1 - alpha / 2, ddf))
+    differences = []
+    for first in range(means.size):
+        for second in range(first + 1, means.size):
+            estimate = float(means[first] - means[second])
+            t_value = estimate / std_err if std_err > 0 else np.inf * np.sign(estimate)
+            differences.append(
+                Difference(
+                    first,
+                    second,
+                    estimate,
+                    std_err,
+                    ddf,
+                    (estimate - quantile * std_err, estimate + quantile * std_err),
+                    float(t_value),
+                    float(2 * stats.t.sf(abs(t_value), ddf)),
+                )
+            )
+    return tuple(differences)
+
+
+def obuchowski_rockette(
+    ratings: np.ndarray, truth: np.ndarray, covariance: CovarianceMethod = "jackknife", alpha: float = 0.05
+) -> ORResult:
+    """OR analysis with Hillis's ddf (random readers, random cases) of ``ratings[t, r, cases]``
+    (higher = more suspicious) against ``truth[cases]``. Needs two or more readers."""
+    ratings, truth = _validated(ratings, truth)
+    t, r = ratings.shape[:2]
+    if r < 2:
+        raise ValueError("an MRMC analysis needs at least two readers")
+    aucs = empirical_aucs(ratings, truth)
+    matrix = auc_covariance(ratings, truth, covariance)
+    var, cov1, cov2, cov3 = _covariance_averages(matrix, t, r)
+    modality_means, reader_means, grand = aucs.mean(axis=1), aucs.mean(axis=0), aucs.mean()
+    ms_t = r * float(((modality_means - grand) ** 2).sum()) / (t - 1) if t > 1 else 0.0
+    interaction = aucs - modality_means[:, None] - reader_means[None, :] + grand
+    ms_tr = float((interaction**2).sum()) / ((t - 1) * (r - 1)) if t > 1 else 0.0
+    denominator = ms_tr + r * max(cov2 - cov3, 0.0)
+    if t > 1 and denominator > 0:
+        f = ms_t / denominator
+        ddf = denominator**2 / (ms_tr**2 / ((t - 1) * (r - 1))) if ms_tr > 0 else np.inf
+        p = float(stats.f.sf(f, t - 1, ddf))
+    else:
+        f, ddf, p = np.nan, np.nan, np.nan
+    differences = _differences(modality_means, denominator, r, ddf, alpha) if t > 1 else ()
+    modalities = tuple(
+        _single_modality(aucs[i], matrix[i * r : (i + 1) * r, i * r : (i + 1) * r], alpha) for i in range(t)
+    )
+    return ORResult(
+        aucs,
+        covariance,
+        var,
+        cov1,
+        cov2,
+        cov3,
+        ms_t,
+        ms_tr,
+        float(f),
+        t - 1,
+        float(ddf),
+        p,
+        differences,
+        modalities,
+    )
+
+
+def _single_modality(aucs: np.ndarray, covariance: np.ndarray, alpha: float) -> ModalityInterval:
+    r = aucs.size
+    ms_r = float(((aucs - aucs.mean()) ** 2).sum()) / (r - 1)
+    _, _, cov2, _ = _covariance_averages(covariance, 1, r)
+    term = ms_r + r * max(cov2, 0.0)
+    std_err = float(np.sqrt(term / r))
+    df = term**2 / (ms_r**2 / (r - 1)) if ms_r > 0 else np.inf
+    half = float(stats.t.ppf(1 - alpha / 2, df)) * std_err
+    estimate = float(aucs.mean())
+    return ModalityInterval(estimate, std_err, float(df), (estimate - half, estimate + half))
+
+
+def dorfman_berbaum_metz(ratings: np.ndarray, truth: np.ndarray, alpha: float = 0.05) -> DBMResult:
+    """DBM analysis of jackknife pseudovalues with Hillis's ddf (random readers and cases)."""
+    ratings, truth = _validated(ratings, truth)
+    t, r, c = ratings.shape
+    if t < 2 or r < 2:
+        raise ValueError("a DBM comparison needs two or more modalities and readers")
+    pseudo = c * empirical_aucs(ratings, truth)[:, :, None] - (c - 1) * jackknife_aucs(ratings, truth)
+    grand = pseudo.mean()
+    m_t, m_r, m_c = pseudo.mean(axis=(1, 2)), pseudo.mean(axis=(0, 2)), pseudo.mean(axis=(0, 1))
+    m_tr, m_tc, m_rc = pseudo.mean(axis=2), pseudo.mean(axis=1), pseudo.mean(axis=0)
+    ms_t = r * c * float(((m_t - grand) ** 2).sum()) / (t - 1)
+    ms_tr = c * float(((m_tr - m_t[:, None] - m_r[None, :] + grand) ** 2).sum()) / ((t - 1) * (r - 1))
+    ms_tc = r * float(((m_tc - m_t[:, None] - m_c[None, :] + grand) ** 2).sum()) / ((t - 1) * (c - 1))
+    residual = (
+        pseudo
+        - m_tr[:, :, None]
+        - m_tc[:, None, :]
+        - m_rc[None, :, :]
+        + m_t[:, None, None]
+        + m_r[None, :, None]
+        + m_c[None, None, :]
+        - grand
+    )
+    ms_trc = float((residual**2).sum()) / ((t - 1) * (r - 1) * (c - 1))
+    denominator = ms_tr + max(ms_tc - ms_trc, 0.0)
+    f = ms_t / denominator
+    ddf = denominator**2 / (ms_tr**2 / ((t - 1) * (r - 1)))
+    differences = _differences(m_t, denominator / c, r, ddf, alpha)
+    return DBMResult(f, t - 1, ddf, float(stats.f.sf(f, t - 1, ddf)), differences)
+
+
+def delong_auc_ci(ratings: np.ndarray, truth: np.ndarray, alpha: float = 0.05) -> tuple[float, float, float]:
+    """One reader's empirical AUC with its DeLong normal-approximation interval: (auc, low, high)."""
+    ratings = np.asarray(ratings, dtype=np.float64)[None, None, :]
+    auc = float(empirical_aucs(ratings, truth)[0, 0])
+    std_err = float(np.sqrt(auc_covariance(ratings, truth, "delong")[0, 0]))
+    half = float(stats.norm.ppf(1 - alpha / 2)) * std_err
+    return auc, auc - half, auc + half

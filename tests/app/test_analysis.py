@@ -1,0 +1,145 @@
+"""Reader-study analyses: ``gmic study analyze`` on the published Van Dyke ratings, rating tables,
+and ``gmic study report`` on a simulated study whose readers' true AUCs are known.
+
+The published Van Dyke figures checked here are those of MRMCaov's README (``mrmc(empirical_auc(truth,
+rating), treatment, reader, case, data = VanDyke)``, https://github.com/brian-j-smith/MRMCaov) and
+RJafroc's ``dataset02`` (see tests/core/test_mrmc.py for the full list and sources).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from app.cli import main
+from app.store.models import Protocol
+from app.store.results import save_exam_result
+from app.study.analysis import AnalysisError, read_ratings_csv
+from app.study.cases import CaseSpec
+from app.study.service import BreastEstimate, StudyService
+from gmic_core.imaging.views import Laterality
+from tests.app.factories import IDENTITY, fake_exam_result
+
+VAN_DYKE_READER_AUCS = {
+    "0": {"0": 0.91964573, "1": 0.94782609},
+    "1": {"0": 0.85877617, "1": 0.90531401},
+    "2": {"0": 0.90386473, "1": 0.92173913},
+    "3": {"0": 0.97310789, "1": 0.99935588},
+    "4": {"0": 0.82979066, "1": 0.92995169},
+}
+
+
+def test_gmic_study_analyze_reproduces_the_published_van_dyke_analysis(reference_dir, tmp_path, capsys):
+    out = tmp_path / "vandyke"
+    assert main(["study", "analyze", str(reference_dir / "mrmc" / "vandyke.csv"), "--out", str(out)]) == 0
+    assert "F 4.456" in capsys.readouterr().out
+    report = json.loads((out / "analysis.json").read_text())
+    for reader, aucs in VAN_DYKE_READER_AUCS.items():
+        assert report["readers"][reader] == pytest.approx(aucs, abs=5e-9)
+    assert report["modalities"] == pytest.approx({"0": 0.89703704, "1": 0.94083736}, abs=5e-9)
+    jackknife = report["or"]["jackknife"]
+    assert jackknife["F"] == pytest.approx(4.456319, rel=1e-6)
+    assert jackknife["ddf"] == pytest.approx(15.25967, rel=1e-6)
+    assert jackknife["p"] == pytest.approx(0.05166569, rel=1e-6)
+    assert jackknife["difference"] == pytest.approx(-0.04380032, rel=1e-6)
+    assert jackknife["ci"] == pytest.approx([-0.0879594986, 0.0003588544], rel=1e-6)
+    assert report["modality_ci"]["0"]["ci"] == pytest.approx([0.8252236, 0.9688505], abs=1e-7)
+    assert report["modality_ci"]["1"]["ci"] == pytest.approx([0.8941378, 0.9875369], abs=1e-7)
+    assert report["dbm"]["F"] == pytest.approx(jackknife["F"], rel=1e-9)
+    assert set(report["or"]["delong"]) == {"F", "df1", "ddf", "p", "difference", "std_err", "ci"}
+    assert "model" not in report
+    for picture in ("roc.png", "pr.png"):
+        assert (out / picture).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    again = read_ratings_csv(out / "ratings.csv")
+    original = read_ratings_csv(reference_dir / "mrmc" / "vandyke.csv")
+    np.testing.assert_array_equal(again.ratings, original.ratings)
+    assert again.readers == original.readers
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("reader,case,modality,truth\n", "lack the column"),
+        ("reader,case,modality,truth,rating\na,1,m,1,3\na,1,m,1,4\n", "twice"),
+        ("reader,case,modality,truth,rating\na,1,m,1,3\nb,1,m,0,4\n", "two different truths"),
+        ("reader,case,modality,truth,rating\na,1,m,1,3\na,2,m,0,1\nb,1,m,1,2\n", "missing"),
+        ("reader,case,modality,truth,rating\na,1,m,1,3\na,2,m,1,1\n", "both classes"),
+        ("reader,case,modality,truth,rating\na,1,m,1,x\n", "line 2"),
+    ],
+)
+def test_bad_rating_tables_say_what_is_wrong(tmp_path, content, message):
+    path = tmp_path / "ratings.csv"
+    path.write_text(content)
+    with pytest.raises(AnalysisError, match=message):
+        read_ratings_csv(path)
+    assert main(["study", "analyze", str(path), "--out", str(tmp_path / "out")]) == 2
+
+
+def test_a_simulated_study_recovers_the_readers_true_aucs(store, tmp_path, monkeypatch):
+    """Binormal readers: a breast's latent value is N(mu, 1) when malignant, N(0, 1) otherwise, so a
+    reader's true AUC is Phi(mu / sqrt 2); readers enter 100 * Phi(latent - 1) percent. Readers are
+    better with the model shown (sequential protocol); the model has its own known AUC."""
+    rng = np.random.default_rng(12)
+    exams = 90
+    truth = rng.random((exams, 2)) < 0.3
+    true_auc = {"r1": (0.78, 0.84), "r2": (0.82, 0.88), "r3": (0.86, 0.90)}
+    model_auc = 0.85
+
+    def latent(auc):
+        return np.sqrt(2) * stats.norm.ppf(auc) * truth + rng.normal(size=truth.shape)
+
+    model = stats.norm.cdf(latent(model_auc) - 1)
+    sides = (Laterality.LEFT, Laterality.RIGHT)
+    with store.session() as session:
+        for index in range(exams):
+            scores = {side: float(model[index, k]) for k, side in enumerate(sides)}
+            save_exam_result(session, fake_exam_result(f"exam-{index}", seed=index, malignant=scores))
+    cases = [
+        CaseSpec(f"exam-{i}", {side: bool(truth[i, k]) for k, side in enumerate(sides)}) for i in range(exams)
+    ]
+    service = StudyService(store)
+    service.create_study("sim", cases, Protocol.SEQUENTIAL, seed=1, model_key=IDENTITY.key)
+    for reader, (unaided_auc, aided_auc) in true_auc.items():
+        percent = {
+            phase: 100 * stats.norm.cdf(latent(auc) - 1)
+            for phase, auc in (("unaided", unaided_auc), ("aided", aided_auc))
+        }
+        session = service.open_session("sim", reader)
+        while (task := session.current()) is not None:
+            index = int(task.case_key.split("-")[1])
+            values = percent[task.phase.value][index]
+            session.submit(
+                {side: BreastEstimate(float(values[k]), bool(values[k] > 50)) for k, side in enumerate(sides)}
+            )
+    database = store.engine.url.render_as_string(hide_password=False)
+    out = tmp_path / "report"
+    assert main(["study", "report", "sim", "--db", database, "--out", str(out)]) == 0
+    report = json.loads((out / "analysis.json").read_text())
+    assert report["cases"] == 2 * exams
+    for reader, aucs in true_auc.items():
+        for phase, auc in zip(("unaided", "aided"), aucs, strict=True):
+            low, high = report["readers_auc_ci"][reader][phase]
+            assert low <= auc <= high, (reader, phase, report["readers"][reader][phase])
+    for phase, column in (("unaided", 0), ("aided", 1)):
+        low, high = report["modality_ci"][phase]["ci"]
+        assert low <= np.mean([aucs[column] for aucs in true_auc.values()]) <= high
+    low, high = report["model"]["ci"]
+    assert low <= model_auc <= high
+    assert report["or"]["jackknife"]["difference"] < 0  # unaided minus aided
+    hybrid = report["hybrid"]["unaided"]["r1"]
+    assert len(hybrid["auc"]) == 21
+    assert hybrid["best_auc"] >= max(hybrid["auc_at_0_5"], hybrid["auc"][0], hybrid["auc"][-1])
+    specificity = report["specificity"]["unaided"]
+    assert 0 < specificity["readers_mean_sensitivity"] < 1
+    model_point = specificity["model"]
+    assert model_point["ci"][0] <= model_point["specificity"] <= model_point["ci"][1]
+    assert model_point["sensitivity"] >= specificity["readers_mean_sensitivity"] - 1e-12
+    assert set(specificity["hybrid"]["r2"]) == {"0.5", "best"}
+    for picture in ("roc.png", "pr.png", "hybrid_auc.png"):
+        assert (out / picture).is_file()
+    exported = read_ratings_csv(out / "ratings.csv")
+    assert exported.modalities == ("unaided", "aided")
+    assert exported.recall is not None

@@ -1,0 +1,259 @@
+"""Reader studies on SQLite and PostgreSQL: case lists, orders, protocols, immutability, resume,
+reading time and blinding between readers."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+
+from app.store.models import Phase, Protocol, Reading
+from app.store.results import save_exam_result
+from app.study.cases import CaseListError, CaseSpec, read_case_list
+from app.study.service import (
+    AlreadySubmittedError,
+    BreastEstimate,
+    InvalidReadingError,
+    ProtocolError,
+    StudyError,
+    StudyService,
+    reading_order,
+)
+from gmic_core.imaging.views import Laterality
+from tests.app.factories import IDENTITY, fake_exam_result
+
+L, R = Laterality.LEFT, Laterality.RIGHT
+CASES = [CaseSpec(f"exam-{index}", {L: index % 3 == 0, R: False}) for index in range(6)]
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+def _with_model_results(store, cases=CASES):
+    with store.session() as session:
+        for index, case in enumerate(cases):
+            save_exam_result(
+                session, fake_exam_result(case.case_key, seed=index, malignant={L: 0.1 * index, R: 0.05})
+            )
+
+
+def _estimate(probability=30.0, recall=False, birads=2):
+    return {L: BreastEstimate(probability, recall, birads), R: BreastEstimate(10.0, False, 1)}
+
+
+def test_case_lists_from_csv_and_from_a_synthetic_manifest(tmp_path):
+    listing = tmp_path / "cases.csv"
+    listing.write_text("exam_id,left_malignant,right_malignant,path\na,1,0,exams/a\nb,,0,\n")
+    cases = read_case_list(listing)
+    assert [case.case_key for case in cases] == ["a", "b"]
+    assert cases[0].truth == {L: True, R: False}
+    assert cases[0].source == str(tmp_path / "exams" / "a")
+    assert cases[1].breasts == (R,)
+    manifest = tmp_path / "synth" / "manifest.csv"
+    manifest.parent.mkdir()
+    manifest.write_text(
+        "exam_id,view,file,split,benign,malignant\n"
+        "e1,L-CC,exam_0000/L-CC.dcm,test,0,1\ne1,L-MLO,exam_0000/L-MLO.dcm,test,0,1\n"
+        "e1,R-CC,exam_0000/R-CC.dcm,test,1,0\n"
+    )
+    (case,) = read_case_list(manifest.parent)
+    assert case.truth == {L: True, R: False}
+    assert case.source == str(manifest.parent / "exam_0000")
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("exam_id,left_malignant,right_malignant\na,2,0\n", "0, 1 or empty"),
+        ("exam_id,left_malignant,right_malignant\na,1,0\na,0,0\n", "listed twice"),
+        ("exam_id,left_malignant,right_malignant\na,,\n", "no breast"),
+        ("exam_id,left_malignant,right_malignant\n", "no cases"),
+        ("case,label\nx,1\n", "expected the columns"),
+    ],
+)
+def test_bad_case_lists_say_what_is_wrong(tmp_path, content, message):
+    path = tmp_path / "cases.csv"
+    path.write_text(content)
+    with pytest.raises(CaseListError, match=message):
+        read_case_list(path)
+
+
+def test_reading_orders_are_seeded_per_reader():
+    assert reading_order(7, "reader-1", 20) == reading_order(7, "reader-1", 20)
+    assert reading_order(7, "reader-1", 20) != reading_order(7, "reader-2", 20)
+    assert reading_order(7, "reader-1", 20) != reading_order(8, "reader-1", 20)
+    assert sorted(reading_order(7, "reader-1", 20)) == list(range(20))
+
+
+def test_a_blinded_study_hides_the_model_and_keeps_truth_apart(store):
+    service = StudyService(store)
+    service.create_study("pilot", CASES, Protocol.BLINDED, seed=3)
+    assert service.study_names() == ["pilot"]
+    session = service.open_session("pilot", "reader-1")
+    task = session.current()
+    assert task.ai is None
+    assert task.phase is Phase.UNAIDED
+    assert not task.may_go_back
+    assert task.breasts == (L, R)
+    assert task.total == 6
+    assert not any("truth" in field.name or "malignant" in field.name for field in dataclasses.fields(task))
+    order = [CASES.index(next(c for c in CASES if c.case_key == task.case_key))]
+    session.submit(_estimate())
+    while (task := session.current()) is not None:
+        order.append(int(task.case_key.split("-")[1]))
+        session.submit(_estimate())
+    assert order == reading_order(3, "reader-1", 6)
+    assert session.progress().done == 6
+    with pytest.raises(ProtocolError):
+        session.go_back()
+    with pytest.raises(AlreadySubmittedError):
+        session.submit(_estimate())
+
+
+def test_the_ai_protocols_need_a_model_result_for_every_case(store):
+    service = StudyService(store)
+    with pytest.raises(StudyError, match="give the model's key"):
+        service.create_study("s", CASES, Protocol.SEQUENTIAL, seed=1)
+    with pytest.raises(StudyError, match="no stored result"):
+        service.create_study("s", CASES, Protocol.SEQUENTIAL, seed=1, model_key=IDENTITY.key)
+    _with_model_results(store)
+    service.create_study("s", CASES, Protocol.SEQUENTIAL, seed=1, model_key=IDENTITY.key)
+    with pytest.raises(StudyError, match="exists already"):
+        service.create_study("s", CASES, Protocol.BLINDED, seed=1)
+
+
+def test_a_sequential_read_logs_a_blinded_then_an_aided_reading(store):
+    _with_model_results(store)
+    clock = Clock()
+    service = StudyService(store, clock)
+    service.create_study(
+        "seq", CASES, Protocol.SEQUENTIAL, seed=5, model_key=IDENTITY.key, hybrid_weight=0.25
+    )
+    session = service.open_session("seq", "reader-1")
+    first = session.current()
+    assert first.phase is Phase.UNAIDED
+    assert first.ai is None
+    clock.advance(42)
+    (left, _right) = session.submit(_estimate(probability=80.0))
+    assert left.duration_s == 42.0
+    assert not left.ai_shown
+    assert left.hybrid is None
+    second = session.current()
+    assert second.case_key == first.case_key
+    assert second.phase is Phase.AIDED
+    index = int(first.case_key.split("-")[1])
+    assert second.ai.scores == {L: pytest.approx(0.1 * index), R: pytest.approx(0.05)}
+    clock.advance(7.5)
+    aided_left, _ = session.submit(_estimate(probability=60.0))
+    assert aided_left.ai_shown
+    assert aided_left.phase is Phase.AIDED
+    assert aided_left.duration_s == 7.5
+    assert aided_left.model_score == pytest.approx(0.1 * index)
+    assert aided_left.hybrid == pytest.approx(0.25 * 0.6 + 0.75 * 0.1 * index)
+    assert session.progress().done == 1
+    assert session.current().phase is Phase.UNAIDED
+    with pytest.raises(ProtocolError, match="does not allow going back"):
+        session.go_back()
+
+
+def test_an_ai_assisted_read_may_go_back_and_supersede(store):
+    _with_model_results(store)
+    clock = Clock()
+    service = StudyService(store, clock)
+    service.create_study("assist", CASES, Protocol.AI_ASSISTED, seed=2, model_key=IDENTITY.key)
+    session = service.open_session("assist", "reader-1")
+    with pytest.raises(ProtocolError, match="first case"):
+        session.go_back()
+    first = session.current()
+    assert first.ai is not None
+    assert first.may_go_back
+    clock.advance(30)
+    (original, _) = session.submit(_estimate(probability=20.0))
+    revisit = session.go_back()
+    assert revisit.case_key == first.case_key
+    assert revisit.revisiting
+    clock.advance(5)
+    (replacement, _) = session.submit(_estimate(probability=70.0))
+    assert replacement.revision == 1
+    assert replacement.duration_s == 5.0  # timed from going back, not from the first reading
+    assert session.current().position == 1
+    mine = session.my_readings()
+    assert [(r.laterality, r.probability, r.revision) for r in mine] == [(L, 70.0, 1), (R, 10.0, 1)]
+    with store.session() as db:
+        first_reading = db.get(Reading, original.id)
+        assert first_reading.probability == 20.0  # never edited
+        assert db.scalar(select(Reading.supersedes_id).where(Reading.id == replacement.id)) == original.id
+
+
+def test_sessions_resume_where_the_reader_was(store):
+    clock = Clock()
+    service = StudyService(store, clock)
+    service.create_study("resume", CASES, Protocol.BLINDED, seed=9)
+    session = service.open_session("resume", "reader-1")
+    for _ in range(2):
+        session.current()
+        session.submit(_estimate())
+    pending = session.current()
+    clock.advance(3600)  # the application is closed for an hour with a case open
+    reopened = StudyService(store, clock).open_session("resume", "reader-1")
+    assert reopened.progress().done == 2
+    task = reopened.current()
+    assert task.case_key == pending.case_key
+    assert task.position == 2
+    clock.advance(12)
+    (reading, _) = reopened.submit(_estimate())
+    assert reading.duration_s == 12.0  # the clock restarts when the case is shown again
+
+
+def test_readers_never_see_each_others_readings(store):
+    service = StudyService(store)
+    service.create_study("two", CASES, Protocol.BLINDED, seed=4)
+    first = service.open_session("two", "reader-1")
+    first.current()
+    first.submit(_estimate(probability=99.0))
+    second = service.open_session("two", "reader-2")
+    assert second.my_readings() == []
+    assert second.progress().done == 0
+    assert second.current().position == 0
+    second.submit(_estimate(probability=1.0))
+    assert [r.probability for r in first.my_readings() if r.laterality is L] == [99.0]
+    assert [r.probability for r in second.my_readings() if r.laterality is L] == [1.0]
+
+
+def test_bad_readings_are_refused_and_nothing_is_stored(store):
+    service = StudyService(store)
+    service.create_study("bad", CASES, Protocol.BLINDED, seed=4)
+    session = service.open_session("bad", "reader-1")
+    session.current()
+    with pytest.raises(InvalidReadingError, match="percentage"):
+        session.submit(_estimate(probability=120.0))
+    with pytest.raises(InvalidReadingError, match="BI-RADS"):
+        session.submit(_estimate(birads=7))
+    with pytest.raises(InvalidReadingError, match="breast"):
+        session.submit({L: BreastEstimate(10.0, False)})
+    with pytest.raises(StudyError, match="no study"):
+        service.open_session("missing", "reader-1")
+    assert session.my_readings() == []
+
+
+def test_a_retried_submission_is_stored_once(store):
+    service = StudyService(store)
+    service.create_study("retry", CASES, Protocol.BLINDED, seed=4)
+    session = service.open_session("retry", "reader-1")
+    session.current()
+    first = session.submit(_estimate(), submission_key="key-1")
+    again = session.submit(_estimate(), submission_key="key-1")
+    assert [r.id for r in again] == [r.id for r in first]
+    assert session.progress().done == 1
