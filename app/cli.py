@@ -193,6 +193,9 @@ def _register_evaluate(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples per interval")
+    parser.add_argument(
+        "--baselines", action="store_true", help="also score maximum pixel, mean intensity and blob count"
+    )
     parser.set_defaults(run=_evaluate)
 
 
@@ -216,6 +219,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             args.split,
             args.bootstrap,
             log=lambda line: print(line, file=sys.stderr),
+            baselines=args.baselines,
         )
     except (GMICError, ValueError, OSError) as error:
         print(f"gmic evaluate: {error}", file=sys.stderr)

@@ -1,6 +1,7 @@
 """Evaluation of one checkpoint or an ensemble on a manifest: ROC and PR AUCs at breast and image
 level with bootstrap confidence intervals, and the Dice similarity between saliency maps and lesion
-masks (paper section 3.5), written as ``evaluation.json`` plus ROC and PR curves as PNG."""
+masks (paper section 3.5), written as ``evaluation.json`` plus ROC and PR curves as PNG; optionally
+the same AUCs for trivial image statistics (``baselines``) on the same images."""
 
 from __future__ import annotations
 
@@ -13,8 +14,9 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from gmic_core import metrics
-from gmic_core.inference import ExamResult, Predictor, ViewImage
-from gmic_core.training.data import ManifestExam, read_manifest, read_mask, read_pixels
+from gmic_core.inference import Predictor, ViewImage
+from gmic_core.training.baselines import BASELINES, image_statistics
+from gmic_core.training.data import read_manifest, read_mask, read_pixels
 
 CLASSES = ("benign", "malignant")
 DICE_THRESHOLD = 0.5
@@ -27,6 +29,7 @@ def evaluate(
     split: str | None = None,
     resamples: int = 1000,
     log: Callable[[str], None] = print,
+    baselines: bool = False,
 ) -> dict:
     """Run ``predictor`` on the manifest's exams (of ``split``, or all) and write the report."""
     exams = [exam for exam in read_manifest(manifest) if split is None or exam.split == split]
@@ -34,8 +37,19 @@ def evaluate(
         raise ValueError(f"{manifest}: no exam{f' in split {split!r}' if split else ''}")
     image_rows, breast_rows = [], []
     dice_scores: dict[str, dict[str, list[float]]] = {name: {"soft": [], "at_0_5": []} for name in CLASSES}
+    baseline_rows: dict[str, list] = {name: [] for name in BASELINES} if baselines else {}
     for number, exam in enumerate(exams, start=1):
-        result = _predict(predictor, exam)
+        pixels = {view: read_pixels(image) for view, image in exam.images.items()}
+        result = predictor.predict(
+            exam.exam_id, {view: ViewImage(stored) for view, stored in pixels.items()}, keep_patches=False
+        )
+        if baselines:
+            statistics = {view: image_statistics(stored) for view, stored in pixels.items()}
+            for side in result.breasts:
+                views = [view for view in statistics if view.laterality is side]
+                for name in BASELINES:
+                    score = float(np.mean([statistics[view][name] for view in views]))
+                    baseline_rows[name].append((exam.breast_labels(side), (score, score)))
         for view, image in exam.images.items():
             view_result = result.views[view]
             image_rows.append((image.labels, (view_result.benign, view_result.malignant)))
@@ -67,16 +81,13 @@ def evaluate(
             for name, values in dice_scores.items()
         },
     }
+    if baselines:
+        report["baselines"] = {name: _classification(rows, resamples) for name, rows in baseline_rows.items()}
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "evaluation.json").write_text(json.dumps(report, indent=1))
     for level, rows in (("breast", breast_rows), ("image", image_rows)):
         plot_curves(rows, f"{level} level", out_dir / f"roc_{level}.png", out_dir / f"pr_{level}.png")
     return report
-
-
-def _predict(predictor: Predictor, exam: ManifestExam) -> ExamResult:
-    images = {view: ViewImage(read_pixels(image)) for view, image in exam.images.items()}
-    return predictor.predict(exam.exam_id, images, keep_patches=False)
 
 
 def _mean(values: Sequence[float]) -> float | None:

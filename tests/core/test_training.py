@@ -158,7 +158,10 @@ def test_evaluate_command(dataset, tmp_path):
 
     weights = save_checkpoint(tmp_path / "m.pt", model, ModelCard("untrained", "0", "none", "tests"))
     out = tmp_path / "evaluation"
-    assert main(["evaluate", str(weights), str(dataset), "--out", str(out), "--bootstrap", "50"]) == 0
+    assert (
+        main(["evaluate", str(weights), str(dataset), "--out", str(out), "--bootstrap", "50", "--baselines"])
+        == 0
+    )
     report = json.loads((out / "evaluation.json").read_text())
     breast = report["breast"]["malignant"]
     assert 0 <= breast["auc"] <= 1
@@ -170,4 +173,7 @@ def test_evaluate_command(dataset, tmp_path):
     assert 0 <= report["dsc"]["malignant"]["at_0_5"] <= 1
     for name in ("roc_breast.png", "pr_breast.png", "roc_image.png", "pr_image.png"):
         assert (out / name).stat().st_size > 1000
-
+    assert set(report["baselines"]) == {"max_pixel", "mean_intensity", "blob_count"}
+    for baseline in report["baselines"].values():
+        assert baseline["malignant"]["n"] == breast["n"]
+        assert 0 <= baseline["malignant"]["auc"] <= 1
