@@ -1,7 +1,8 @@
 """Evaluation of one checkpoint or an ensemble on a manifest: ROC and PR AUCs at breast and image
 level with bootstrap confidence intervals, and the Dice similarity between saliency maps and lesion
-masks (paper section 3.5), written as ``evaluation.json`` plus ROC and PR curves as PNG; optionally
-the same AUCs for trivial image statistics (``baselines``) on the same images."""
+masks (paper section 3.5), written as ``evaluation.json`` (and summarised in ``evaluation.md``) plus ROC
+and PR curves as PNG; optionally the same AUCs for trivial image statistics (``baselines``) on the same
+images."""
 
 from __future__ import annotations
 
@@ -85,6 +86,7 @@ def evaluate(
         report["baselines"] = {name: _classification(rows, resamples) for name, rows in baseline_rows.items()}
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "evaluation.json").write_text(json.dumps(report, indent=1))
+    (out_dir / "evaluation.md").write_text(summary(report))
     for level, rows in (("breast", breast_rows), ("image", image_rows)):
         plot_curves(rows, f"{level} level", out_dir / f"roc_{level}.png", out_dir / f"pr_{level}.png")
     return report
@@ -111,6 +113,41 @@ def _classification(rows: list[tuple[tuple[int, int], tuple[float, float]]], res
             }
         report[name] = entry
     return report
+
+
+def summary(report: dict) -> str:
+    """The report as a Markdown table: AUCs with their intervals, Dice, and the baselines."""
+
+    def interval(entry: dict, key: str) -> str:
+        if key not in entry:
+            return "n/a"
+        low, high = entry[f"{key}_ci"]
+        return f"{entry[key]:.3f} ({low:.3f}-{high:.3f})"
+
+    lines = [
+        f"{report['exams']} exams of `{Path(report['manifest']).name}`"
+        + (f" (split {report['split']})" if report["split"] else ""),
+        "",
+        "| level | class | n (positive) | ROC AUC (95 % CI) | PR AUC (95 % CI) |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    rows = [(level, report[level]) for level in ("breast", "image")]
+    rows += [
+        (f"baseline: {name.replace('_', ' ')}", entry) for name, entry in report.get("baselines", {}).items()
+    ]
+    for level, entries in rows:
+        for name in CLASSES:
+            entry = entries[name]
+            lines.append(
+                f"| {level} | {name} | {entry['n']} ({entry['positives']}) | {interval(entry, 'auc')} "
+                f"| {interval(entry, 'pr_auc')} |"
+            )
+    lines += ["", "| saliency Dice | images with a mask | soft | at 0.5 |", "| --- | --- | --- | --- |"]
+    for name in CLASSES:
+        dsc = report["dsc"][name]
+        soft, at_half = (f"{dsc[key]:.3f}" if dsc[key] is not None else "n/a" for key in ("soft", "at_0_5"))
+        lines.append(f"| {name} | {dsc['images']} | {soft} | {at_half} |")
+    return "\n".join(lines) + "\n"
 
 
 def plot_curves(

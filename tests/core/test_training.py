@@ -174,6 +174,9 @@ def test_evaluate_command(dataset, tmp_path):
     for name in ("roc_breast.png", "pr_breast.png", "roc_image.png", "pr_image.png"):
         assert (out / name).stat().st_size > 1000
     assert set(report["baselines"]) == {"max_pixel", "mean_intensity", "blob_count"}
+    summary = (out / "evaluation.md").read_text()
+    assert f"| breast | malignant | {breast['n']} ({breast['positives']}) | {breast['auc']:.3f}" in summary
+    assert "| baseline: blob count | malignant |" in summary
     for baseline in report["baselines"].values():
         assert baseline["malignant"]["n"] == breast["n"]
         assert 0 <= baseline["malignant"]["auc"] <= 1
