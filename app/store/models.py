@@ -214,7 +214,8 @@ class SaliencyMap(Base):
 
 
 class TriageRun(Base):
-    """One batch run of ``gmic triage``; ``status`` is running, finished, cancelled or failed."""
+    """One batch run of ``gmic triage``; ``status`` is running, finished, cancelled (asked to stop) or
+    interrupted (stopped by an error or Ctrl-C; a run killed outright stays running)."""
 
     __tablename__ = "triage_runs"
 
