@@ -335,13 +335,13 @@ def _print_summary(report: dict) -> None:
 
 
 def _register_triage(commands: argparse._SubParsersAction) -> None:
-    from app.triage import FLAGS, OVERLAPS, SORTS
+    from app.triage import DEFAULT_OVERLAP, DEFAULT_WORKERS, FLAGS, OVERLAPS, SORTS
 
     triage = commands.add_parser("triage", help="score every exam under folders not yet scored by the model")
     triage.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="a folder (scanned) or exam.json")
     _add_model_options(triage)
     _add_database_option(triage)
-    _add_overlap_options(triage, OVERLAPS)
+    _add_overlap_options(triage, OVERLAPS, DEFAULT_OVERLAP, DEFAULT_WORKERS)
     triage.add_argument(
         "--compile", action="store_true", help="torch.compile the model (worth it for long runs)"
     )
@@ -361,7 +361,7 @@ def _register_triage(commands: argparse._SubParsersAction) -> None:
     calibrate.add_argument(
         "--specificity", type=float, help="target specificity of the high-suspicion threshold"
     )
-    _add_overlap_options(calibrate, OVERLAPS)
+    _add_overlap_options(calibrate, OVERLAPS, DEFAULT_OVERLAP, DEFAULT_WORKERS)
     calibrate.set_defaults(run=_calibrate)
 
     worklist = commands.add_parser(
@@ -377,11 +377,18 @@ def _register_triage(commands: argparse._SubParsersAction) -> None:
     worklist.set_defaults(run=_worklist)
 
 
-def _add_overlap_options(parser: argparse.ArgumentParser, overlaps: Sequence[str]) -> None:
+def _add_overlap_options(
+    parser: argparse.ArgumentParser, overlaps: Sequence[str], overlap: str, workers: int
+) -> None:
     parser.add_argument(
-        "--overlap", choices=overlaps, default="threads", help="how reading runs ahead of the model"
+        "--overlap",
+        choices=overlaps,
+        default=overlap,
+        help=f"how reading runs ahead of the model ({overlap})",
     )
-    parser.add_argument("--workers", type=int, default=1, help="threads or processes reading ahead")
+    parser.add_argument(
+        "--workers", type=int, default=workers, help=f"threads or processes reading ahead ({workers})"
+    )
 
 
 def _triage(args: argparse.Namespace) -> int:
@@ -400,6 +407,12 @@ def _triage(args: argparse.Namespace) -> int:
     except (GMICError, ValueError) as error:
         print(f"gmic triage: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(
+            "\ngmic triage: interrupted; the exams scored so far are stored, run again to resume",
+            file=sys.stderr,
+        )
+        return 130
     print(format_summary(summary), file=sys.stderr)
     return 0 if summary.scored or summary.skipped else 1
 

@@ -5,7 +5,7 @@ that the predictor's model (``ModelIdentity.key``: checkpoint hashes, precision,
 yet is read, preprocessed and run, and its ``ExamResult`` is stored in its own transaction the moment
 it is known, so an interrupted run loses at most the exam in hand and a new run continues without
 duplicates. Reading and preprocessing run ahead of the model in worker threads (``overlap="threads"``,
-the default) or processes (``"processes"``); ``"none"`` does one thing at a time. An exam that cannot
+two by default) or processes (``"processes"``); ``"none"`` does one thing at a time. An exam that cannot
 be read or preprocessed, and a file the scan cannot use (corrupt, not a mammogram), is stored as a
 :class:`~app.store.models.TriageFailure` with its stage and reason, and the run goes on; a later run
 retries it and forgets the failure once it scores. Files that are not DICOM at all are counted as
@@ -49,11 +49,13 @@ from app.triage.operating_points import (
     operating_points,
     save_operating_points,
 )
-from app.triage.pipeline import OVERLAPS, Failure, Overlap
+from app.triage.pipeline import DEFAULT_OVERLAP, DEFAULT_WORKERS, OVERLAPS, Failure, Overlap
 from app.triage.run import TriageProgress, TriageSummary, find_exams, run_triage
 from app.triage.worklist import SORTS, WorklistRow, latest_model_key, worklist
 
 __all__ = [
+    "DEFAULT_OVERLAP",
+    "DEFAULT_WORKERS",
     "FLAGS",
     "HIGH_SUSPICION",
     "LIKELY_NORMAL",

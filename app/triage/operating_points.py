@@ -23,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.store.models import OperatingPoint, utc_now
-from app.triage.pipeline import Failure, Overlap, manifest_job, score_jobs
+from app.triage.pipeline import DEFAULT_OVERLAP, DEFAULT_WORKERS, Failure, Overlap, manifest_job, score_jobs
 from gmic_core import metrics
 from gmic_core.errors import GMICError
 from gmic_core.imaging.views import Laterality
@@ -79,8 +79,8 @@ def calibrate(
     manifest: Path,
     sensitivity: float | None = None,
     specificity: float | None = None,
-    overlap: Overlap = "threads",
-    workers: int = 1,
+    overlap: Overlap = DEFAULT_OVERLAP,
+    workers: int = DEFAULT_WORKERS,
     progress: Callable[[int, int], None] | None = None,
     cancelled: Callable[[], bool] = lambda: False,
 ) -> Calibration:

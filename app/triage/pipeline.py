@@ -38,6 +38,9 @@ from gmic_core.training.data import ManifestExam, read_pixels
 Overlap = Literal["none", "threads", "processes"]
 OVERLAPS: tuple[Overlap, ...] = ("none", "threads", "processes")
 Stage = Literal["scan", "load", "preprocess", "inference"]
+# Two reading threads were the fastest on the 2-core development CPU (benchmarks/triage_bench.py).
+DEFAULT_OVERLAP: Overlap = "threads"
+DEFAULT_WORKERS = 2
 
 
 @dataclass(frozen=True)
@@ -113,8 +116,8 @@ def prepare_job(
 def score_jobs(
     predictor: Predictor,
     jobs: Iterable[Job],
-    overlap: Overlap = "threads",
-    workers: int = 1,
+    overlap: Overlap = DEFAULT_OVERLAP,
+    workers: int = DEFAULT_WORKERS,
     cancelled: Callable[[], bool] = lambda: False,
 ) -> Iterator[Outcome]:
     """Score ``jobs`` in order. ``overlap`` "none" reads, preprocesses and runs each exam in turn;
@@ -162,6 +165,8 @@ def score_jobs(
 
 
 def _executor(overlap: Overlap, workers: int) -> Executor:
+    if workers < 1:
+        raise ValueError(f"at least one worker reads ahead, not {workers}")
     if overlap == "threads":
         return ThreadPoolExecutor(workers, thread_name_prefix="triage-feed")
     if overlap == "processes":

@@ -16,9 +16,9 @@ from app.store import Store
 from app.store.models import Exam as ExamRow
 from app.store.models import ModelRun, TriageFailure, TriageRun, utc_now
 from app.store.results import ensure_exam, save_exam_result
-from app.triage.pipeline import Failure, Overlap, exam_job, score_jobs
+from app.triage.pipeline import DEFAULT_OVERLAP, DEFAULT_WORKERS, Failure, Overlap, exam_job, score_jobs
 from gmic_core.errors import ExamError, GMICError
-from gmic_core.imaging import Exam, load_exam, scan_folder
+from gmic_core.imaging import Exam, ImageRef, load_exam, scan_folder
 from gmic_core.imaging.manifest import MANIFEST_NAME
 from gmic_core.inference import Predictor
 
@@ -66,17 +66,20 @@ class TriageSummary:
 
 
 @dataclass
-class _Found:
+class FoundExams:
+    """What :func:`find_exams` found: the exams, the paths that failed (stage "scan"), the files that
+    are not DICOM, and the scanned roots."""
+
     exams: list[Exam] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
     ignored: list[Path] = field(default_factory=list)
     roots: list[Path] = field(default_factory=list)
 
 
-def find_exams(paths: Iterable[Path | str]) -> _Found:
+def find_exams(paths: Iterable[Path | str]) -> FoundExams:
     """Every exam under ``paths`` (folders scanned recursively, reading headers only; an exam.json or
     a folder holding one is one exam), each once; what could not be used, as scan failures."""
-    found = _Found()
+    found = FoundExams()
     seen: set[str] = set()
     for path in (Path(path).resolve() for path in paths):
         found.roots.append(path)
@@ -104,8 +107,8 @@ def run_triage(
     store: Store,
     predictor: Predictor,
     paths: Sequence[Path | str],
-    overlap: Overlap = "threads",
-    workers: int = 1,
+    overlap: Overlap = DEFAULT_OVERLAP,
+    workers: int = DEFAULT_WORKERS,
     progress: Callable[[TriageProgress], None] | None = None,
     cancelled: Callable[[], bool] = lambda: False,
 ) -> TriageSummary:
@@ -174,11 +177,11 @@ def _source(exam: Exam) -> str | None:
     return None if exam.source is None else str(exam.source)
 
 
-def _image_refs(exam: Exam):
+def _image_refs(exam: Exam) -> list[ImageRef]:
     return [*exam.images.values(), *exam.extra_images]
 
 
-def _record_scan_failures(session: Session, run_id: int, found: _Found) -> None:
+def _record_scan_failures(session: Session, run_id: int, found: FoundExams) -> None:
     """Record this scan's file failures and forget earlier ones under the scanned roots that are gone."""
     current = {failure.key for failure in found.failures}
     for stale in session.scalars(select(TriageFailure).where(TriageFailure.path.is_not(None))):
