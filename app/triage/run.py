@@ -208,4 +208,5 @@ def _record_failure(
         run_id,
         utc_now(),
     )
-    log.warning("triage: failed at %s: %s", failure.stage, failure.message)
+    # INFO, not WARNING: the summary lists every failure, and warnings would break the progress line.
+    log.info("triage: failed at %s: %s", failure.stage, failure.message)
