@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
         _register_train,
         _register_evaluate,
         _register_study,
+        _register_triage,
     ):
         register(commands)
     return parser
@@ -335,6 +336,147 @@ def _print_summary(report: dict) -> None:
             f"OR (jackknife): F {result['F']:.3f}, ddf {result['ddf']:.2f}, p {result['p']:.4f}, "
             f"difference {result['difference']:.4f} (95% CI {low:.4f} to {high:.4f})"
         )
+
+
+def _register_triage(commands: argparse._SubParsersAction) -> None:
+    from app.triage import DEFAULT_OVERLAP, DEFAULT_WORKERS, FLAGS, OVERLAPS, SORTS
+
+    triage = commands.add_parser("triage", help="score every exam under folders not yet scored by the model")
+    triage.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="a folder (scanned) or exam.json")
+    _add_model_options(triage)
+    _add_database_option(triage)
+    _add_overlap_options(triage, OVERLAPS, DEFAULT_OVERLAP, DEFAULT_WORKERS)
+    triage.add_argument(
+        "--compile", action="store_true", help="torch.compile the model (worth it for long runs)"
+    )
+    triage.set_defaults(run=_triage)
+
+    calibrate = commands.add_parser(
+        "calibrate", help="choose and store a model's operating points on a labelled calibration set"
+    )
+    calibrate.add_argument(
+        "manifest", type=Path, metavar="MANIFEST", help="a gmic synth manifest.csv or its folder"
+    )
+    _add_model_options(calibrate)
+    _add_database_option(calibrate)
+    calibrate.add_argument(
+        "--sensitivity", type=float, help="target sensitivity of the likely-normal threshold"
+    )
+    calibrate.add_argument(
+        "--specificity", type=float, help="target specificity of the high-suspicion threshold"
+    )
+    _add_overlap_options(calibrate, OVERLAPS, DEFAULT_OVERLAP, DEFAULT_WORKERS)
+    calibrate.set_defaults(run=_calibrate)
+
+    worklist = commands.add_parser(
+        "worklist", help="the triaged exams ranked by malignancy score, with flags"
+    )
+    _add_database_option(worklist)
+    worklist.add_argument("--model-key", help="whose scores (default: the model of the latest triage run)")
+    worklist.add_argument("--sort", choices=SORTS, default="score")
+    worklist.add_argument(
+        "--flag", action="append", choices=FLAGS, default=[], help="only exams with this flag"
+    )
+    worklist.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    worklist.set_defaults(run=_worklist)
+
+
+def _add_overlap_options(
+    parser: argparse.ArgumentParser, overlaps: Sequence[str], overlap: str, workers: int
+) -> None:
+    parser.add_argument(
+        "--overlap",
+        choices=overlaps,
+        default=overlap,
+        help=f"how reading runs ahead of the model ({overlap})",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=workers, help=f"threads or processes reading ahead ({workers})"
+    )
+
+
+def _triage(args: argparse.Namespace) -> int:
+    from app.store import open_store
+    from app.triage import run_triage
+    from app.triage.progress import ProgressBar, format_summary
+    from gmic_core.errors import GMICError
+    from gmic_core.inference import Predictor
+
+    try:
+        store = open_store(args.db)
+        predictor = Predictor.from_files(
+            args.weights, top_t=args.top_t, device=args.device, precision=args.precision, compile=args.compile
+        )
+        summary = run_triage(store, predictor, args.paths, args.overlap, args.workers, progress=ProgressBar())
+    except (GMICError, ValueError) as error:
+        print(f"gmic triage: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            "\ngmic triage: interrupted; the exams scored so far are stored, run again to resume",
+            file=sys.stderr,
+        )
+        return 130
+    print(format_summary(summary), file=sys.stderr)
+    return 0 if summary.scored or summary.skipped else 1
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from app.store import open_store
+    from app.triage import calibrate, save_operating_points
+    from gmic_core.errors import GMICError
+    from gmic_core.inference import Predictor
+
+    try:
+        store = open_store(args.db)
+        predictor = Predictor.from_files(
+            args.weights, top_t=args.top_t, device=args.device, precision=args.precision
+        )
+        calibration = calibrate(
+            predictor,
+            args.manifest,
+            args.sensitivity,
+            args.specificity,
+            args.overlap,
+            args.workers,
+            progress=lambda done, total: print(f"{done}/{total} calibration exams scored", file=sys.stderr),
+        )
+        with store.session() as session:
+            save_operating_points(session, predictor.identity.key, calibration)
+    except (GMICError, ValueError) as error:
+        print(f"gmic calibrate: {error}", file=sys.stderr)
+        return 2
+    positives = int(calibration.labels.sum())
+    print(
+        f"{calibration.labels.size} exams, {positives} malignant; operating points of model {predictor.identity.key}"
+    )
+    for name, point in calibration.points.items():
+        print(
+            f"{name}: threshold {point.threshold:.6g} (target {calibration.targets[name]}), "
+            f"sensitivity {point.sensitivity:.3f}, specificity {point.specificity:.3f}"
+        )
+    return 0
+
+
+def _worklist(args: argparse.Namespace) -> int:
+    from app.store import open_store
+    from app.triage import latest_model_key, worklist
+    from app.triage.worklist import to_csv, to_json, to_table
+    from gmic_core.errors import GMICError
+
+    try:
+        with open_store(args.db).session() as session:
+            model_key = args.model_key or latest_model_key(session)
+            if model_key is None:
+                raise GMICError(
+                    "no triage run in this database yet: run gmic triage first, or give --model-key"
+                )
+            rows = worklist(session, model_key, args.sort, args.flag)
+    except GMICError as error:
+        print(f"gmic worklist: {error}", file=sys.stderr)
+        return 2
+    print({"table": to_table, "csv": to_csv, "json": to_json}[args.format](rows))
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

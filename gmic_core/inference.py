@@ -246,6 +246,66 @@ class ViewImage:
     horizontal_flip: bool = False
 
 
+@dataclass(frozen=True)
+class PreparedExam:
+    """An exam's model inputs, ready for :meth:`Predictor.run`: the standard views present in the
+    published order, their preprocessed batch ``[V, 1, H, W]`` and geometries, and the stored images
+    where test-time augmentation needs them again. Picklable, so that worker processes can make it."""
+
+    exam_id: str
+    views: tuple[View, ...]
+    batch: torch.Tensor
+    geometries: tuple[Geometry, ...]
+    images: Mapping[View, ViewImage] | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def prepare_exam(
+    exam_id: str,
+    images: Mapping[View, ViewImage],
+    config: GMICConfig,
+    background_threshold: BackgroundThreshold = None,
+    keep_images: bool = False,
+) -> PreparedExam:
+    """Preprocess the standard views of one exam (any subset of the four) for models of ``config``.
+    Needs no model, so it can run in a thread or process that feeds the one holding the device."""
+    if not images:
+        raise ValueError(f"exam {exam_id} has no standard view to analyse")
+    views = tuple(view for view in PUBLISHED_VIEW_ORDER if view in images)
+    started = time.perf_counter()
+    prepared = [_preprocess_view(view, images[view], config, background_threshold) for view in views]
+    return PreparedExam(
+        exam_id=exam_id,
+        views=views,
+        batch=torch.stack([p.tensor for p in prepared]),
+        geometries=tuple(p.geometry for p in prepared),
+        images=dict(images) if keep_images else None,
+        timings={"preprocess_s": time.perf_counter() - started},
+    )
+
+
+def _preprocess_view(
+    view: View,
+    image: ViewImage,
+    config: GMICConfig,
+    background_threshold: BackgroundThreshold,
+    rng: np.random.RandomState | None = None,
+):
+    try:
+        return preprocess(
+            image.pixels,
+            view.laterality.value,
+            view.is_mlo,
+            config,
+            horizontal_flip=image.horizontal_flip,
+            background_threshold=background_threshold,
+            noise=WindowNoise() if rng is not None else None,
+            rng=rng,
+        )
+    except PreprocessingError as error:
+        raise PreprocessingError(f"{view.value}: {error}") from error
+
+
 class Predictor:
     """Runs an ensemble of GMIC checkpoints on exams.
 
@@ -324,42 +384,33 @@ class Predictor:
         cancelled: Callable[[], bool] = lambda: False,
     ) -> ExamResult:
         """Run the ensemble on the standard views of one exam (any subset of the four)."""
-        if not images:
-            raise ValueError(f"exam {exam_id} has no standard view to analyse")
-        views = [view for view in PUBLISHED_VIEW_ORDER if view in images]
+        return self.run(self.prepare(exam_id, images), keep_patches, cancelled)
+
+    def prepare(self, exam_id: str, images: Mapping[View, ViewImage]) -> PreparedExam:
+        """The preprocessing half of :meth:`predict` (see :func:`prepare_exam`)."""
+        return prepare_exam(exam_id, images, self.config, self.background_threshold, keep_images=self.tta > 0)
+
+    def run(
+        self, prepared: PreparedExam, keep_patches: bool = True, cancelled: Callable[[], bool] = lambda: False
+    ) -> ExamResult:
+        """The inference half of :meth:`predict`, on an exam that :meth:`prepare` (or
+        :func:`prepare_exam` with this predictor's config, in another thread or process) made."""
+        if self.tta and prepared.images is None:
+            raise ValueError("test-time augmentation needs the stored images: prepare with keep_images")
         started = time.perf_counter()
-        prepared = [self._preprocess(view, images[view]) for view in views]
-        timings = {"preprocess_s": time.perf_counter() - started}
-        batch = torch.stack([p.tensor for p in prepared])
-        inference_started = time.perf_counter()
         outputs = []
         for model in self.models:
             if cancelled():
-                raise InterruptedError(f"analysis of exam {exam_id} cancelled")
-            outputs.append(self._run(model, batch))
-        augmented = self._augmented_fusion(views, images, cancelled) if self.tta else None
-        timings["inference_s"] = time.perf_counter() - inference_started
+                raise InterruptedError(f"analysis of exam {prepared.exam_id} cancelled")
+            outputs.append(self._run(model, prepared.batch))
+        augmented = self._augmented_fusion(prepared.views, prepared.images, cancelled) if self.tta else None
+        timings = {**prepared.timings, "inference_s": time.perf_counter() - started}
         results = {
-            view: self._view_result(view, index, outputs, prepared[index].geometry, keep_patches, augmented)
-            for index, view in enumerate(views)
+            view: self._view_result(view, index, outputs, prepared.geometries[index], keep_patches, augmented)
+            for index, view in enumerate(prepared.views)
         }
-        timings["total_s"] = time.perf_counter() - started
-        return ExamResult(exam_id, results, breast_results(results), self.identity, timings)
-
-    def _preprocess(self, view: View, image: ViewImage, rng: np.random.RandomState | None = None):
-        try:
-            return preprocess(
-                image.pixels,
-                view.laterality.value,
-                view.is_mlo,
-                self.config,
-                horizontal_flip=image.horizontal_flip,
-                background_threshold=self.background_threshold,
-                noise=WindowNoise() if rng is not None else None,
-                rng=rng,
-            )
-        except PreprocessingError as error:
-            raise PreprocessingError(f"{view.value}: {error}") from error
+        timings["total_s"] = prepared.timings["preprocess_s"] + time.perf_counter() - started
+        return ExamResult(prepared.exam_id, results, breast_results(results), self.identity, timings)
 
     @torch.inference_mode()
     def _run(self, model: torch.nn.Module, batch: torch.Tensor) -> GMICOutput:
@@ -375,7 +426,7 @@ class Predictor:
         )
 
     def _augmented_fusion(
-        self, views: list[View], images: Mapping[View, ViewImage], cancelled: Callable[[], bool]
+        self, views: Sequence[View], images: Mapping[View, ViewImage], cancelled: Callable[[], bool]
     ) -> dict[str, torch.Tensor]:
         """Mean probabilities over ``tta`` random windows per view, averaged over the ensemble."""
         sums: dict[str, torch.Tensor] = {}
@@ -384,8 +435,12 @@ class Predictor:
                 raise InterruptedError("analysis cancelled")
             batch = torch.stack(
                 [
-                    self._preprocess(
-                        view, images[view], np.random.RandomState(self.seed + 1000 * draw + index)
+                    _preprocess_view(
+                        view,
+                        images[view],
+                        self.config,
+                        self.background_threshold,
+                        np.random.RandomState(self.seed + 1000 * draw + index),
                     ).tensor
                     for index, view in enumerate(views)
                 ]

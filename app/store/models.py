@@ -9,6 +9,10 @@ Three groups:
 * **Reader studies**: :class:`Reader`, :class:`Study` (protocol, seed, the model shown),
   :class:`StudyCase` (the exams read), :class:`GroundTruth` (kept in its own table, read only by the
   analysis), :class:`Assignment` (a reader's randomised order), :class:`Reading`.
+* **Triage**: :class:`TriageRun` (one ``gmic triage`` run: model, paths, counts),
+  :class:`TriageFailure` (an exam or a file that could not be scored, with the reason; one row per
+  exam or file, replaced when it fails again, removed once it is scored) and :class:`OperatingPoint`
+  (a threshold chosen on a calibration set, stored with the model identity it belongs to).
 * A :class:`Reading` is immutable: the ORM refuses to update or delete one, and the database refuses
   too (triggers created by the migration). A reading that replaces an earlier one (where the
   protocol allows going back) is a new row pointing at the one it supersedes.
@@ -204,6 +208,72 @@ class SaliencyMap(Base):
     data: Mapped[bytes] = mapped_column(LargeBinary)
 
     view_prediction: Mapped[ViewPrediction] = relationship(back_populates="saliency")
+
+
+# --- triage ------------------------------------------------------------------------------------------
+
+
+class TriageRun(Base):
+    """One batch run of ``gmic triage``; ``status`` is running, finished, cancelled (asked to stop) or
+    interrupted (stopped by an error or Ctrl-C; a run killed outright stays running)."""
+
+    __tablename__ = "triage_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_key: Mapped[str] = mapped_column(String(2000), index=True)  # ModelIdentity.key
+    model_names: Mapped[list[Any]]
+    device: Mapped[str] = mapped_column(String(200))
+    paths: Mapped[list[Any]]
+    status: Mapped[str] = mapped_column(String(16))
+    scored: Mapped[int] = mapped_column(Integer, default=0)
+    skipped: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime] = mapped_column(default=utc_now)
+    finished_at: Mapped[datetime | None]
+
+
+class TriageFailure(Base):
+    """An exam (``exam_id``) or a file that belongs to no exam (``path``) that triage could not score.
+    ``stage`` says where it failed: scan, load, preprocess or inference."""
+
+    __tablename__ = "triage_failures"
+    __table_args__ = (CheckConstraint("(exam_id IS NULL) <> (path IS NULL)", name="subject"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    exam_id: Mapped[int | None] = mapped_column(ForeignKey("exams.id", ondelete="CASCADE"), unique=True)
+    path: Mapped[str | None] = mapped_column(String(2000), unique=True)
+    stage: Mapped[str] = mapped_column(String(16))
+    error: Mapped[str] = mapped_column(String(4000))
+    triage_run_id: Mapped[int | None] = mapped_column(ForeignKey("triage_runs.id", ondelete="SET NULL"))
+    recorded_at: Mapped[datetime] = mapped_column(default=utc_now)
+
+    exam: Mapped[Exam | None] = relationship()
+
+
+class OperatingPoint(Base):
+    """A score threshold of one model identity, chosen on a labelled calibration set for a target
+    sensitivity or specificity (``metric`` and ``target``); ``sensitivity`` and ``specificity`` are
+    what it reached there. An exam scoring at least ``threshold`` is called positive."""
+
+    __tablename__ = "operating_points"
+    __table_args__ = (
+        UniqueConstraint("model_key", "name", name="uq_operating_points_name"),
+        CheckConstraint("metric IN ('sensitivity', 'specificity')", name="metric"),
+        CheckConstraint("target > 0 AND target <= 1", name="target"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_key: Mapped[str] = mapped_column(String(2000), index=True)  # ModelIdentity.key
+    name: Mapped[str] = mapped_column(String(32))  # high_suspicion or likely_normal
+    metric: Mapped[str] = mapped_column(String(16))
+    target: Mapped[float]
+    threshold: Mapped[float]
+    sensitivity: Mapped[float]
+    specificity: Mapped[float]
+    calibration_set: Mapped[str] = mapped_column(String(2000))
+    exams: Mapped[int]
+    positives: Mapped[int]
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
 
 
 # --- reader studies -----------------------------------------------------------------------------------

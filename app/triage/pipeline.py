@@ -1,0 +1,193 @@
+"""Feeding the device: exams are read and preprocessed ahead, in worker threads or processes, while
+the model runs on the one before them.
+
+A :class:`Job` is an exam to score and a picklable loader for its standard views. :func:`score_jobs`
+yields one :class:`Outcome` per job, in order: the result, or the stage and reason it failed. A bad
+exam never stops the stream; cancelling does, between exams or inside the model's run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import multiprocessing
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+
+from gmic_core.config import GMICConfig
+from gmic_core.errors import ExamError, GMICError
+from gmic_core.imaging import Exam
+from gmic_core.imaging.views import View
+from gmic_core.inference import (
+    ExamResult,
+    Predictor,
+    PreparedExam,
+    ViewImage,
+    load_standard_views,
+    prepare_exam,
+)
+from gmic_core.preprocess import BackgroundThreshold
+from gmic_core.training.data import ManifestExam, read_pixels
+
+Overlap = Literal["none", "threads", "processes"]
+OVERLAPS: tuple[Overlap, ...] = ("none", "threads", "processes")
+Stage = Literal["scan", "load", "preprocess", "inference"]
+# Two reading threads were the fastest on the 2-core development CPU (benchmarks/triage_bench.py).
+DEFAULT_OVERLAP: Overlap = "threads"
+DEFAULT_WORKERS = 2
+
+
+@dataclass(frozen=True)
+class Job:
+    """One exam to score: its key and a picklable callable that decodes its standard views."""
+
+    key: str
+    load: Callable[[], dict[View, ViewImage]]
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why an exam (``key``: its exam key) or a file (``key``: its path) could not be scored."""
+
+    key: str
+    stage: Stage
+    error: str
+
+    @property
+    def message(self) -> str:
+        """The reason, naming the exam or file (most errors name the file already)."""
+        return self.error if self.key in self.error else f"{self.key}: {self.error}"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A job's result or its failure, and the seconds each stage took (``read_s``, ``preprocess_s``,
+    ``inference_s`` as far as it got; ``wait_s``: how long the device waited for this exam)."""
+
+    key: str
+    result: ExamResult | None = None
+    failure: Failure | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def exam_job(exam: Exam) -> Job:
+    """A job for an exam found by ``gmic_core.imaging`` (DICOM study or exam.json)."""
+    return Job(exam.exam_id, functools.partial(_exam_views, exam))
+
+
+def manifest_job(exam: ManifestExam) -> Job:
+    """A job for an exam of a training-style manifest (``gmic synth``)."""
+    return Job(exam.exam_id, functools.partial(_manifest_views, exam))
+
+
+def _exam_views(exam: Exam) -> dict[View, ViewImage]:
+    if not exam.images:
+        raise ExamError(f"exam {exam.exam_id}: none of the standard views R-CC, L-CC, R-MLO, L-MLO")
+    return {view: ViewImage(m.pixels, exam.horizontal_flip) for view, m in load_standard_views(exam).items()}
+
+
+def _manifest_views(exam: ManifestExam) -> dict[View, ViewImage]:
+    return {view: ViewImage(read_pixels(image)) for view, image in exam.images.items()}
+
+
+def prepare_job(
+    job: Job, config: GMICConfig, background_threshold: BackgroundThreshold, keep_images: bool
+) -> PreparedExam | Failure:
+    """Read and preprocess one exam; runs in the feeding thread or process."""
+    started = time.perf_counter()
+    try:
+        images = job.load()
+    except (GMICError, OSError) as error:
+        return Failure(job.key, "load", str(error))
+    read_s = time.perf_counter() - started
+    try:
+        prepared = prepare_exam(job.key, images, config, background_threshold, keep_images)
+    except GMICError as error:
+        return Failure(job.key, "preprocess", str(error))
+    return dataclasses.replace(prepared, timings={"read_s": read_s, **prepared.timings})
+
+
+def score_jobs(
+    predictor: Predictor,
+    jobs: Iterable[Job],
+    overlap: Overlap = DEFAULT_OVERLAP,
+    workers: int = DEFAULT_WORKERS,
+    cancelled: Callable[[], bool] = lambda: False,
+) -> Iterator[Outcome]:
+    """Score ``jobs`` in order. ``overlap`` "none" reads, preprocesses and runs each exam in turn;
+    "threads" or "processes" keep ``workers`` exams in preparation (plus one ready) while the model
+    runs. Stops early, without an outcome for the exam in hand, once ``cancelled()`` is true."""
+    prepare = functools.partial(
+        prepare_job,
+        config=predictor.config,
+        background_threshold=predictor.background_threshold,
+        keep_images=predictor.tta > 0,
+    )
+    if overlap == "none":
+        for job in jobs:
+            if cancelled():
+                return
+            started = time.perf_counter()
+            prepared = prepare(job)
+            outcome = _infer(predictor, prepared, time.perf_counter() - started, cancelled)
+            if outcome is None:
+                return
+            yield outcome
+        return
+    with _executor(overlap, workers) as executor:
+        pending: deque[Future] = deque()
+        remaining = iter(jobs)
+
+        def fill() -> None:
+            while len(pending) < workers + 1 and (job := next(remaining, None)) is not None:
+                pending.append(executor.submit(prepare, job))
+
+        fill()
+        try:
+            while pending and not cancelled():
+                waited = time.perf_counter()
+                prepared = pending.popleft().result()
+                wait_s = time.perf_counter() - waited
+                fill()
+                outcome = _infer(predictor, prepared, wait_s, cancelled)
+                if outcome is None:
+                    return
+                yield outcome
+        finally:
+            for future in pending:
+                future.cancel()
+
+
+def _executor(overlap: Overlap, workers: int) -> Executor:
+    if workers < 1:
+        raise ValueError(f"at least one worker reads ahead, not {workers}")
+    if overlap == "threads":
+        return ThreadPoolExecutor(workers, thread_name_prefix="triage-feed")
+    if overlap == "processes":
+        # Single-threaded torch in the workers: the device's process keeps the cores for the model.
+        context = multiprocessing.get_context("forkserver")
+        return ProcessPoolExecutor(
+            workers, mp_context=context, initializer=torch.set_num_threads, initargs=(1,)
+        )
+    raise ValueError(f"overlap must be one of {', '.join(OVERLAPS)}, not {overlap!r}")
+
+
+def _infer(
+    predictor: Predictor, prepared: PreparedExam | Failure, wait_s: float, cancelled: Callable[[], bool]
+) -> Outcome | None:
+    if isinstance(prepared, Failure):
+        return Outcome(prepared.key, failure=prepared, timings={"wait_s": wait_s})
+    try:
+        result = predictor.run(prepared, keep_patches=False, cancelled=cancelled)
+    except InterruptedError:
+        return None
+    except GMICError as error:
+        failure = Failure(prepared.exam_id, "inference", str(error))
+        return Outcome(prepared.exam_id, failure=failure, timings={**prepared.timings, "wait_s": wait_s})
+    return Outcome(prepared.exam_id, result=result, timings={**result.timings, "wait_s": wait_s})

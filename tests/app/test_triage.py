@@ -1,0 +1,334 @@
+"""Second-reader triage: batch scoring into the store, resumption, failures, ranking, operating points
+and the commands, on a small model and small synthetic exams."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+import torch
+from sqlalchemy import func, select
+
+from app.cli import main
+from app.store import open_store
+from app.store.models import Exam, ModelRun, OperatingPoint, TriageFailure, TriageRun
+from app.store.results import load_exam_result
+from app.triage import (
+    HIGH_SUSPICION,
+    LIKELY_NORMAL,
+    calibrate,
+    flags_for,
+    operating_points,
+    run_triage,
+    save_operating_points,
+    worklist,
+)
+from app.triage.operating_points import CalibrationError, choose_operating_points
+from app.triage.pipeline import exam_job, score_jobs
+from app.triage.progress import ProgressBar, format_summary
+from app.triage.run import TriageProgress, find_exams
+from gmic_core import metrics, synthetic
+from gmic_core.config import GMICConfig
+from gmic_core.inference import Predictor
+from gmic_core.model import GMIC, ModelCard, save_checkpoint
+from tests.core import dicom_factory
+
+EXAMS = 6
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    """Six small synthetic exams with their manifest (labels)."""
+    folder = tmp_path_factory.mktemp("triage_exams")
+    synthetic.write_dataset(
+        folder,
+        exams=EXAMS,
+        seed=3,
+        size=(1024, 832),
+        transfer_syntax="explicit-little",
+        malignant_fraction=0.4,
+    )
+    return folder
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory) -> Path:
+    """An untrained GMIC at an eighth of the published input size, seeded."""
+    torch.manual_seed(0)
+    model = GMIC(GMICConfig.at_scale(0.125))
+    card = ModelCard("tiny seeded", "0", "none", "tests")
+    return save_checkpoint(tmp_path_factory.mktemp("model") / "tiny.pt", model, card)
+
+
+@pytest.fixture(scope="module")
+def predictor(weights) -> Predictor:
+    return Predictor.from_files([weights], device="cpu")
+
+
+def _runs_per_exam(store, model_key: str) -> dict[str, int]:
+    with store.session() as session:
+        rows = session.execute(
+            select(Exam.exam_key, func.count(ModelRun.id))
+            .join(ModelRun)
+            .where(ModelRun.model_key == model_key)
+            .group_by(Exam.exam_key)
+        ).all()
+    return dict(rows)
+
+
+def test_ranking_follows_the_stored_exam_scores(store, predictor, dataset):
+    summary = run_triage(store, predictor, [dataset])
+    assert (summary.exams_found, summary.scored, summary.skipped, summary.failed) == (EXAMS, EXAMS, 0, [])
+    assert summary.ignored  # manifest.csv and the mask PNGs are not DICOM
+    key = predictor.identity.key
+    with store.session() as session:
+        rows = worklist(session, key)
+        stored = {row.exam_id: load_exam_result(session, row.exam_id, key).malignancy_score for row in rows}
+        by_exam = worklist(session, key, sort="exam")
+    assert len(rows) == EXAMS
+    assert [row.score for row in rows] == sorted(stored.values(), reverse=True)
+    assert all(row.score == stored[row.exam_id] for row in rows)
+    assert all(row.status == "scored" and row.flags == () and row.error is None for row in rows)
+    assert [row.exam_id for row in by_exam] == sorted(stored)
+    with store.session() as session:
+        (run,) = session.scalars(select(TriageRun)).all()
+        assert (run.status, run.scored, run.failed, run.model_key) == ("finished", EXAMS, 0, key)
+
+
+def test_an_interrupted_run_resumes_and_scores_each_exam_once(store, predictor, dataset):
+    def interrupt_after_two(progress: TriageProgress) -> None:
+        if progress.done == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_triage(store, predictor, [dataset], progress=interrupt_after_two)
+    assert sorted(_runs_per_exam(store, predictor.identity.key).values()) == [1, 1]
+
+    cancel = {"now": False}
+
+    def cancel_after_two_more(progress: TriageProgress) -> None:
+        cancel["now"] = progress.done == 2
+
+    cancelled = run_triage(
+        store,
+        predictor,
+        [dataset],
+        overlap="none",
+        progress=cancel_after_two_more,
+        cancelled=lambda: cancel["now"],
+    )
+    assert (cancelled.cancelled, cancelled.skipped, cancelled.scored) == (True, 2, 2)
+
+    resumed = run_triage(store, predictor, [dataset])
+    assert (resumed.cancelled, resumed.skipped, resumed.scored) == (False, 4, EXAMS - 4)
+    assert sorted(_runs_per_exam(store, predictor.identity.key).values()) == [1] * EXAMS
+    again = run_triage(store, predictor, [dataset])
+    assert (again.skipped, again.scored) == (EXAMS, 0)
+    with store.session() as session:
+        statuses = session.scalars(select(TriageRun.status).order_by(TriageRun.id)).all()
+    assert statuses == ["interrupted", "cancelled", "finished", "finished"]
+
+
+def _blank_view(path: Path) -> None:
+    """Replace an image's pixels by zeros: preprocessing finds no breast."""
+    ds = pydicom.dcmread(path)
+    ds.PixelData = bytes(len(ds.PixelData))
+    ds.save_as(path)
+
+
+def test_corrupt_and_non_mammography_files_are_recorded_and_the_run_goes_on(
+    store, predictor, dataset, tmp_path
+):
+    folder = tmp_path / "incoming"
+    for index in range(3):
+        shutil.copytree(dataset / f"exam_{index:04d}", folder / f"exam_{index:04d}")
+    _blank_view(folder / "exam_0002" / "L-MLO.dcm")
+    whole = (folder / "exam_0000" / "L-CC.dcm").read_bytes()
+    (folder / "damaged.dcm").write_bytes(whole[: len(whole) - 5000])
+    chest = dicom_factory.relabelled(
+        dicom_factory.dataset(), SOPClassUID="1.2.840.10008.5.1.4.1.1.7", BodyPartExamined="CHEST"
+    )
+    dicom_factory.save(chest, folder / "chest.dcm")
+    (folder / "notes.txt").write_text("not an image")
+
+    summary = run_triage(store, predictor, [folder, tmp_path / "absent"])
+    assert summary.scored == 2
+    failed = {
+        Path(failure.key).name if failure.stage == "scan" else "exam": failure for failure in summary.failed
+    }
+    assert set(failed) == {"damaged.dcm", "chest.dcm", "absent", "exam"}
+    assert failed["exam"].stage == "preprocess"
+    assert "L-MLO" in failed["exam"].error
+    assert "truncated" in failed["damaged.dcm"].error
+    assert "not a breast image" in failed["chest.dcm"].error
+    assert [path.name for path in summary.ignored] == ["notes.txt"]
+
+    with store.session() as session:
+        rows = worklist(session, predictor.identity.key)
+        assert session.scalar(select(func.count(TriageFailure.id))) == 4
+    assert [row.status for row in rows] == ["scored", "scored", "failed", "failed", "failed", "failed"]
+    blank_exam = next(row for row in rows if row.exam_id is not None and row.status == "failed")
+    assert blank_exam.error.startswith("preprocess: ")
+    assert all(row.score is None and row.error for row in rows[2:])
+
+    # Fixed and run again: the failures are retried; the ones that score, or are gone, are forgotten.
+    shutil.copy(dataset / "exam_0002" / "L-MLO.dcm", folder / "exam_0002" / "L-MLO.dcm")
+    (folder / "damaged.dcm").unlink()
+    again = run_triage(store, predictor, [folder])
+    assert (again.scored, again.skipped, [Path(f.key).name for f in again.failed]) == (1, 2, ["chest.dcm"])
+    with store.session() as session:
+        remaining = session.scalars(select(TriageFailure.path)).all()
+    assert sorted(Path(path).name for path in remaining) == ["absent", "chest.dcm"]
+
+
+def test_every_overlap_gives_the_same_scores(predictor, dataset):
+    exams = find_exams([dataset]).exams[:2]
+    scores = {
+        overlap: [
+            outcome.result.malignancy_score
+            for outcome in score_jobs(predictor, map(exam_job, exams), overlap, workers=1)
+        ]
+        for overlap in ("none", "threads", "processes")
+    }
+    assert scores["none"] == scores["threads"] == scores["processes"]
+    assert len(scores["none"]) == 2
+
+
+def test_operating_points_hit_their_targets():
+    rng = np.random.default_rng(0)
+    labels = rng.random(400) < 0.3
+    scores = np.clip(rng.normal(0.35 + 0.3 * labels, 0.15), 0, 1)
+    for sensitivity, specificity in ((0.9, 0.8), (0.98, 0.95), (0.5, 0.5)):
+        points = choose_operating_points(labels, scores, sensitivity, specificity)
+        normal, suspicious = points[LIKELY_NORMAL], points[HIGH_SUSPICION]
+        assert normal.sensitivity >= sensitivity
+        assert suspicious.specificity >= specificity
+        assert metrics.operating_point(labels, scores, normal.threshold) == normal
+        # The tightest thresholds: one step further misses the target.
+        above = scores[scores > normal.threshold].min()
+        assert metrics.operating_point(labels, scores, above).sensitivity < sensitivity
+        below = scores[scores < suspicious.threshold].max()
+        assert metrics.operating_point(labels, scores, below).specificity < specificity
+    with pytest.raises(CalibrationError, match="malignant and non-malignant"):
+        choose_operating_points(np.ones(5, bool), np.linspace(0, 1, 5), 0.9, None)
+    with pytest.raises(CalibrationError, match="lies in"):
+        choose_operating_points(labels, scores, 1.5, None)
+
+
+def test_calibration_set_operating_points_are_stored_and_flag_the_worklist(store, predictor, dataset):
+    calibration = calibrate(predictor, dataset / "manifest.csv", sensitivity=0.9, specificity=0.6)
+    assert calibration.labels.size == EXAMS
+    assert 0 < calibration.labels.sum() < EXAMS
+    for name, target, achieved in (
+        (LIKELY_NORMAL, 0.9, lambda point: point.sensitivity),
+        (HIGH_SUSPICION, 0.6, lambda point: point.specificity),
+    ):
+        point = calibration.points[name]
+        assert achieved(point) >= target
+        assert metrics.operating_point(calibration.labels, calibration.scores, point.threshold) == point
+    key = predictor.identity.key
+    with store.session() as session:
+        save_operating_points(session, key, calibration)
+        save_operating_points(session, key, calibration)  # recalibrating replaces
+        assert session.scalar(select(func.count(OperatingPoint.id))) == 2
+    run_triage(store, predictor, [dataset])
+    with store.session() as session:
+        points = operating_points(session, key)
+        rows = worklist(session, key)
+        suspicious = worklist(session, key, flags=[HIGH_SUSPICION])
+    assert points[LIKELY_NORMAL].threshold == calibration.points[LIKELY_NORMAL].threshold
+    for row in rows:
+        assert row.flags == flags_for(row.score, points)
+        assert (HIGH_SUSPICION in row.flags) == (row.score >= points[HIGH_SUSPICION].threshold)
+        assert (LIKELY_NORMAL in row.flags) == (row.score < points[LIKELY_NORMAL].threshold)
+    assert suspicious == [row for row in rows if HIGH_SUSPICION in row.flags]
+    # The calibration set scored the same exams as the run: the same scores, so the targets hold.
+    by_key = dict(zip(synthetic_exam_ids(dataset), calibration.scores, strict=True))
+    assert {row.exam_id: row.score for row in rows} == by_key
+
+
+def synthetic_exam_ids(dataset: Path) -> list[str]:
+    from gmic_core.training.data import read_manifest
+
+    return [exam.exam_id for exam in read_manifest(dataset / "manifest.csv")]
+
+
+def test_the_commands(database_url, weights, dataset, tmp_path, capsys):
+    model = ["--weights", str(weights), "--device", "cpu", "--db", database_url]
+    assert main(["calibrate", str(dataset), *model, "--sensitivity", "0.9", "--specificity", "0.6"]) == 0
+    output = capsys.readouterr().out
+    assert "likely_normal: threshold" in output
+    assert "high_suspicion: threshold" in output
+    folder = tmp_path / "incoming"
+    shutil.copytree(dataset / "exam_0000", folder / "exam_0000")
+    shutil.copytree(dataset / "exam_0001", folder / "exam_0001")
+    (folder / "broken.dcm").write_bytes(b"\0" * 128 + b"DICM" + b"\1" * 50)
+    assert main(["triage", str(folder), *model, "--overlap", "threads"]) == 0
+    captured = capsys.readouterr()
+    assert "2 scored" in captured.err
+    assert "0 skipped" in captured.err
+    assert "1 failed" in captured.err
+    assert "broken.dcm" in captured.err
+    patient = pydicom.dcmread(folder / "exam_0000" / "L-CC.dcm").PatientName
+    assert str(patient)
+    assert str(patient) not in captured.err + captured.out
+
+    assert main(["worklist", "--db", database_url, "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [set(row) for row in rows] == [{"exam_id", "score", "flags", "status", "error"}] * 3
+    assert [row["status"] for row in rows] == ["scored", "scored", "failed"]
+    assert rows[0]["score"] >= rows[1]["score"]
+    assert rows[2]["exam_id"] is None
+    assert "broken.dcm" in rows[2]["error"]
+    assert main(["worklist", "--db", database_url, "--format", "csv", "--flag", "high_suspicion"]) == 0
+    csv_lines = capsys.readouterr().out.strip().splitlines()
+    assert csv_lines[0] == "rank,exam_id,score,flags,status,error"
+    assert len(csv_lines) - 1 == sum(HIGH_SUSPICION in row["flags"] for row in rows)
+    assert main(["worklist", "--db", database_url]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split()[:3] == ["#", "exam", "score"]
+    assert len(table) == 4
+    empty = f"sqlite:///{tmp_path / 'empty.sqlite3'}"
+    assert main(["worklist", "--db", empty]) == 2
+    assert "no triage run" in capsys.readouterr().err
+
+
+def test_progress_and_summary_text(predictor, dataset, tmp_path):
+    class Log:
+        def __init__(self) -> None:
+            self.text = ""
+
+        def write(self, text: str) -> None:
+            self.text += text
+
+        def flush(self) -> None:
+            pass
+
+        def isatty(self) -> bool:
+            return False
+
+    log = Log()
+    bar = ProgressBar(log)
+    bar(TriageProgress(done=1, total=4, scored=1, failed=0, elapsed_s=2.0))
+    bar(TriageProgress(done=2, total=4, scored=1, failed=1, elapsed_s=4.0))  # throttled
+    bar(TriageProgress(done=4, total=4, scored=3, failed=1, elapsed_s=8.0))
+    lines = log.text.splitlines()
+    assert len(lines) == 2
+    assert "1/4 exams" in lines[0]
+    assert "0.50 exams/s" in lines[0]
+    assert "ETA 00:06" in lines[0]
+    assert "4/4 exams, 1 failed" in lines[1]
+    assert "ETA 00:00" in lines[1]
+    store = open_store(f"sqlite:///{tmp_path / 'gmic.sqlite3'}")
+    summary = run_triage(store, predictor, [dataset / "exam_0000", dataset / "masks"])
+    text = format_summary(summary)
+    assert text.startswith("triage finished in ")
+    assert "1 exams found, 1 scored" in text
+    assert "0 skipped" in text
+    assert "1 failed" in text
+    assert "failed at scan:" in text
+    assert "no mammography exam found" in text
