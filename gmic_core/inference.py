@@ -434,10 +434,12 @@ def load_standard_views(exam: Exam) -> dict[View, Mammogram]:
     duplicate rule) stands in; the view fails only when none decodes."""
     views = list(exam.images)
     with ThreadPoolExecutor(max_workers=max(1, len(views))) as pool:
-        return dict(zip(views, pool.map(lambda view: _decode_view(exam, view), views), strict=True))
+        return dict(zip(views, pool.map(lambda view: decode_view(exam, view), views), strict=True))
 
 
-def _decode_view(exam: Exam, view: View) -> Mammogram:
+def decode_view(exam: Exam, view: View) -> Mammogram:
+    """The image of one standard view, or the next of the same view where it cannot be decoded
+    (the rule of :func:`load_standard_views`); raises the first image's DicomError when none decodes."""
     alternates = sorted((ref for ref in exam.extra_images if ref.view is view), key=selection_key)
     first_error = None
     for ref in (exam.images[view], *alternates):
