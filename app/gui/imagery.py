@@ -9,6 +9,7 @@ table rather than the image.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -16,7 +17,9 @@ from PIL import Image
 from app.gui.state import WindowAdjustment
 from gmic_core.imaging import Mammogram, View, VoiLut, Window
 from gmic_core.imaging.voi import VoiFunction
-from gmic_core.inference import ViewResult
+
+if TYPE_CHECKING:  # gmic_core.inference imports torch, which the decoding processes do without
+    from gmic_core.inference import ViewResult
 
 PYRAMID_TOP = 512  # the coarsest level's longer side is at most this many pixels
 LOOKUP_SIZE = 1024  # entries of a window/level lookup table

@@ -7,16 +7,17 @@ asks it whether the user cancelled. None touches a widget; :mod:`app.gui.workers
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Executor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from app.gui.imagery import DisplayImage, prepare_display
+from app.gui.decoding import decode_for_display
+from app.gui.imagery import DisplayImage
 from gmic_core.errors import GMICError
 from gmic_core.imaging import Exam, View, load_exam, scan_folder
 from gmic_core.imaging.manifest import MANIFEST_NAME
-from gmic_core.inference import ExamResult, Predictor, ViewImage, decode_view
+from gmic_core.inference import ExamResult, Predictor, ViewImage
 
 
 class TaskContext(Protocol):
@@ -42,32 +43,29 @@ class ViewLoaded:
     error: str | None = None
 
 
-def load_views(context: TaskContext, exam: Exam) -> dict[View, DisplayImage]:
-    """Decode the exam's standard views in parallel, each reported as :class:`ViewLoaded` the
-    moment it is ready; a view that cannot be decoded is reported with its error and left out."""
+def load_views(context: TaskContext, exam: Exam, pool: Executor) -> dict[View, DisplayImage]:
+    """Decode the exam's standard views in parallel on ``pool`` (see :mod:`app.gui.decoding`), each
+    reported as :class:`ViewLoaded` the moment it is ready; a view that cannot be decoded is
+    reported with its error and left out. Cancelling drops the views not started yet."""
     views = [view for view in View if view in exam.images]
     loaded: dict[View, DisplayImage] = {}
-    with ThreadPoolExecutor(max_workers=max(1, len(views))) as pool:
-        futures = {pool.submit(_decode_for_display, context, exam, view): view for view in views}
+    futures = {pool.submit(decode_for_display, exam, view): view for view in views}
+    try:
         for done, future in enumerate(as_completed(futures), start=1):
+            check_cancelled(context, "opening the exam")
             view = futures[future]
             try:
                 image = future.result()
-            except InterruptedError:
-                continue
             except GMICError as error:
                 context.partial(ViewLoaded(exam.exam_id, view, error=str(error)))
             else:
                 loaded[view] = image
                 context.partial(ViewLoaded(exam.exam_id, view, image=image))
             context.progress("Reading images", done, len(views))
-    check_cancelled(context, "opening the exam")
+    finally:
+        for future in futures:
+            future.cancel()
     return loaded
-
-
-def _decode_for_display(context: TaskContext, exam: Exam, view: View) -> DisplayImage:
-    check_cancelled(context, "opening the exam")
-    return prepare_display(view, decode_view(exam, view))
 
 
 def analyse(

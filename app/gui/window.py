@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.gui import demo, tasks
+from app.gui.decoding import decoding_pool
 from app.gui.imagery import DisplayImage
 from app.gui.readings import MemoryResultCache, ReadingBook, ResultCache
 from app.gui.settings import DEMO_MODEL, Settings, is_demo_model
@@ -97,6 +98,7 @@ class MainWindow(QMainWindow):
         self.readings = readings if readings is not None else ReadingBook()
         self.io_pool = WorkerPool(2, self)
         self.compute_pool = WorkerPool(1, self)
+        self.decoding_pool = decoding_pool()
         self.predictor: Predictor | None = None
         self.model_error: str | None = None
         self._model_pending = False
@@ -389,7 +391,7 @@ class MainWindow(QMainWindow):
                 "there is nothing to analyse."
             )
         exam_id = exam.exam_id
-        worker = Worker("Opening the exam", tasks.load_views, exam)
+        worker = Worker("Opening the exam", tasks.load_views, exam, self.decoding_pool)
         worker.signals.partial.connect(self._view_loaded)
         worker.signals.result.connect(lambda images: self._views_loaded(exam_id, images))
         worker.signals.finished.connect(lambda: self._load_finished(exam_id))
@@ -577,4 +579,5 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event: QCloseEvent) -> None:
         self.io_pool.shut_down()
         self.compute_pool.shut_down()
+        self.decoding_pool.shutdown(wait=True, cancel_futures=True)
         super().closeEvent(event)
