@@ -60,7 +60,7 @@ def configure_pyqtgraph() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     configure_pyqtgraph()
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName(APPLICATION_NAME)
@@ -74,9 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.screenshot is not None:
         window.resize(*SCREENSHOT_SIZE)
         window.settled.connect(
-            lambda _: QTimer.singleShot(300, lambda: _save_screenshot(window, args.screenshot, app))
+            lambda _: QTimer.singleShot(300, lambda: _save_screenshot(window, args.screenshot))
         )
-        QTimer.singleShot(SCREENSHOT_TIMEOUT_S * 1000, lambda: _give_up(window, outcome, app))
+        QTimer.singleShot(SCREENSHOT_TIMEOUT_S * 1000, lambda: _give_up(window, outcome))
     else:
         window.resize(1600, 1000)
     window.show()
@@ -85,16 +85,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     return outcome["code"] or code
 
 
-def _save_screenshot(window: MainWindow, path: Path, app: QApplication) -> None:
+def _save_screenshot(window: MainWindow, path: Path) -> None:
+    """Save the window and close it, which ends the application (its last window)."""
+    if not window.isVisible():
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     window.grab().save(str(path), "PNG")
     print(path)
     window.close()
-    app.quit()
+    QApplication.quit()
 
 
-def _give_up(window: MainWindow, outcome: dict[str, int], app: QApplication) -> None:
-    print("main.py --screenshot: no exam was ready in time", file=sys.stderr)
-    outcome["code"] = 1
-    window.close()
-    app.quit()
+def _give_up(window: MainWindow, outcome: dict[str, int]) -> None:
+    if window.isVisible():
+        print("main.py --screenshot: no exam was ready in time", file=sys.stderr)
+        outcome["code"] = 1
+        window.close()
+        QApplication.quit()

@@ -110,6 +110,7 @@ class MainWindow(QMainWindow):
         self._settled_sent = False
         self._load_worker: Worker | None = None
         self._analysis_worker: Worker | None = None
+        self._closed = False  # signals queued before closing still arrive: they start nothing
         self._build()
 
     # --- construction ------------------------------------------------------------------------------
@@ -268,6 +269,8 @@ class MainWindow(QMainWindow):
         self._run(self.io_pool, worker)
 
     def _run(self, pool: WorkerPool, worker: Worker) -> Worker:
+        if self._closed:
+            return worker
         worker.signals.progress.connect(self._progress)
         worker.signals.error.connect(self.messages.show_message)
         worker.signals.finished.connect(self._update_progress_visibility)
@@ -370,6 +373,8 @@ class MainWindow(QMainWindow):
     # --- opening an exam ------------------------------------------------------------------------------
 
     def open_exam(self, exam: Exam) -> None:
+        if self._closed:
+            return
         if self._load_worker is not None:
             self._load_worker.cancel()
         if self._analysis_worker is not None and self.exam is not None and self.exam.exam_id != exam.exam_id:
@@ -577,6 +582,7 @@ class MainWindow(QMainWindow):
         return self.io_pool.active + self.compute_pool.active > 0
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        self._closed = True
         self.io_pool.shut_down()
         self.compute_pool.shut_down()
         self.decoding_pool.shutdown(wait=True, cancel_futures=True)
