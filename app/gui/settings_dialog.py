@@ -47,9 +47,7 @@ class SettingsDialog(QDialog):
         demo.setEnabled(DEMO_MODEL.is_file())
         demo.clicked.connect(self._use_demo)
         remove = QPushButton("Remove")
-        remove.clicked.connect(
-            lambda: [self.weights.takeItem(self.weights.row(i)) for i in self.weights.selectedItems()]
-        )
+        remove.clicked.connect(self._remove)
         buttons_row = QHBoxLayout()
         for button in (add, demo, remove):
             buttons_row.addWidget(button)
@@ -85,6 +83,10 @@ class SettingsDialog(QDialog):
         )
         for file in files:
             self.weights.addItem(file)
+
+    def _remove(self) -> None:
+        for item in self.weights.selectedItems():
+            self.weights.takeItem(self.weights.row(item))
 
     def _use_demo(self) -> None:
         self.weights.clear()

@@ -577,10 +577,6 @@ class MainWindow(QMainWindow):
             widget.setVisible(busy)
         self.cancel_button.setVisible(self._load_worker is not None or self._analysis_worker is not None)
 
-    @property
-    def busy(self) -> bool:
-        return self.io_pool.active + self.compute_pool.active > 0
-
     def closeEvent(self, event: QCloseEvent) -> None:
         self._closed = True
         self.io_pool.shut_down()

@@ -99,5 +99,4 @@ class WorkerPool:
         for worker in self._running:
             worker.cancel()
         self._pool.clear()
-        stopped = self._pool.waitForDone(timeout_ms)
-        return stopped
+        return self._pool.waitForDone(timeout_ms)
