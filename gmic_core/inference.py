@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -22,14 +21,12 @@ import numpy as np
 import torch
 
 from gmic_core.config import GMICConfig
-from gmic_core.errors import CheckpointError, DicomError, PreprocessingError
-from gmic_core.imaging import Exam, Mammogram, load_image, selection_key
+from gmic_core.errors import CheckpointError, PreprocessingError
+from gmic_core.imaging import Exam, Mammogram, decode_view
 from gmic_core.imaging.views import PUBLISHED_VIEW_ORDER, Laterality, View
 from gmic_core.model import GMICOutput, LoadedCheckpoint, load_checkpoint
 from gmic_core.model.fusion import fold_batch_norms
 from gmic_core.preprocess import AxisMap, BackgroundThreshold, Geometry, WindowNoise, preprocess
-
-log = logging.getLogger(__name__)
 
 Precision = Literal["fp32", "bf16", "fp16"]
 _AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
@@ -484,29 +481,11 @@ class Predictor:
 
 
 def load_standard_views(exam: Exam) -> dict[View, Mammogram]:
-    """Decode the exam's standard views, one thread each (the decoders release the GIL). When the
-    image chosen for a view cannot be decoded, the next one of the same view (by the exam's
-    duplicate rule) stands in; the view fails only when none decodes."""
+    """Decode the exam's standard views, one thread each (:func:`decode_view`: when the image chosen
+    for a view cannot be decoded, the next one of the same view stands in)."""
     views = list(exam.images)
     with ThreadPoolExecutor(max_workers=max(1, len(views))) as pool:
-        return dict(zip(views, pool.map(lambda view: _decode_view(exam, view), views), strict=True))
-
-
-def _decode_view(exam: Exam, view: View) -> Mammogram:
-    alternates = sorted((ref for ref in exam.extra_images if ref.view is view), key=selection_key)
-    first_error = None
-    for ref in (exam.images[view], *alternates):
-        try:
-            return load_image(ref)
-        except DicomError as error:
-            log.warning(
-                "exam %s: %s could not be decoded, trying the next %s image",
-                exam.exam_id,
-                ref.source,
-                view.value,
-            )
-            first_error = first_error or error
-    raise first_error
+        return dict(zip(views, pool.map(lambda view: decode_view(exam, view), views), strict=True))
 
 
 def prepare_for_inference(model: torch.nn.Module, device: torch.device, compile: bool) -> torch.nn.Module:

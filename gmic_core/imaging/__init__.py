@@ -39,7 +39,7 @@ from gmic_core.imaging.image import (
     ViewInfo,
 )
 from gmic_core.imaging.manifest import read_exam_manifest, read_png
-from gmic_core.imaging.scan import ScanResult, load_exam, load_image, scan_folder
+from gmic_core.imaging.scan import ScanResult, decode_view, load_exam, load_image, scan_folder
 from gmic_core.imaging.views import Laterality, View, ViewCode, ViewModifier, ViewPosition
 from gmic_core.imaging.voi import Voi, VoiFunction, VoiLut, Window, auto_window
 
@@ -68,6 +68,7 @@ __all__ = [
     "Window",
     "assemble_exam",
     "auto_window",
+    "decode_view",
     "load_exam",
     "load_image",
     "read_dicom",

@@ -10,9 +10,10 @@ from pathlib import Path
 
 from gmic_core.errors import DicomError, ExamError, NotDicomError
 from gmic_core.imaging.dicom import read_dicom, read_dicom_header
-from gmic_core.imaging.exam import Exam, assemble_exam
+from gmic_core.imaging.exam import Exam, assemble_exam, selection_key
 from gmic_core.imaging.image import ImageFormat, ImageRef, Mammogram
 from gmic_core.imaging.manifest import MANIFEST_NAME, read_exam_manifest, read_png
+from gmic_core.imaging.views import View
 
 logger = logging.getLogger(__name__)
 
@@ -118,3 +119,22 @@ def load_exam(path: Path | str) -> Exam:
     for file, message in result.failures:
         logger.warning("left out %s: %s", file, message)
     return result.exams[0]
+
+
+def decode_view(exam: Exam, view: View) -> Mammogram:
+    """The image chosen for one standard view or, where it cannot be decoded, the next image of the
+    same view by the duplicate rule; raises the first image's DicomError when none decodes."""
+    alternates = sorted((ref for ref in exam.extra_images if ref.view is view), key=selection_key)
+    first_error = None
+    for ref in (exam.images[view], *alternates):
+        try:
+            return load_image(ref)
+        except DicomError as error:
+            logger.warning(
+                "exam %s: %s could not be decoded, trying the next %s image",
+                exam.exam_id,
+                ref.source,
+                view.value,
+            )
+            first_error = first_error or error
+    raise first_error

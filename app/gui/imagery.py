@@ -1,0 +1,154 @@
+"""Pixels for the screen, Qt-free: resolution pyramids, window/level lookups, overlay maps, thumbnails.
+
+A full-size mammogram has 13.6 million pixels; the screen shows a few hundred thousand per view. So
+each decoded view keeps a pyramid of 2 x 2 block means, the viewer shows the level that has at
+least one pixel per screen pixel (only the visible part of it), and window/level changes a lookup
+table rather than the image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+from PIL import Image
+
+from app.gui.state import WindowAdjustment
+from gmic_core.imaging import Mammogram, View, VoiLut, Window
+from gmic_core.imaging.voi import VoiFunction
+
+if TYPE_CHECKING:  # gmic_core.inference imports torch, which the decoding processes do without
+    from gmic_core.inference import ViewResult
+
+PYRAMID_TOP = 512  # the coarsest level's longer side is at most this many pixels
+LOOKUP_SIZE = 1024  # entries of a window/level lookup table
+SALIENCY_DOWNSAMPLE = 4  # saliency overlays are drawn on a grid this much coarser than the image
+BENIGN_RGB = (0, 255, 0)  # green, as gmic_core.visualize draws it
+MALIGNANT_RGB = (255, 0, 0)  # red
+OVERLAY_MAX_ALPHA = 230  # the alpha of a saliency of 1 at full opacity, so the tissue stays visible
+
+
+@dataclass(frozen=True, eq=False)
+class DisplayImage:
+    """One decoded view ready for the screen: ``pyramid[0]`` is the display-ready pixels of the
+    :class:`Mammogram`, each further level a 2 x 2 block mean of the one before."""
+
+    view: View
+    mammogram: Mammogram
+    pyramid: tuple[np.ndarray, ...]
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        rows, columns = self.pyramid[0].shape
+        return rows, columns
+
+    def level_for(self, stored_per_screen: float) -> int:
+        """The coarsest level that still has at least one pixel per screen pixel."""
+        if stored_per_screen <= 1.0:
+            return 0
+        return min(len(self.pyramid) - 1, int(np.floor(np.log2(stored_per_screen))))
+
+
+def prepare_display(view: View, mammogram: Mammogram) -> DisplayImage:
+    return DisplayImage(view, mammogram, build_pyramid(mammogram.pixels))
+
+
+def build_pyramid(pixels: np.ndarray, top: int = PYRAMID_TOP) -> tuple[np.ndarray, ...]:
+    """Levels of 2 x 2 block means (integer images stay integer, rounding down) until the longer
+    side is at most ``top``; an odd last row or column is dropped from the next level."""
+    levels = [pixels]
+    while max(levels[-1].shape) > top and min(levels[-1].shape) >= 2:
+        image = levels[-1]
+        rows, columns = image.shape[0] // 2 * 2, image.shape[1] // 2 * 2
+        image = image[:rows, :columns]
+        if image.dtype.kind in "ui":
+            total = (
+                image[0::2, 0::2].astype(np.uint32)
+                + image[1::2, 0::2]
+                + image[0::2, 1::2]
+                + image[1::2, 1::2]
+            )
+            levels.append((total // 4).astype(image.dtype))
+        else:
+            levels.append(
+                ((image[0::2, 0::2] + image[1::2, 0::2] + image[0::2, 1::2] + image[1::2, 1::2]) / 4).astype(
+                    image.dtype
+                )
+            )
+    return tuple(levels)
+
+
+def voi_range(voi: Window | VoiLut) -> tuple[float, float]:
+    """The modality values over which ``voi`` goes from black to white."""
+    if isinstance(voi, VoiLut):
+        return float(voi.first_mapped), float(voi.first_mapped + len(voi.data))
+    if voi.function is VoiFunction.SIGMOID:
+        return voi.center - 2 * voi.width, voi.center + 2 * voi.width  # 0.0003 to 0.9997 of the curve
+    return voi.center - voi.width / 2, voi.center + voi.width / 2
+
+
+def display_lookup(
+    voi: Window | VoiLut, adjustment: WindowAdjustment
+) -> tuple[tuple[float, float], np.ndarray]:
+    """The levels and the uint8 lookup table that display pixels as ``voi`` does, after the reader's
+    adjustment: the curve of ``voi`` (linear, sigmoid or the file's table) sampled over its range,
+    which the adjustment widens or narrows and moves."""
+    low, high = voi_range(voi)
+    curve = voi.apply(np.linspace(low, high, LOOKUP_SIZE))
+    table = np.rint(np.clip(curve, 0.0, 1.0) * 255).astype(np.uint8)
+    if adjustment.inverted:
+        table = 255 - table
+    centre = (low + high) / 2 + adjustment.level_shift * (high - low)
+    half = (high - low) / 2 * adjustment.width_scale
+    return (centre - half, centre + half), table
+
+
+def apply_lookup(pixels: np.ndarray, levels: tuple[float, float], table: np.ndarray) -> np.ndarray:
+    """What the screen shows for ``pixels`` (uint8), as the viewer's image items compute it."""
+    low, high = levels
+    scaled = (np.asarray(pixels, dtype=np.float64) - low) * (len(table) / max(high - low, 1e-9))
+    return table[np.clip(scaled, 0, len(table) - 1).astype(np.intp)]
+
+
+def overlay_lookup(rgb: tuple[int, int, int]) -> np.ndarray:
+    """RGBA table for a saliency map in [0, 1]: the colour, transparent at 0, nearly opaque at 1."""
+    table = np.zeros((256, 4), dtype=np.uint8)
+    table[:, :3] = rgb
+    table[:, 3] = np.rint(np.linspace(0, OVERLAY_MAX_ALPHA, 256)).astype(np.uint8)
+    return table
+
+
+def saliency_overlays(result: ViewResult, stored_shape: tuple[int, int]) -> np.ndarray:
+    """``[2, h, w]`` benign and malignant saliency on a grid :data:`SALIENCY_DOWNSAMPLE` times
+    coarser than the stored image (the maps are 64-pixel cells, so nothing is lost)."""
+    rows, columns = stored_shape
+    grid = (-(-rows // SALIENCY_DOWNSAMPLE), -(-columns // SALIENCY_DOWNSAMPLE))
+    return result.saliency_in_stored(grid).astype(np.float32)
+
+
+def thumbnail(
+    image: DisplayImage, box: tuple[int, int, int, int], size: int, minimum: int = 32
+) -> np.ndarray:
+    """The image inside ``box`` (top, left, bottom, right; stored pixels) through its default VOI,
+    as a ``size`` x ``size`` uint8 picture; boxes smaller than ``minimum`` grow around their centre."""
+    rows, columns = image.shape
+    top, left, bottom, right = expanded_box(box, minimum, (rows, columns))
+    crop = image.pyramid[0][top:bottom, left:right]
+    grey = np.rint(np.clip(image.mammogram.voi.apply(crop), 0.0, 1.0) * 255).astype(np.uint8)
+    return np.asarray(Image.fromarray(grey).resize((size, size), Image.BILINEAR))
+
+
+def expanded_box(
+    box: tuple[int, int, int, int], minimum: int, shape: tuple[int, int]
+) -> tuple[int, int, int, int]:
+    """``box`` grown to at least ``minimum`` pixels a side around its centre, inside ``shape``."""
+    top, left, bottom, right = box
+    centre_row, centre_col = (top + bottom) / 2, (left + right) / 2
+    half_h, half_w = max(bottom - top, minimum) / 2, max(right - left, minimum) / 2
+    return (
+        int(max(0, np.floor(centre_row - half_h))),
+        int(max(0, np.floor(centre_col - half_w))),
+        int(min(shape[0], np.ceil(centre_row + half_h))),
+        int(min(shape[1], np.ceil(centre_col + half_w))),
+    )

@@ -1,0 +1,35 @@
+"""The application's settings for one session, and where its files live (Qt-free)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEMO_MODEL = REPO_ROOT / "resources" / "models" / "gmic-demo-r18.pt"
+DATABASE_NAME = "gmic-reader.sqlite3"
+
+
+@dataclass
+class Settings:
+    """``weights``: the checkpoints of the model (several make an ensemble; none: images only).
+    ``db_url``: the database of readings and results (SQLAlchemy URL; used once issue 6/7 lands)."""
+
+    data_dir: Path
+    weights: list[Path] = field(default_factory=list)
+    device: str = "auto"
+    precision: str = "fp32"
+    db_url: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.db_url:
+            self.db_url = f"sqlite:///{(self.data_dir / DATABASE_NAME).as_posix()}"
+
+    @property
+    def demo_folder(self) -> Path:
+        return self.data_dir / "demo"
+
+
+def is_demo_model(name: str, intended_use: str) -> bool:
+    """Whether a model card describes the synthetic demo model (or any model not for clinical use)."""
+    return "demo" in name.lower() or "not for clinical use" in intended_use.lower()

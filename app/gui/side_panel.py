@@ -1,0 +1,184 @@
+"""The side panel: per breast the model's probabilities, the reader's estimate and the hybrid score;
+the lambda slider; the ROI patch gallery."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QIcon, QImage, QPixmap
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QSlider,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.gui.imagery import DisplayImage, thumbnail
+from app.gui.readings import BIRADS_CATEGORIES, Reading, ReadingBook, hybrid_score
+from app.gui.state import ViewerState
+from gmic_core.imaging import Exam, Laterality, View
+from gmic_core.inference import ExamResult
+
+SIDES = (Laterality.RIGHT, Laterality.LEFT)
+SIDE_NAMES = {Laterality.RIGHT: "Right breast", Laterality.LEFT: "Left breast"}
+THUMBNAIL_SIZE = 96
+NOT_SET = "not set"
+
+
+def percent(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f} %"
+
+
+class BreastBox(QGroupBox):
+    """One breast: model probabilities, the reader's estimate, the hybrid."""
+
+    reading_entered = Signal(object, object, object)  # Laterality, probability (0-1 or None), BI-RADS or None
+
+    def __init__(self, side: Laterality) -> None:
+        super().__init__(SIDE_NAMES[side])
+        self.side = side
+        form = QFormLayout(self)
+        self.benign = QLabel("-")
+        self.malignant = QLabel("-")
+        self.probability = QSpinBox()
+        self.probability.setRange(-1, 100)
+        self.probability.setSpecialValueText(NOT_SET)
+        self.probability.setSuffix(" %")
+        self.probability.setToolTip("Your probability of malignancy for this breast (0-100 %)")
+        self.birads = QComboBox()
+        self.birads.addItem(NOT_SET, None)
+        for category in BIRADS_CATEGORIES:
+            self.birads.addItem(f"BI-RADS {category}", category)
+        self.hybrid = QLabel("-")
+        self.hybrid.setStyleSheet("font-weight: bold;")
+        form.addRow("Model, benign", self.benign)
+        form.addRow("Model, malignant", self.malignant)
+        form.addRow("Your estimate", self.probability)
+        form.addRow("Your BI-RADS", self.birads)
+        form.addRow("Hybrid", self.hybrid)
+        self.probability.valueChanged.connect(self._entered)
+        self.birads.currentIndexChanged.connect(self._entered)
+
+    def _entered(self) -> None:
+        value = self.probability.value()
+        self.reading_entered.emit(self.side, None if value < 0 else value / 100, self.birads.currentData())
+
+    def show_reading(self, reading: Reading) -> None:
+        for widget in (self.probability, self.birads):
+            widget.blockSignals(True)
+        self.probability.setValue(-1 if reading.probability is None else round(reading.probability * 100))
+        self.birads.setCurrentIndex(0 if reading.birads is None else reading.birads + 1)
+        for widget in (self.probability, self.birads):
+            widget.blockSignals(False)
+
+
+class SidePanel(QWidget):
+    patch_selected = Signal(object, object)  # View, (top, left, bottom, right)
+    reading_changed = Signal(str)  # exam id
+
+    def __init__(self, state: ViewerState, readings: ReadingBook, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.readings = readings
+        self.exam: Exam | None = None
+        self.result: ExamResult | None = None
+        layout = QVBoxLayout(self)
+        self.breasts = {side: BreastBox(side) for side in SIDES}
+        for box in self.breasts.values():
+            box.reading_entered.connect(self._reading_entered)
+            layout.addWidget(box)
+        weight_row = QHBoxLayout()
+        self.weight_slider = QSlider(Qt.Orientation.Horizontal)
+        self.weight_slider.setRange(0, 100)
+        self.weight_slider.setValue(round(state.hybrid_weight * 100))
+        self.weight_slider.setToolTip("Hybrid = lambda x your estimate + (1 - lambda) x model (malignant)")
+        self.weight_label = QLabel()
+        weight_row.addWidget(QLabel("lambda"))
+        weight_row.addWidget(self.weight_slider, 1)
+        weight_row.addWidget(self.weight_label)
+        layout.addLayout(weight_row)
+        formula = QLabel("hybrid = lambda x reader + (1 - lambda) x model")
+        formula.setStyleSheet("color: gray;")
+        layout.addWidget(formula)
+        layout.addWidget(QLabel("ROI patches (click to zoom)"))
+        self.gallery = QListWidget()
+        self.gallery.setViewMode(QListWidget.ViewMode.IconMode)
+        self.gallery.setIconSize(QSize(THUMBNAIL_SIZE, THUMBNAIL_SIZE))
+        self.gallery.setResizeMode(QListWidget.ResizeMode.Adjust)
+        self.gallery.setMovement(QListWidget.Movement.Static)
+        self.gallery.setSpacing(4)
+        self.gallery.itemClicked.connect(self._patch_clicked)
+        layout.addWidget(self.gallery, 1)
+        self.weight_slider.valueChanged.connect(lambda value: state.set_hybrid_weight(value / 100))
+        state.subscribe(self._state_changed)
+        self.show_exam(None)
+
+    def show_exam(self, exam: Exam | None) -> None:
+        self.exam = exam
+        self.result = None
+        self.gallery.clear()
+        for side, box in self.breasts.items():
+            present = exam is not None and any(view.laterality is side for view in exam.images)
+            box.setEnabled(present)
+            box.show_reading(self.readings.get(exam.exam_id, side) if exam else Reading())
+        self._refresh()
+
+    def set_result(self, result: ExamResult | None, images: dict[View, DisplayImage]) -> None:
+        self.result = result
+        self.gallery.clear()
+        if result is not None:
+            for view in View:
+                if view not in result.views or view not in images:
+                    continue
+                view_result = result.views[view]
+                ranked = sorted(
+                    zip(view_result.attention, view_result.roi_boxes, strict=True), key=lambda pair: -pair[0]
+                )
+                for attention, box in ranked:
+                    self._add_patch(view, box, attention, images[view])
+        self._refresh()
+
+    def _add_patch(self, view: View, box, attention: float, image: DisplayImage) -> None:
+        pixels = thumbnail(image, box, THUMBNAIL_SIZE)
+        picture = QImage(
+            pixels.data, THUMBNAIL_SIZE, THUMBNAIL_SIZE, THUMBNAIL_SIZE, QImage.Format.Format_Grayscale8
+        )
+        item = QListWidgetItem(QIcon(QPixmap.fromImage(picture.copy())), f"{view.value}\n{attention:.3f}")
+        item.setData(Qt.ItemDataRole.UserRole, (view, tuple(box)))
+        item.setToolTip(f"{view.value}, attention {attention:.3f}")
+        self.gallery.addItem(item)
+
+    def _patch_clicked(self, item: QListWidgetItem) -> None:
+        view, box = item.data(Qt.ItemDataRole.UserRole)
+        self.patch_selected.emit(view, box)
+
+    def _reading_entered(self, side: Laterality, probability: float | None, birads: int | None) -> None:
+        if self.exam is None:
+            return
+        self.readings.set_probability(self.exam.exam_id, side, probability)
+        self.readings.set_birads(self.exam.exam_id, side, birads)
+        self._refresh()
+        self.reading_changed.emit(self.exam.exam_id)
+
+    def _state_changed(self, name: str) -> None:
+        if name == "hybrid_weight":
+            self.weight_slider.blockSignals(True)
+            self.weight_slider.setValue(round(self.state.hybrid_weight * 100))
+            self.weight_slider.blockSignals(False)
+            self._refresh()
+
+    def _refresh(self) -> None:
+        self.weight_label.setText(f"{self.state.hybrid_weight:.2f}")
+        for side, box in self.breasts.items():
+            breast = self.result.breasts.get(side) if self.result else None
+            box.benign.setText(percent(breast.benign if breast else None))
+            box.malignant.setText(percent(breast.malignant if breast else None))
+            reading = self.readings.get(self.exam.exam_id, side) if self.exam else Reading()
+            score = hybrid_score(reading, breast.malignant if breast else None, self.state.hybrid_weight)
+            box.hybrid.setText(percent(score))

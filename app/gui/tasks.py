@@ -1,0 +1,126 @@
+"""The long work of the workstation, as plain functions that run in worker threads (Qt-free).
+
+Each takes a :class:`TaskContext` first: it reports progress and partial results through it and
+asks it whether the user cancelled. None touches a widget; :mod:`app.gui.workers` runs them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from app.gui.decoding import decode_for_display
+from app.gui.imagery import DisplayImage
+from gmic_core.errors import GMICError
+from gmic_core.imaging import Exam, View, load_exam, scan_folder
+from gmic_core.imaging.manifest import MANIFEST_NAME
+from gmic_core.inference import ExamResult, Predictor, ViewImage
+
+
+class TaskContext(Protocol):
+    def cancelled(self) -> bool: ...
+
+    def progress(self, message: str, done: int, total: int) -> None: ...
+
+    def partial(self, value: Any) -> None: ...
+
+
+def check_cancelled(context: TaskContext, what: str) -> None:
+    if context.cancelled():
+        raise InterruptedError(f"{what} cancelled")
+
+
+@dataclass(frozen=True)
+class ViewLoaded:
+    """One view of an exam, decoded (``image``) or not (``error``, a message for the reader)."""
+
+    exam_id: str
+    view: View
+    image: DisplayImage | None = None
+    error: str | None = None
+
+
+def load_views(context: TaskContext, exam: Exam, pool: Executor) -> dict[View, DisplayImage]:
+    """Decode the exam's standard views in parallel on ``pool`` (see :mod:`app.gui.decoding`), each
+    reported as :class:`ViewLoaded` the moment it is ready; a view that cannot be decoded is
+    reported with its error and left out. Cancelling drops the views not started yet."""
+    views = [view for view in View if view in exam.images]
+    loaded: dict[View, DisplayImage] = {}
+    futures = {pool.submit(decode_for_display, exam, view): view for view in views}
+    try:
+        for done, future in enumerate(as_completed(futures), start=1):
+            check_cancelled(context, "opening the exam")
+            view = futures[future]
+            try:
+                image = future.result()
+            except GMICError as error:
+                context.partial(ViewLoaded(exam.exam_id, view, error=str(error)))
+            else:
+                loaded[view] = image
+                context.partial(ViewLoaded(exam.exam_id, view, image=image))
+            context.progress("Reading images", done, len(views))
+    finally:
+        for future in futures:
+            future.cancel()
+    return loaded
+
+
+def analyse(
+    context: TaskContext, predictor: Predictor, exam: Exam, images: dict[View, DisplayImage] | None = None
+) -> ExamResult:
+    """GMIC on the exam: on the views already decoded for the screen, or decoding them first."""
+    context.progress("Analysing", 0, 1)
+    if images is None:
+        result = predictor.predict_exam(exam, keep_patches=False, cancelled=context.cancelled)
+    else:
+        inputs = {
+            view: ViewImage(image.mammogram.pixels, exam.horizontal_flip) for view, image in images.items()
+        }
+        result = predictor.predict(exam.exam_id, inputs, keep_patches=False, cancelled=context.cancelled)
+    context.progress("Analysing", 1, 1)
+    return result
+
+
+def build_predictor(context: TaskContext, weights: Sequence[Path], device: str, precision: str) -> Predictor:
+    context.progress("Loading the model", 0, 1)
+    return Predictor.from_files(weights, device=device, precision=precision)
+
+
+@dataclass
+class ScanReport:
+    """Exams found, and every path or file that could not be used with the reason."""
+
+    exams: list[Exam] = field(default_factory=list)
+    failures: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def find_exams(context: TaskContext, paths: Sequence[Path]) -> ScanReport:
+    """Every exam at ``paths``: an ``exam.json`` (or a folder holding one) is one exam, any other
+    folder is scanned for DICOM studies. One bad path never stops the others."""
+    report = ScanReport()
+    for path in paths:
+        check_cancelled(context, "reading the folder")
+        try:
+            if path.is_file() or (path / MANIFEST_NAME).is_file():
+                report.exams.append(load_exam(path))
+                continue
+            scan = scan_folder(path, _scan_progress(context, path))
+        except GMICError as error:
+            report.failures.append((path, str(error)))
+            continue
+        report.exams.extend(scan.exams)
+        report.failures.extend(scan.failures)
+        if not scan.exams and not scan.failures:
+            report.failures.append((path, f"{path}: no mammograms found"))
+    return report
+
+
+def _scan_progress(context: TaskContext, path: Path) -> Callable[[int, int], None]:
+    def progress(done: int, total: int) -> None:
+        check_cancelled(context, "reading the folder")
+        context.progress(f"Reading {path.name}", done, total)
+
+    return progress

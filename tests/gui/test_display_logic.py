@@ -1,0 +1,148 @@
+"""The Qt-free logic behind the workstation: pyramids, window/level lookups, view state, readings,
+the result cache, the demo exams and finding exams on disk."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from app.gui import demo
+from app.gui.imagery import apply_lookup, build_pyramid, display_lookup, expanded_box
+from app.gui.readings import MemoryResultCache, Reading, ReadingBook, hybrid_score
+from app.gui.state import Overlay, ViewerState, WindowAdjustment
+from app.gui.tasks import find_exams
+from gmic_core.imaging import Laterality, VoiLut, Window
+from gmic_core.imaging.voi import VoiFunction
+from gmic_core.synthetic import SynthesisConfig
+
+
+class Context:
+    """The TaskContext of a task run outside a worker."""
+
+    def __init__(self, cancel_after: int | None = None) -> None:
+        self.partials: list = []
+        self.progress_calls = 0
+        self._cancel_after = cancel_after
+
+    def cancelled(self) -> bool:
+        return self._cancel_after is not None and len(self.partials) >= self._cancel_after
+
+    def progress(self, message: str, done: int, total: int) -> None:
+        self.progress_calls += 1
+
+    def partial(self, value) -> None:
+        self.partials.append(value)
+
+
+def test_pyramid_levels_are_block_means_down_to_the_top_size():
+    pixels = np.arange(2048 * 1664, dtype=np.uint16).reshape(2048, 1664) % 4096
+    levels = build_pyramid(pixels, top=512)
+    assert [level.shape for level in levels] == [(2048, 1664), (1024, 832), (512, 416)]
+    assert all(level.dtype == np.uint16 for level in levels)
+    block = pixels[:2, :2].astype(np.uint32)
+    assert levels[1][0, 0] == block.sum() // 4
+
+
+@pytest.mark.parametrize(
+    "voi",
+    [
+        Window(2000, 1000),
+        Window(2000, 1000, VoiFunction.LINEAR_EXACT),
+        Window(2000, 600, VoiFunction.SIGMOID),
+        VoiLut(1000, np.linspace(0, 4095, 2048).astype(np.uint16), 12),
+    ],
+)
+def test_the_lookup_displays_as_the_dicom_voi_does(voi):
+    levels, table = display_lookup(voi, WindowAdjustment())
+    values = np.linspace(0, 4095, 5000)
+    expected = np.clip(voi.apply(values), 0, 1) * 255
+    assert np.abs(apply_lookup(values, levels, table).astype(float) - expected).max() <= 2.5
+
+
+def test_the_reader_adjustment_widens_moves_and_inverts():
+    voi = Window(2000, 1000)
+    (low, high), _table = display_lookup(voi, WindowAdjustment(width_scale=2.0, level_shift=0.1))
+    assert (high - low) == pytest.approx(2000)
+    assert (low + high) / 2 == pytest.approx(2100)
+    _, inverted = display_lookup(voi, WindowAdjustment(inverted=True))
+    np.testing.assert_array_equal(inverted, 255 - display_lookup(voi, WindowAdjustment())[1])
+    dragged = WindowAdjustment().dragged(0.25, -0.1)
+    assert dragged.width_scale > 1
+    assert dragged.level_shift < 0
+
+
+def test_small_boxes_grow_inside_the_image():
+    assert expanded_box((10, 10, 10, 10), 32, (100, 100)) == (0, 0, 26, 26)
+    assert expanded_box((40, 40, 80, 90), 32, (100, 100)) == (40, 40, 80, 90)
+
+
+def test_viewer_state_tells_its_listeners_what_changed():
+    state = ViewerState()
+    changes: list[str] = []
+    unsubscribe = state.subscribe(changes.append)
+    state.toggle_overlay(Overlay.BENIGN)
+    state.set_opacity(0.3)
+    state.set_opacity(0.3)  # no change, no call
+    state.set_hybrid_weight(0.7)
+    state.toggle_inverted()
+    unsubscribe()
+    state.set_linked(False)
+    assert changes == ["overlays", "opacity", "hybrid_weight", "window"]
+    assert not state.overlays[Overlay.BENIGN]
+    with pytest.raises(ValueError, match="lambda"):
+        state.set_hybrid_weight(1.5)
+
+
+def test_readings_are_kept_per_exam_and_breast_and_make_the_hybrid():
+    book = ReadingBook()
+    book.set_probability("a", Laterality.LEFT, 0.9)
+    book.set_birads("a", Laterality.LEFT, 4)
+    assert book.get("a", Laterality.LEFT) == Reading(0.9, 4)
+    assert book.get("a", Laterality.RIGHT) == Reading()
+    assert book.get("b", Laterality.LEFT) == Reading()
+    assert not book.is_read("a", (Laterality.LEFT, Laterality.RIGHT))
+    book.set_probability("a", Laterality.RIGHT, 0.1)
+    assert book.is_read("a", (Laterality.LEFT, Laterality.RIGHT))
+    assert hybrid_score(Reading(0.9), 0.5, 0.25) == pytest.approx(0.25 * 0.9 + 0.75 * 0.5)
+    assert hybrid_score(Reading(), 0.5, 0.25) is None
+    with pytest.raises(ValueError, match="BI-RADS"):
+        Reading(birads=7)
+
+
+def test_the_cache_is_keyed_by_exam_and_model(tmp_path):
+    class Identity:
+        key = "weights-a|fp32|tta0"
+
+    class Result:
+        exam_id = "exam-1"
+        model = Identity()
+
+    cache = MemoryResultCache()
+    result = Result()
+    cache.put(result)
+    assert cache.get("exam-1", "weights-a|fp32|tta0") is result
+    assert cache.get("exam-1", "weights-b|fp32|tta0") is None
+    assert cache.get("exam-2", "weights-a|fp32|tta0") is None
+
+
+def test_demo_exams_are_written_once_and_reported_as_they_land(tmp_path):
+    small = SynthesisConfig(size=(256, 208), malignant_fraction=0.5, benign_fraction=0.5)
+    context = Context()
+    exams = demo.prepare_demo_exams(context, tmp_path, exams=2, synthesis=small)
+    assert [exam.exam_id for exam in context.partials] == [exam.exam_id for exam in exams]
+    assert all(len(exam.images) == 4 for exam in exams)
+    written = {path: path.stat().st_mtime_ns for path in tmp_path.rglob("*.dcm")}
+    again = demo.prepare_demo_exams(Context(), tmp_path, exams=2, synthesis=small)
+    assert [exam.exam_id for exam in again] == [exam.exam_id for exam in exams]
+    assert {path: path.stat().st_mtime_ns for path in tmp_path.rglob("*.dcm")} == written
+    with pytest.raises(InterruptedError):
+        demo.prepare_demo_exams(Context(cancel_after=1), tmp_path / "other", exams=2, synthesis=small)
+
+
+def test_finding_exams_reports_bad_paths_and_goes_on(tmp_path, exams_folder):
+    (tmp_path / "empty").mkdir()
+    report = find_exams(Context(), [tmp_path / "absent", tmp_path / "empty", exams_folder])
+    assert len(report.exams) == 3
+    reasons = " ".join(reason for _, reason in report.failures)
+    assert "absent" in reasons
+    assert "no mammograms found" in reasons
