@@ -1,0 +1,71 @@
+"""Package a trained checkpoint as the workstation's embedded demo model.
+
+    python scripts/package_demo_model.py runs/demo-stage2/best.pt EVAL_DIR/evaluation.json
+
+writes ``resources/models/gmic-demo-r18.pt`` (half-precision weights; the model card carries the
+measured test performance) and ``resources/models/gmic-demo-r18.md`` (the card and the evaluation
+summary that ``gmic evaluate`` wrote beside the JSON).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+
+from gmic_core.model import load_checkpoint, save_checkpoint
+
+MODELS = Path(__file__).resolve().parent.parent / "resources" / "models"
+NAME = "gmic-demo-r18"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoint", type=Path)
+    parser.add_argument("evaluation", type=Path, help="evaluation.json of gmic evaluate --baselines")
+    args = parser.parse_args()
+    report = json.loads(args.evaluation.read_text())
+    loaded = load_checkpoint(args.checkpoint)
+    breast = report["breast"]
+    performance = {
+        "test_exams": report["exams"],
+        "test_breast_malignant_auc": breast["malignant"]["auc"],
+        "test_breast_malignant_auc_ci_low": breast["malignant"]["auc_ci"][0],
+        "test_breast_malignant_auc_ci_high": breast["malignant"]["auc_ci"][1],
+        "test_breast_benign_auc": breast["benign"]["auc"],
+        "test_malignant_dsc_soft": report["dsc"]["malignant"]["soft"],
+        "test_malignant_dsc_at_0_5": report["dsc"]["malignant"]["at_0_5"],
+        **loaded.card.performance,
+    }
+    card = dataclasses.replace(loaded.card, performance=performance)
+    training = {key: value for key, value in (loaded.training or {}).items() if key != "optimiser"}
+    MODELS.mkdir(parents=True, exist_ok=True)
+    weights = save_checkpoint(
+        MODELS / f"{NAME}.pt", loaded.model, card, training=training, half_precision=True
+    )
+    config = loaded.model.config
+    lines = [
+        f"# {card.name} ({weights.name})",
+        "",
+        f"**{card.intended_use}**",
+        "",
+        f"- Architecture: GMIC with a {config.local_backbone} local network, top-t {config.top_t}, input "
+        f"scale {config.input_scale} ({config.input_height} x {config.input_width} window of the resampled "
+        "breast); half-precision weights.",
+        f"- Training data: {card.training_data}.",
+        f"- Limitations: {card.limitations}",
+        f"- Licence: {card.license}.",
+        "- Recipe: `scripts/train_demo.sh` (stage 1, `configs/demo.toml`, on one GPU), then "
+        "`gmic train configs/demo-stage2.toml` (stage 2, CPU), then this script.",
+        f"- Test set: `{Path(report['manifest']).parent.name}`, evaluated with "
+        "`gmic evaluate resources/models/gmic-demo-r18.pt MANIFEST --baselines --out DIR`.",
+        "",
+        (args.evaluation.parent / "evaluation.md").read_text(),
+    ]
+    (MODELS / f"{NAME}.md").write_text("\n".join(lines))
+    print(weights)
+
+
+if __name__ == "__main__":
+    main()
