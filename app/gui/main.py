@@ -9,11 +9,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pyqtgraph as pg
-from PySide6.QtCore import QStandardPaths, QTimer
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
-from app.gui.settings import DEMO_MODEL, Settings
+from app.gui.settings import DEMO_MODEL, Settings, default_reader
 from app.gui.window import MainWindow
+from app.store.database import user_data_dir
 
 APPLICATION_NAME = "GMIC Reader"
 SCREENSHOT_SIZE = (1800, 1050)
@@ -39,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--db", metavar="URL", default="", help="database URL (default: SQLite in the data folder)"
     )
     parser.add_argument("--data-dir", type=Path, help="the user's data folder (demo exams, database)")
+    parser.add_argument("--reader", help="who records estimates (default: the login name)")
     parser.add_argument(
         "--screenshot",
         type=Path,
@@ -46,11 +48,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="save the window as PNG once the first exam is analysed, then exit",
     )
     return parser
-
-
-def default_data_dir() -> Path:
-    location = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppLocalDataLocation)
-    return Path(location) if location else Path.home() / ".gmic-reader"
 
 
 def configure_pyqtgraph() -> None:
@@ -64,10 +61,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_pyqtgraph()
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName(APPLICATION_NAME)
-    data_dir = args.data_dir or default_data_dir()
+    data_dir = args.data_dir or user_data_dir()
     weights = args.weights if args.weights is not None else ([DEMO_MODEL] if DEMO_MODEL.is_file() else [])
     settings = Settings(
-        data_dir=data_dir, weights=list(weights), device=args.device, precision=args.precision, db_url=args.db
+        data_dir=data_dir,
+        weights=list(weights),
+        device=args.device,
+        precision=args.precision,
+        db_url=args.db,
+        reader=args.reader or default_reader(),
     )
     window = MainWindow(settings)
     outcome = {"code": 0}

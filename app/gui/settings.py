@@ -2,28 +2,40 @@
 
 from __future__ import annotations
 
+import getpass
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app.store.database import DATABASE_FILE
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEMO_MODEL = REPO_ROOT / "resources" / "models" / "gmic-demo-r18.pt"
-DATABASE_NAME = "gmic-reader.sqlite3"
+
+
+def default_reader() -> str:
+    """The login name of the user (a reader's id, not a patient's)."""
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):
+        return "reader"
 
 
 @dataclass
 class Settings:
     """``weights``: the checkpoints of the model (several make an ensemble; none: images only).
-    ``db_url``: the database of readings and results (SQLAlchemy URL; used once issue 6/7 lands)."""
+    ``db_url``: the database of readings and results (SQLAlchemy URL; default: a SQLite file in
+    ``data_dir``). ``reader``: whose estimates the workstation records (outside reader studies)."""
 
     data_dir: Path
     weights: list[Path] = field(default_factory=list)
     device: str = "auto"
     precision: str = "fp32"
     db_url: str = ""
+    reader: str = field(default_factory=default_reader)
 
     def __post_init__(self) -> None:
         if not self.db_url:
-            self.db_url = f"sqlite:///{(self.data_dir / DATABASE_NAME).as_posix()}"
+            self.db_url = f"sqlite:///{(self.data_dir / DATABASE_FILE).as_posix()}"
 
     @property
     def demo_folder(self) -> Path:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QFormLayout,
     QGroupBox,
@@ -22,6 +23,7 @@ from PySide6.QtWidgets import (
 from app.gui.imagery import DisplayImage, thumbnail
 from app.gui.readings import BIRADS_CATEGORIES, Reading, ReadingBook, hybrid_score
 from app.gui.state import ViewerState
+from app.study.workstation import ModelShown
 from gmic_core.imaging import Exam, Laterality, View
 from gmic_core.inference import ExamResult
 
@@ -38,7 +40,7 @@ def percent(value: float | None) -> str:
 class BreastBox(QGroupBox):
     """One breast: model probabilities, the reader's estimate, the hybrid."""
 
-    reading_entered = Signal(object, object, object)  # Laterality, probability (0-1 or None), BI-RADS or None
+    reading_entered = Signal(object, object)  # Laterality, Reading
 
     def __init__(self, side: Laterality) -> None:
         super().__init__(SIDE_NAMES[side])
@@ -55,27 +57,41 @@ class BreastBox(QGroupBox):
         self.birads.addItem(NOT_SET, None)
         for category in BIRADS_CATEGORIES:
             self.birads.addItem(f"BI-RADS {category}", category)
+        self.recall = QCheckBox("Recall")
         self.hybrid = QLabel("-")
         self.hybrid.setStyleSheet("font-weight: bold;")
+        self.model_rows = (self.benign, self.malignant, self.hybrid)
         form.addRow("Model, benign", self.benign)
         form.addRow("Model, malignant", self.malignant)
         form.addRow("Your estimate", self.probability)
         form.addRow("Your BI-RADS", self.birads)
+        form.addRow("", self.recall)
         form.addRow("Hybrid", self.hybrid)
+        self.form = form
         self.probability.valueChanged.connect(self._entered)
         self.birads.currentIndexChanged.connect(self._entered)
+        self.recall.toggled.connect(self._entered)
+
+    def reading(self) -> Reading:
+        value = self.probability.value()
+        return Reading(None if value < 0 else value / 100, self.birads.currentData(), self.recall.isChecked())
 
     def _entered(self) -> None:
-        value = self.probability.value()
-        self.reading_entered.emit(self.side, None if value < 0 else value / 100, self.birads.currentData())
+        self.reading_entered.emit(self.side, self.reading())
 
     def show_reading(self, reading: Reading) -> None:
-        for widget in (self.probability, self.birads):
+        for widget in (self.probability, self.birads, self.recall):
             widget.blockSignals(True)
         self.probability.setValue(-1 if reading.probability is None else round(reading.probability * 100))
         self.birads.setCurrentIndex(0 if reading.birads is None else reading.birads + 1)
-        for widget in (self.probability, self.birads):
+        self.recall.setChecked(reading.recall)
+        for widget in (self.probability, self.birads, self.recall):
             widget.blockSignals(False)
+
+    def show_model(self, shown: bool) -> None:
+        """Show or hide the rows of the model's output (hidden in a blinded reading)."""
+        for widget in self.model_rows:
+            self.form.setRowVisible(widget, shown)
 
 
 class SidePanel(QWidget):
@@ -158,11 +174,12 @@ class SidePanel(QWidget):
         view, box = item.data(Qt.ItemDataRole.UserRole)
         self.patch_selected.emit(view, box)
 
-    def _reading_entered(self, side: Laterality, probability: float | None, birads: int | None) -> None:
+    def _reading_entered(self, side: Laterality, reading: Reading) -> None:
         if self.exam is None:
             return
-        self.readings.set_probability(self.exam.exam_id, side, probability)
-        self.readings.set_birads(self.exam.exam_id, side, birads)
+        breast = self.result.breasts.get(side) if self.result else None
+        shown = None if breast is None else ModelShown(breast.malignant, self.state.hybrid_weight)
+        self.readings.set(self.exam.exam_id, side, reading, shown)
         self._refresh()
         self.reading_changed.emit(self.exam.exam_id)
 

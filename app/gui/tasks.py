@@ -14,6 +14,8 @@ from typing import Any, Protocol
 
 from app.gui.decoding import decode_for_display
 from app.gui.imagery import DisplayImage
+from app.store import Store
+from app.triage import TriageProgress, TriageSummary, run_triage
 from gmic_core.errors import GMICError
 from gmic_core.imaging import Exam, View, load_exam, scan_folder
 from gmic_core.imaging.manifest import MANIFEST_NAME
@@ -82,6 +84,18 @@ def analyse(
         result = predictor.predict(exam.exam_id, inputs, keep_patches=False, cancelled=context.cancelled)
     context.progress("Analysing", 1, 1)
     return result
+
+
+def triage(context: TaskContext, store: Store, predictor: Predictor, paths: Sequence[Path]) -> TriageSummary:
+    """Score every exam under ``paths`` the model has not scored yet (:func:`app.triage.run_triage`);
+    each exam's progress is also sent as a partial result, once its result is stored."""
+
+    def progress(update: TriageProgress) -> None:
+        context.progress(f"Triage ({update.failed} failed)", update.done, update.total)
+        context.partial(update)
+
+    context.progress("Triage: reading the folders", 0, 0)
+    return run_triage(store, predictor, paths, progress=progress, cancelled=context.cancelled)
 
 
 def build_predictor(context: TaskContext, weights: Sequence[Path], device: str, precision: str) -> Predictor:

@@ -3,6 +3,12 @@
 Opening an exam decodes its views on the I/O pool (each view appears when decoded); inference runs
 on the compute pool, one exam at a time, and its results are cached per exam and model identity.
 Errors are reported in the window's message bar, never in a modal dialog, and the window goes on.
+
+Results and the reader's estimates live in the database of the settings (``app.store``), so that
+reopening an exam after a restart neither recomputes nor loses what the reader entered; when the
+database cannot be opened the window says so and keeps them in memory. The study panel runs reader
+studies (``app.study``): while its case is unaided nothing of the model is shown. A triage run
+(``app.triage``) scores a folder in the background and fills the worklist's scores and flags.
 """
 
 from __future__ import annotations
@@ -30,18 +36,23 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.gui import demo, tasks
 from app.gui.decoding import decoding_pool
 from app.gui.imagery import DisplayImage
-from app.gui.readings import MemoryResultCache, ReadingBook, ResultCache
+from app.gui.readings import MemoryResultCache, ReadingBook, ResultCache, StoreReadingBook, StoreResultCache
 from app.gui.settings import DEMO_MODEL, Settings, is_demo_model
 from app.gui.settings_dialog import SettingsDialog
 from app.gui.side_panel import SidePanel
 from app.gui.state import Overlay, ViewerState, WindowAdjustment
+from app.gui.study_panel import StudyPanel
 from app.gui.viewer import FourViewPanel, presets
 from app.gui.workers import Worker, WorkerPool
 from app.gui.worklist import ExamStatus, WorklistPanel
+from app.store import Store, StoreError, open_store
+from app.study.service import CaseTask
+from app.triage import TriageSummary, worklist
 from gmic_core.imaging import Exam, View
 from gmic_core.inference import ExamResult, Predictor
 
@@ -94,8 +105,29 @@ class MainWindow(QMainWindow):
         self.setWindowTitle("GMIC Reader")
         self.settings = settings
         self.state = ViewerState()
-        self.cache = cache if cache is not None else MemoryResultCache()
-        self.readings = readings if readings is not None else ReadingBook()
+        self.store: Store | None = None
+        store_error = None
+        try:
+            self.store = open_store(settings.db_url)
+        except StoreError as error:
+            store_error = f"The database could not be opened; results and estimates are kept until the window closes. {error}"
+        if cache is None:
+            cache = (
+                MemoryResultCache()
+                if self.store is None
+                else StoreResultCache(self.store, self._store_failed)
+            )
+        if readings is None:
+            readings = (
+                ReadingBook()
+                if self.store is None
+                else StoreReadingBook(self.store, settings.reader, self._store_failed)
+            )
+        self.cache = cache
+        self.readings = readings
+        self.ai_shown = True
+        self.study_task: CaseTask | None = None
+        self._triage_worker: Worker | None = None
         self.io_pool = WorkerPool(2, self)
         self.compute_pool = WorkerPool(1, self)
         self.decoding_pool = decoding_pool()
@@ -112,6 +144,8 @@ class MainWindow(QMainWindow):
         self._analysis_worker: Worker | None = None
         self._closed = False  # signals queued before closing still arrive: they start nothing
         self._build()
+        if store_error:
+            self.messages.show_message(store_error)
 
     # --- construction ------------------------------------------------------------------------------
 
@@ -129,10 +163,17 @@ class MainWindow(QMainWindow):
         splitter.addWidget(self.worklist)
         splitter.addWidget(self.viewer)
         splitter.addWidget(self.side)
+        self.study_panel = StudyPanel(self.store, self.settings.reader)
+        self.study_panel.task_changed.connect(self._study_task_changed)
+        self.study_panel.left.connect(self._study_left)
+        self.study_panel.error.connect(self.messages.show_message)
+        self.study_panel.hide()
+        splitter.addWidget(self.study_panel)
         splitter.setStretchFactor(0, 0)
         splitter.setStretchFactor(1, 1)
         splitter.setStretchFactor(2, 0)
-        splitter.setSizes([300, 1000, 300])
+        splitter.setStretchFactor(3, 0)
+        splitter.setSizes([300, 1000, 300, 300])
         central = QWidget()
         layout = QVBoxLayout(central)
         layout.setContentsMargins(2, 2, 2, 2)
@@ -158,6 +199,8 @@ class MainWindow(QMainWindow):
 
     def _build_actions(self) -> None:
         self.open_action = self._action("Open folder...", "Ctrl+O", self._choose_folder)
+        self.triage_action = self._action("Triage a folder...", "Ctrl+T", self._choose_triage_folder)
+        self.study_action = self._action("Reader study...", None, self.show_study_panel)
         quit_action = self._action("Quit", "Ctrl+Q", self.close)
         self.overlay_actions = {}
         for overlay, text, key in (
@@ -183,6 +226,7 @@ class MainWindow(QMainWindow):
         menus = self.menuBar()
         file_menu = menus.addMenu("&File")
         file_menu.addAction(self.open_action)
+        file_menu.addAction(self.triage_action)
         file_menu.addSeparator()
         file_menu.addAction(quit_action)
         view_menu = menus.addMenu("&View")
@@ -199,6 +243,7 @@ class MainWindow(QMainWindow):
             previous_action,
         ):
             view_menu.addSeparator() if action is None else view_menu.addAction(action)
+        menus.addMenu("&Study").addAction(self.study_action)
         settings_menu = menus.addMenu("&Settings")
         settings_menu.addAction(settings_action)
         settings_menu.addAction(analyse_action)
@@ -286,6 +331,7 @@ class MainWindow(QMainWindow):
     def _exams_found(self, report: tasks.ScanReport) -> None:
         for exam in report.exams:
             self._exam_found(exam)
+        self.refresh_scores()
         if report.failures:
             _, reason = report.failures[0]
             more = f" (and {len(report.failures) - 1} more)" if len(report.failures) > 1 else ""
@@ -315,6 +361,7 @@ class MainWindow(QMainWindow):
         self._model_pending = False
         self._analysis_done = False
         self._update_model_status()
+        self.refresh_scores()
         self._analyse_if_needed()
         self._check_settled()
 
@@ -435,6 +482,14 @@ class MainWindow(QMainWindow):
             return
         if self._analysis_worker is not None:
             return
+        if self.study_task is not None:
+            # a study shows only the stored result of its own model, and only where the protocol says
+            ai = self.study_task.ai
+            stored = None if ai is None else self.cache.get(exam.exam_id, ai.model_key)
+            self._analysis_done = True
+            if stored is not None:
+                self._show_result(stored)
+            return
         if not recompute:
             if self._analysis_done or (
                 self.result is not None and self.result.model.key == predictor.identity.key
@@ -459,7 +514,10 @@ class MainWindow(QMainWindow):
         self.cache.put(result)
         self.timing_label.setText(f"last inference: {result.timings.get('total_s', 0.0):.2f} s")
         self._update_worklist_entry(result.exam_id, result)
+        self.refresh_scores()
         current = self.exam is not None and result.exam_id == self.exam.exam_id
+        if self.study_task is not None:
+            return  # the study's own display rules decide what is shown (see _analyse_if_needed)
         if current and self.predictor is not None and result.model.key == self.predictor.identity.key:
             self._analysis_done = True
             self._show_result(result)
@@ -485,8 +543,8 @@ class MainWindow(QMainWindow):
 
     def _show_result(self, result: ExamResult) -> None:
         self.result = result
-        self.viewer.set_result(result)
-        self.side.set_result(result, self.images)
+        self.viewer.set_result(result if self.ai_shown else None)
+        self.side.set_result(result if self.ai_shown else None, self.images)
         self._update_worklist_entry(result.exam_id, result)
         self._check_settled()
 
@@ -496,9 +554,33 @@ class MainWindow(QMainWindow):
             exam_id, ExamStatus.READ if read else ExamStatus.ANALYSED, result.malignancy_score
         )
 
+    def refresh_scores(self) -> None:
+        """The stored scores and flags of the current model for the exams listed (triage results,
+        results of earlier sessions)."""
+        if self.store is None or self.predictor is None:
+            return
+        try:
+            with self.store.session() as session:
+                rows = worklist(session, self.predictor.identity.key)
+        except SQLAlchemyError as error:
+            self._store_failed(f"The stored scores could not be read: {error}")
+            return
+        for row in rows:
+            entry = row.exam_id is not None and self.worklist.model.entry(row.exam_id)
+            if not entry:
+                continue
+            if row.score is None:
+                if entry.status is ExamStatus.NEW:
+                    self.worklist.model.update(row.exam_id, ExamStatus.FAILED)
+                continue
+            status = ExamStatus.ANALYSED if entry.status in (ExamStatus.NEW, ExamStatus.FAILED) else None
+            self.worklist.model.update(row.exam_id, status, row.score, row.flags)
+
     def analyse_again(self) -> None:
         """Run the model on the exam on screen again, ignoring the cache (the result shown stays
         until the new one arrives)."""
+        if self.study_task is not None:
+            return
         if self.exam is not None and self._analysis_worker is None:
             self._analysis_done = False
             self._settled_sent = False
@@ -518,11 +600,109 @@ class MainWindow(QMainWindow):
         self._settled_sent = True
         self.settled.emit(self.exam.exam_id)
 
+    def _store_failed(self, message: str) -> None:
+        self.messages.show_message(message)
+
+    # --- triage ---------------------------------------------------------------------------------------
+
+    def _choose_triage_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Triage a folder of exams")
+        if folder:
+            self.start_triage(Path(folder))
+
+    def start_triage(self, folder: Path) -> None:
+        """List the exams of ``folder`` and score, in the background, those the model has not scored;
+        scores and flags fill the worklist as results are stored. Cancel stops after the exam in hand."""
+        if self.store is None:
+            self.messages.show_message(
+                "Triage stores its results in the database, which could not be opened."
+            )
+            return
+        if self.predictor is None:
+            self.messages.show_message("Triage needs a model: choose one in Settings > Model and device.")
+            return
+        if self._triage_worker is not None:
+            self.messages.show_message("A triage run is in progress already.", error=False)
+            return
+        self.add_paths([folder])
+        worker = Worker("Triage", tasks.triage, self.store, self.predictor, [folder])
+        worker.signals.partial.connect(lambda _: self.refresh_scores())
+        worker.signals.result.connect(self._triage_done)
+        worker.signals.cancelled.connect(
+            lambda: self.messages.show_message("Triage cancelled; starting it again resumes.", error=False)
+        )
+        worker.signals.finished.connect(self._triage_finished)
+        self._triage_worker = self._run(self.compute_pool, worker)
+        self._update_progress_visibility()
+
+    def _triage_done(self, summary: TriageSummary) -> None:
+        failed = f", {len(summary.failed)} could not be scored" if summary.failed else ""
+        self.messages.show_message(
+            f"Triage: {summary.scored} exams scored, {summary.skipped} scored before{failed}.", error=False
+        )
+
+    def _triage_finished(self) -> None:
+        self._triage_worker = None
+        self.refresh_scores()
+        self._update_progress_visibility()
+        self._analyse_if_needed()
+
+    # --- reader studies -------------------------------------------------------------------------------
+
+    def show_study_panel(self) -> None:
+        self.study_panel.refresh_studies()
+        self.study_panel.show()
+
+    def _study_task_changed(self, task: CaseTask | None) -> None:
+        reading = self.study_panel.session is not None
+        self.study_task = task
+        self.side.setVisible(not reading)
+        self.set_ai_shown(not reading or (task is not None and task.ai is not None))
+        if task is None:
+            return
+        entry = self.worklist.model.entry(task.exam_key)
+        if entry is not None:
+            self.open_exam(entry.exam)
+        elif task.source:
+            worker = Worker("Reading the study case", tasks.find_exams, [Path(task.source)])
+            worker.signals.result.connect(lambda report: self._study_case_found(task, report))
+            self._run(self.io_pool, worker)
+        else:
+            self.messages.show_message(f"The study does not say where case {task.case_key} lies.")
+
+    def _study_case_found(self, task: CaseTask, report: tasks.ScanReport) -> None:
+        if task is not self.study_task:
+            return
+        exam = next((exam for exam in report.exams if exam.exam_id == task.exam_key), None)
+        if exam is None:
+            self.messages.show_message(f"Case {task.case_key} was not found at {task.source}.")
+            return
+        self.worklist.add(exam)
+        self.open_exam(exam)
+
+    def _study_left(self) -> None:
+        self.study_panel.hide()
+        self.side.show()
+        self.set_ai_shown(True)
+        if self.exam is not None:
+            self.open_exam(self.exam)
+
+    def set_ai_shown(self, shown: bool) -> None:
+        """Show or hide everything of the model: overlays, probabilities, ROI boxes and patches,
+        worklist scores and flags."""
+        self.ai_shown = shown
+        self.worklist.set_ai_shown(shown)
+        for action in self.overlay_actions.values():
+            action.setEnabled(shown)
+        self.opacity_slider.setEnabled(shown)
+        self.viewer.set_result(self.result if shown else None)
+        self.side.set_result(self.result if shown else None, self.images)
+
     # --- user actions ---------------------------------------------------------------------------------
 
     def cancel_work(self) -> None:
-        """Cancel opening and analysing the exam on screen."""
-        for worker in (self._load_worker, self._analysis_worker):
+        """Cancel opening and analysing the exam on screen, and a triage run."""
+        for worker in (self._load_worker, self._analysis_worker, self._triage_worker):
             if worker is not None:
                 worker.cancel()
 
@@ -575,11 +755,18 @@ class MainWindow(QMainWindow):
         busy = self.io_pool.active + self.compute_pool.active > 0
         for widget in (self.progress_label, self.progress):
             widget.setVisible(busy)
-        self.cancel_button.setVisible(self._load_worker is not None or self._analysis_worker is not None)
+        self.cancel_button.setVisible(
+            any(
+                worker is not None
+                for worker in (self._load_worker, self._analysis_worker, self._triage_worker)
+            )
+        )
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self._closed = True
         self.io_pool.shut_down()
         self.compute_pool.shut_down()
         self.decoding_pool.shutdown(wait=True, cancel_futures=True)
+        if self.store is not None:
+            self.store.dispose()
         super().closeEvent(event)

@@ -1,5 +1,7 @@
-"""The worklist: exams with patient, date, view completeness, status and malignancy score; sortable,
-filterable; Enter (or a double-click) opens an exam."""
+"""The worklist: exams with patient, date, view completeness, status, malignancy score and triage flags
+(from the operating points of the model); sortable, filterable by text and by flag; Enter (or a
+double-click) opens an exam. In a blinded reading the model's scores and flags are not shown, sorted
+on or matched by the filter."""
 
 from __future__ import annotations
 
@@ -7,11 +9,23 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt, Signal
-from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLineEdit, QTableView, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QHeaderView,
+    QLineEdit,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
 
+from app.triage import HIGH_SUSPICION, LIKELY_NORMAL
 from gmic_core.imaging import Exam, View
 
 SORT_ROLE = Qt.ItemDataRole.UserRole
+SCORE_COLUMN = 5
+FLAGS_COLUMN = 6
+FLAG_NAMES = {HIGH_SUSPICION: "high suspicion", LIKELY_NORMAL: "likely normal"}
 
 
 class ExamStatus(StrEnum):
@@ -27,6 +41,7 @@ class WorklistEntry:
     exam: Exam
     status: ExamStatus = ExamStatus.NEW
     score: float | None = None  # the model's exam-level malignancy score
+    flags: tuple[str, ...] = ()  # app.triage flags of the score
 
 
 def study_date(exam: Exam) -> str:
@@ -45,12 +60,20 @@ def completeness(exam: Exam) -> str:
 
 
 class WorklistModel(QAbstractTableModel):
-    COLUMNS = ("Patient", "Patient ID", "Date", "Views", "Status", "Score")
+    COLUMNS = ("Patient", "Patient ID", "Date", "Views", "Status", "Score", "Flags")
 
     def __init__(self) -> None:
         super().__init__()
         self.entries: list[WorklistEntry] = []
         self._rows: dict[str, int] = {}
+        self.ai_shown = True
+
+    def set_ai_shown(self, shown: bool) -> None:
+        """Show or hide the model's scores and flags (hidden in a blinded reading)."""
+        if shown != self.ai_shown:
+            self.beginResetModel()
+            self.ai_shown = shown
+            self.endResetModel()
 
     def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: B008 (Qt's signature)
         return 0 if parent.isValid() else len(self.entries)
@@ -68,13 +91,16 @@ class WorklistModel(QAbstractTableModel):
             return None
         entry = self.entries[index.row()]
         column = index.column()
+        hidden = not self.ai_shown and column in (SCORE_COLUMN, FLAGS_COLUMN)
         if role == Qt.ItemDataRole.DisplayRole:
-            return self._text(entry, column)
+            return "" if hidden else self._text(entry, column)
         if role == SORT_ROLE:
-            if column == 5:
+            if hidden:
+                return ""
+            if column == SCORE_COLUMN:
                 return -1.0 if entry.score is None else entry.score
             return self._text(entry, column)
-        if role == Qt.ItemDataRole.TextAlignmentRole and column == 5:
+        if role == Qt.ItemDataRole.TextAlignmentRole and column == SCORE_COLUMN:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
 
@@ -88,6 +114,7 @@ class WorklistModel(QAbstractTableModel):
             completeness(exam),
             entry.status.value,
             "" if entry.score is None else f"{entry.score:.3f}",
+            ", ".join(FLAG_NAMES.get(flag, flag) for flag in entry.flags),
         )[column]
 
     def add(self, exam: Exam) -> bool:
@@ -108,7 +135,13 @@ class WorklistModel(QAbstractTableModel):
         row = self._rows.get(exam_id)
         return None if row is None else self.entries[row]
 
-    def update(self, exam_id: str, status: ExamStatus | None = None, score: float | None = None) -> None:
+    def update(
+        self,
+        exam_id: str,
+        status: ExamStatus | None = None,
+        score: float | None = None,
+        flags: tuple[str, ...] | None = None,
+    ) -> None:
         row = self._rows.get(exam_id)
         if row is None:
             return
@@ -117,7 +150,28 @@ class WorklistModel(QAbstractTableModel):
             entry.status = status
         if score is not None:
             entry.score = score
+        if flags is not None:
+            entry.flags = flags
         self.dataChanged.emit(self.index(row, 0), self.index(row, len(self.COLUMNS) - 1))
+
+
+class WorklistFilter(QSortFilterProxyModel):
+    """The text filter on every column, and optionally one flag the exam must carry."""
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.flag: str | None = None
+
+    def set_flag(self, flag: str | None) -> None:
+        self.beginFilterChange()
+        self.flag = flag
+        self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+
+    def filterAcceptsRow(self, source_row: int, source_parent: QModelIndex) -> bool:
+        model = self.sourceModel()
+        if self.flag is not None and (not model.ai_shown or self.flag not in model.entries[source_row].flags):
+            return False
+        return super().filterAcceptsRow(source_row, source_parent)
 
 
 class WorklistTable(QTableView):
@@ -138,7 +192,7 @@ class WorklistPanel(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.model = WorklistModel()
-        self.proxy = QSortFilterProxyModel(self)
+        self.proxy = WorklistFilter(self)
         self.proxy.setSourceModel(self.model)
         self.proxy.setSortRole(SORT_ROLE)
         self.proxy.setFilterKeyColumn(-1)
@@ -147,6 +201,14 @@ class WorklistPanel(QWidget):
         self.filter.setPlaceholderText("Filter: name, id, date, status...")
         self.filter.setClearButtonEnabled(True)
         self.filter.textChanged.connect(self.proxy.setFilterFixedString)
+        self.flag_filter = QComboBox()
+        self.flag_filter.addItem("All exams", None)
+        for flag, name in FLAG_NAMES.items():
+            self.flag_filter.addItem(f"Flagged {name}", flag)
+        self.flag_filter.setToolTip("Triage flags from the operating points of the current model")
+        self.flag_filter.currentIndexChanged.connect(
+            lambda _: self.proxy.set_flag(self.flag_filter.currentData())
+        )
         self.table = WorklistTable()
         self.table.setModel(self.proxy)
         self.table.setSortingEnabled(True)
@@ -161,7 +223,17 @@ class WorklistPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.filter)
+        layout.addWidget(self.flag_filter)
         layout.addWidget(self.table)
+
+    def set_ai_shown(self, shown: bool) -> None:
+        """In a blinded reading: no scores, no flags, no sorting or filtering by them."""
+        self.model.set_ai_shown(shown)
+        self.flag_filter.setEnabled(shown)
+        if not shown:
+            self.flag_filter.setCurrentIndex(0)
+        for column in (SCORE_COLUMN, FLAGS_COLUMN):
+            self.table.setColumnHidden(column, not shown)
 
     def add(self, exam: Exam) -> None:
         self.model.add(exam)

@@ -464,7 +464,7 @@ class ReaderSession:
             wanted = " and ".join(sorted(side.value for side in breasts))
             raise InvalidReadingError(f"case {case.case_key}: give an estimate for breast(s) {wanted}")
         for side, estimate in estimates.items():
-            _validate(side, estimate)
+            validate_estimate(side, estimate)
         ai = self._ai(session, case.exam.exam_key, phase)
         submitted = self._clock()
         started = (
@@ -546,7 +546,7 @@ class ReaderSession:
         )
 
 
-def _validate(side: Laterality, estimate: BreastEstimate) -> None:
+def validate_estimate(side: Laterality, estimate: BreastEstimate) -> None:
     probability = estimate.probability
     if (
         not isinstance(probability, int | float)

@@ -1,0 +1,189 @@
+"""The reader-study panel: a reader chooses a study (created with ``gmic study create``), reads its
+cases in the order :mod:`app.study.service` gives, and submits each reading there.
+
+The panel shows exactly what the protocol allows of the model: in an unaided phase nothing (the
+window hides overlays, patches and worklist scores on :attr:`StudyPanel.task_changed`), in an aided
+phase the study model's malignancy probability per breast and the hybrid for the reader's estimate.
+The service measures reading time, commits each reading before ``submit`` returns and resumes where
+the reader left off; the panel only ever shows the reader's own case in hand.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.gui.readings import Reading
+from app.gui.side_panel import SIDES, BreastBox, percent
+from app.store import Store
+from app.study.service import BreastEstimate, CaseTask, ReaderSession, StudyService
+from gmic_core.errors import GMICError
+
+
+class StudyPanel(QWidget):
+    task_changed = Signal(object)  # the CaseTask to show, or None (no case: not reading, or all read)
+    left = Signal()  # the reader left the study
+    error = Signal(str)
+
+    def __init__(self, store: Store | None, reader: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.service = None if store is None else StudyService(store)
+        self.session: ReaderSession | None = None
+        self.task: CaseTask | None = None
+        form = QFormLayout()
+        self.reader = QLineEdit(reader)
+        self.reader.setToolTip("Your reader id (not a patient's)")
+        self.study = QComboBox()
+        self.study.setToolTip("Studies in the database (created with 'gmic study create')")
+        form.addRow("Reader", self.reader)
+        form.addRow("Study", self.study)
+        buttons = QHBoxLayout()
+        self.start_button = QPushButton("Start / resume")
+        self.start_button.clicked.connect(self.start)
+        self.leave_button = QPushButton("Leave study")
+        self.leave_button.clicked.connect(self.leave)
+        buttons.addWidget(self.start_button)
+        buttons.addWidget(self.leave_button)
+        self.progress = QLabel()
+        self.case_label = QLabel()
+        self.case_label.setWordWrap(True)
+        self.breasts = {side: BreastBox(side) for side in SIDES}
+        for box in self.breasts.values():
+            box.benign.setText("-")
+            box.form.setRowVisible(box.benign, False)
+            box.reading_entered.connect(lambda _side, _reading: self._refresh_hybrid())
+        navigation = QHBoxLayout()
+        self.back_button = QPushButton("Back")
+        self.back_button.setToolTip("Read the previous case again (only where the protocol allows it)")
+        self.back_button.clicked.connect(self.go_back)
+        self.submit_button = QPushButton("Submit and next")
+        self.submit_button.clicked.connect(self.submit)
+        navigation.addWidget(self.back_button)
+        navigation.addWidget(self.submit_button)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addLayout(buttons)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.case_label)
+        for box in self.breasts.values():
+            layout.addWidget(box)
+        layout.addLayout(navigation)
+        layout.addStretch(1)
+        self.refresh_studies()
+        self._show_task(None)
+
+    def refresh_studies(self) -> None:
+        self.study.clear()
+        if self.service is None:
+            return
+        try:
+            self.study.addItems(self.service.study_names())
+        except GMICError as error:
+            self.error.emit(str(error))
+
+    def start(self) -> None:
+        """Open (or resume) the chosen reader's session on the chosen study."""
+        if self.service is None:
+            self.error.emit("Reader studies need the database, which could not be opened.")
+            return
+        try:
+            self.session = self.service.open_session(self.study.currentText(), self.reader.text().strip())
+        except GMICError as error:
+            self.error.emit(str(error))
+            return
+        self.reader.setEnabled(False)
+        self.study.setEnabled(False)
+        self._next()
+
+    def leave(self) -> None:
+        """Stop reading; what was submitted is in the database and a new start resumes."""
+        self.session = None
+        self.reader.setEnabled(True)
+        self.study.setEnabled(True)
+        self._show_task(None)
+        self.left.emit()
+
+    def submit(self) -> None:
+        if self.session is None or self.task is None:
+            return
+        estimates = {}
+        for side in self.task.breasts:
+            reading = self.breasts[side].reading()
+            if reading.probability is None:
+                self.error.emit(f"Give your probability of malignancy for the {side.name.lower()} breast.")
+                return
+            estimates[side] = BreastEstimate(
+                round(reading.probability * 100, 6), reading.recall, reading.birads
+            )
+        try:
+            self.session.submit(estimates)
+        except GMICError as error:
+            self.error.emit(str(error))
+            return
+        self._next()
+
+    def go_back(self) -> None:
+        if self.session is None:
+            return
+        try:
+            task = self.session.go_back()
+        except GMICError as error:
+            self.error.emit(str(error))
+            return
+        self._show_task(task)
+
+    def _next(self) -> None:
+        assert self.session is not None
+        try:
+            task = self.session.current()
+        except GMICError as error:
+            self.error.emit(str(error))
+            return
+        self._show_task(task)
+
+    def _show_task(self, task: CaseTask | None) -> None:
+        self.task = task
+        reading = self.session is not None
+        self.start_button.setEnabled(not reading)
+        self.leave_button.setEnabled(reading)
+        self.submit_button.setEnabled(task is not None)
+        self.back_button.setEnabled(task is not None and task.may_go_back)
+        if self.session is None:
+            self.progress.setText("Not reading a study.")
+        else:
+            done = self.session.progress()
+            self.progress.setText(f"Read {done.done} / {done.total}")
+        if task is None:
+            self.case_label.setText("All cases are read. Thank you." if reading else "")
+        else:
+            shown = "with the model's output" if task.ai is not None else "without the model's output"
+            again = " (reading again: this supersedes your earlier reading)" if task.revisiting else ""
+            self.case_label.setText(
+                f"Case {task.position + 1} of {task.total}, {task.phase.value}: {shown}{again}"
+            )
+        for side, box in self.breasts.items():
+            box.setEnabled(task is not None and side in task.breasts)
+            box.show_reading(Reading())
+            box.show_model(task is not None and task.ai is not None)
+            box.form.setRowVisible(box.benign, False)
+        self._refresh_hybrid()
+        self.task_changed.emit(task)
+
+    def _refresh_hybrid(self) -> None:
+        ai = self.task.ai if self.task is not None else None
+        for side, box in self.breasts.items():
+            score = ai.scores.get(side) if ai is not None else None
+            box.malignant.setText(percent(score))
+            probability = box.reading().probability
+            box.hybrid.setText(
+                percent(None if score is None or probability is None else ai.hybrid(side, probability * 100))
+            )

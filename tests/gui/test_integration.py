@@ -1,0 +1,273 @@
+"""The workstation on the store, reader studies and triage: results and estimates survive a restart,
+the study panel follows its protocol, triage fills scores and flags, database errors show."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
+
+from app.gui.main import configure_pyqtgraph
+from app.gui.settings import Settings
+from app.gui.window import MainWindow
+from app.gui.worklist import FLAGS_COLUMN, SCORE_COLUMN
+from app.store.models import OperatingPoint, Reading
+from app.study.cases import CaseSpec
+from app.study.service import StudyService
+from app.triage import HIGH_SUSPICION, LIKELY_NORMAL
+from gmic_core.imaging import Laterality
+
+READER = "reader-7"
+
+
+def open_views(qtbot, window: MainWindow, exams_folder: Path) -> None:
+    """Start the window on the exams and wait until the first exam is shown (and analysed)."""
+    with qtbot.waitSignal(window.settled, timeout=60000):
+        window.start([exams_folder])
+    qtbot.waitUntil(lambda: window.worklist.model.rowCount() == 3, timeout=30000)
+
+
+def test_a_stored_result_survives_a_restart_without_recomputing(qtbot, make_window, checkpoint, exams_folder):
+    first = make_window([checkpoint])
+    open_views(qtbot, first, exams_folder)
+    exam_id, stored = first.exam.exam_id, first.result
+    first.close()
+
+    second = make_window([checkpoint])
+    started = []
+    second.analysis_started.connect(started.append)
+    open_views(qtbot, second, exams_folder)
+    assert second.exam.exam_id == exam_id
+    assert started == []
+    assert second.result is not None
+    assert second.result.model.key == stored.model.key
+    assert second.result.breasts[Laterality.LEFT].malignant == stored.breasts[Laterality.LEFT].malignant
+    assert second.worklist.model.entry(exam_id).score == pytest.approx(stored.malignancy_score)
+
+
+def test_the_readers_estimate_is_committed_and_survives_a_restart(qtbot, make_window, exams_folder):
+    first = make_window()
+    open_views(qtbot, first, exams_folder)
+    exam_id = first.exam.exam_id
+    box = first.side.breasts[Laterality.RIGHT]
+    box.birads.setCurrentIndex(4 + 1)
+    box.probability.setValue(35)
+    box.probability.setValue(40)  # a changed estimate: a new reading superseding the first
+    box.recall.setChecked(True)
+    with first.store.session() as session:
+        rows = session.scalars(select(Reading).order_by(Reading.id)).all()
+    assert [(row.probability, row.revision, row.study_id) for row in rows] == [
+        (35.0, 0, None),
+        (40.0, 1, None),
+        (40.0, 2, None),
+    ]
+    assert rows[1].supersedes_id == rows[0].id
+    assert rows[2].recall
+    assert rows[2].birads == 4
+    first.close()
+
+    second = make_window()
+    open_views(qtbot, second, exams_folder)
+    assert second.exam.exam_id == exam_id
+    box = second.side.breasts[Laterality.RIGHT]
+    assert (box.probability.value(), box.birads.currentData(), box.recall.isChecked()) == (40, 4, True)
+
+
+def start_study(qtbot, window: MainWindow, study: str, reader: str = READER) -> None:
+    window.show_study_panel()
+    panel = window.study_panel
+    panel.reader.setText(reader)
+    panel.study.setCurrentText(study)
+    with qtbot.waitSignal(window.settled, timeout=60000):
+        panel.start_button.click()
+
+
+def create_study(
+    window: MainWindow, exams_folder: Path, protocol: str, model_key: str | None = None
+) -> list[str]:
+    keys = [entry.exam.exam_id for entry in window.worklist.model.entries]
+    cases = [
+        CaseSpec(key, {Laterality.LEFT: False, Laterality.RIGHT: index == 0}, str(exams_folder))
+        for index, key in enumerate(keys)
+    ]
+    StudyService(window.store).create_study("pilot", cases, protocol, seed=3, model_key=model_key)
+    return keys
+
+
+def test_a_blinded_study_hides_the_model_submits_advances_and_resumes(
+    qtbot, make_window, checkpoint, exams_folder
+):
+    window = make_window([checkpoint])
+    open_views(qtbot, window, exams_folder)
+    assert window.worklist.model.entry(window.exam.exam_id).score is not None
+    create_study(window, exams_folder, "blinded")
+    start_study(qtbot, window, "pilot")
+    panel = window.study_panel
+    task = panel.task
+    assert window.exam.exam_id == task.exam_key
+    assert task.ai is None
+    assert panel.progress.text() == "Read 0 / 3"
+    # nothing of the model: no overlays or boxes, no probabilities or patches, no worklist scores
+    assert all(cell.result is None for cell in window.viewer.cells.values())
+    assert not window.side.isVisible()
+    assert not any(action.isEnabled() for action in window.overlay_actions.values())
+    model = window.worklist.model
+    assert all(
+        model.data(model.index(row, column)) == ""
+        for row in range(model.rowCount())
+        for column in (SCORE_COLUMN, FLAGS_COLUMN)
+    )
+    assert window.worklist.table.isColumnHidden(SCORE_COLUMN)
+    for side in task.breasts:
+        assert not panel.breasts[side].malignant.isVisible()
+    assert not panel.back_button.isEnabled()  # blinded: no going back
+
+    for side in task.breasts:
+        panel.breasts[side].probability.setValue(20)
+    with qtbot.waitSignal(window.settled, timeout=60000):
+        panel.submit_button.click()
+    assert panel.progress.text() == "Read 1 / 3"
+    assert panel.task.position == 1
+    assert window.exam.exam_id == panel.task.exam_key
+    second_case = panel.task.exam_key
+    window.close()
+
+    reopened = make_window([checkpoint])
+    open_views(qtbot, reopened, exams_folder)
+    start_study(qtbot, reopened, "pilot")
+    assert reopened.study_panel.progress.text() == "Read 1 / 3"
+    assert reopened.study_panel.task.exam_key == second_case == reopened.exam.exam_id
+    reopened.study_panel.leave_button.click()
+    assert not reopened.worklist.table.isColumnHidden(SCORE_COLUMN)
+
+
+def test_a_submission_without_a_probability_is_refused_in_the_window(qtbot, make_window, exams_folder):
+    window = make_window()
+    open_views(qtbot, window, exams_folder)
+    create_study(window, exams_folder, "blinded")
+    start_study(qtbot, window, "pilot")
+    window.study_panel.submit_button.click()
+    assert window.messages.isVisible()
+    assert "probability" in window.messages.text.text()
+    assert window.study_panel.progress.text() == "Read 0 / 3"
+
+
+def test_triage_from_the_window_fills_scores_and_flags_and_the_flag_filter(
+    qtbot, make_window, checkpoint, exams_folder
+):
+    window = make_window()
+    window.load_model(Settings(data_dir=window.settings.data_dir, weights=[checkpoint], device="cpu"))
+    qtbot.waitUntil(lambda: window.predictor is not None, timeout=60000)
+    window.start_triage(exams_folder)
+    assert window.cancel_button.isVisibleTo(window)
+    window.cancel_work()
+    qtbot.waitUntil(lambda: window._triage_worker is None, timeout=60000)
+    assert "Triage cancelled" in window.messages.text.text()
+    window.start_triage(exams_folder)
+    qtbot.waitUntil(lambda: window._triage_worker is None, timeout=120000)
+    model = window.worklist.model
+    assert model.rowCount() == 3
+    scores = sorted(entry.score for entry in model.entries)
+    assert None not in scores
+    key = window.predictor.identity.key
+    with window.store.session() as session:
+        for name, metric, threshold in (
+            (HIGH_SUSPICION, "specificity", scores[2]),
+            (LIKELY_NORMAL, "sensitivity", scores[1]),
+        ):
+            session.add(
+                OperatingPoint(
+                    model_key=key,
+                    name=name,
+                    metric=metric,
+                    target=0.9,
+                    threshold=threshold,
+                    sensitivity=1.0,
+                    specificity=1.0,
+                    calibration_set="test",
+                    exams=3,
+                    positives=1,
+                )
+            )
+    window.refresh_scores()
+    flags = {entry.exam.exam_id: entry.flags for entry in model.entries}
+    highest = max(model.entries, key=lambda entry: entry.score).exam.exam_id
+    lowest = min(model.entries, key=lambda entry: entry.score).exam.exam_id
+    assert flags[highest] == (HIGH_SUSPICION,)
+    assert flags[lowest] == (LIKELY_NORMAL,)
+    panel = window.worklist
+    panel.flag_filter.setCurrentIndex(panel.flag_filter.findData(HIGH_SUSPICION))
+    assert [exam.exam_id for exam in panel.exams_in_order()] == [highest]
+    panel.flag_filter.setCurrentIndex(panel.flag_filter.findData(LIKELY_NORMAL))
+    assert [exam.exam_id for exam in panel.exams_in_order()] == [lowest]
+    panel.flag_filter.setCurrentIndex(0)
+    panel.table.sortByColumn(SCORE_COLUMN, Qt.SortOrder.DescendingOrder)
+    assert panel.exams_in_order()[0].exam_id == highest
+
+
+def test_an_unusable_database_shows_in_the_window_and_the_window_goes_on(qtbot, tmp_path, exams_folder):
+    configure_pyqtgraph()
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    window = MainWindow(Settings(data_dir=tmp_path, db_url=f"sqlite:///{blocker}/gmic.sqlite3", device="cpu"))
+    qtbot.addWidget(window)
+    window.show()
+    try:
+        assert window.store is None
+        assert window.messages.isVisible()
+        assert "database could not be opened" in window.messages.text.text()
+        open_views(qtbot, window, exams_folder)
+        box = window.side.breasts[Laterality.LEFT]
+        box.probability.setValue(70)
+        assert window.readings.get(window.exam.exam_id, Laterality.LEFT).probability == pytest.approx(0.7)
+    finally:
+        window.close()
+
+
+def test_a_failing_save_keeps_the_estimate_and_says_so(qtbot, make_window, exams_folder, monkeypatch):
+    window = make_window()
+    open_views(qtbot, window, exams_folder)
+
+    def broken_session():
+        raise OperationalError("INSERT", {}, Exception("disk I/O error"))
+
+    monkeypatch.setattr(window.store, "session", broken_session)
+    window.side.breasts[Laterality.RIGHT].probability.setValue(55)
+    assert window.messages.isVisible()
+    assert "not saved" in window.messages.text.text()
+    assert window.readings.get(window.exam.exam_id, Laterality.RIGHT).probability == pytest.approx(0.55)
+
+
+def test_a_sequential_study_shows_the_model_only_in_the_aided_phase(
+    qtbot, make_window, checkpoint, exams_folder
+):
+    window = make_window([checkpoint])
+    open_views(qtbot, window, exams_folder)
+    window.start_triage(exams_folder)  # the study's model needs a stored result for every case
+    qtbot.waitUntil(lambda: window._triage_worker is None, timeout=120000)
+    create_study(window, exams_folder, "sequential", model_key=window.predictor.identity.key)
+    start_study(qtbot, window, "pilot")
+    panel = window.study_panel
+    exam_key = panel.task.exam_key
+    assert panel.task.ai is None
+    assert all(cell.result is None for cell in window.viewer.cells.values())
+    for side in panel.task.breasts:
+        panel.breasts[side].probability.setValue(50)
+    with qtbot.waitSignal(window.settled, timeout=60000):
+        panel.submit_button.click()
+    task = panel.task
+    assert task.exam_key == exam_key
+    assert task.ai is not None
+    assert panel.progress.text() == "Read 0 / 3"
+    assert all(cell.result is not None for cell in window.viewer.cells.values())
+    assert any(action.isEnabled() for action in window.overlay_actions.values())
+    assert not window.worklist.table.isColumnHidden(SCORE_COLUMN)
+    side = task.breasts[0]
+    box = panel.breasts[side]
+    assert box.malignant.isVisible()
+    assert box.malignant.text() == f"{100 * task.ai.scores[side]:.1f} %"
+    box.probability.setValue(80)
+    assert box.hybrid.text() == f"{100 * task.ai.hybrid(side, 80):.1f} %"
