@@ -21,12 +21,15 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from sqlalchemy.exc import SQLAlchemyError
 
 from app.gui.readings import Reading
 from app.gui.side_panel import SIDES, BreastBox, percent
 from app.store import Store
 from app.study.service import BreastEstimate, CaseTask, ReaderSession, StudyService
 from gmic_core.errors import GMICError
+
+FAILURES = (GMICError, SQLAlchemyError)  # what the service raises: the study's rules, the database
 
 
 class StudyPanel(QWidget):
@@ -87,7 +90,7 @@ class StudyPanel(QWidget):
             return
         try:
             self.study.addItems(self.service.study_names())
-        except GMICError as error:
+        except FAILURES as error:
             self.error.emit(str(error))
 
     def start(self) -> None:
@@ -97,7 +100,7 @@ class StudyPanel(QWidget):
             return
         try:
             self.session = self.service.open_session(self.study.currentText(), self.reader.text().strip())
-        except GMICError as error:
+        except FAILURES as error:
             self.error.emit(str(error))
             return
         self.reader.setEnabled(False)
@@ -126,7 +129,7 @@ class StudyPanel(QWidget):
             )
         try:
             self.session.submit(estimates)
-        except GMICError as error:
+        except FAILURES as error:
             self.error.emit(str(error))
             return
         self._next()
@@ -136,7 +139,7 @@ class StudyPanel(QWidget):
             return
         try:
             task = self.session.go_back()
-        except GMICError as error:
+        except FAILURES as error:
             self.error.emit(str(error))
             return
         self._show_task(task)
@@ -145,7 +148,7 @@ class StudyPanel(QWidget):
         assert self.session is not None
         try:
             task = self.session.current()
-        except GMICError as error:
+        except FAILURES as error:
             self.error.emit(str(error))
             return
         self._show_task(task)
@@ -160,8 +163,12 @@ class StudyPanel(QWidget):
         if self.session is None:
             self.progress.setText("Not reading a study.")
         else:
-            done = self.session.progress()
-            self.progress.setText(f"Read {done.done} / {done.total}")
+            try:
+                done = self.session.progress()
+            except FAILURES as error:
+                self.error.emit(str(error))
+            else:
+                self.progress.setText(f"Read {done.done} / {done.total}")
         if task is None:
             self.case_label.setText("All cases are read. Thank you." if reading else "")
         else:
