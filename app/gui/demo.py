@@ -8,7 +8,7 @@ from app.gui.tasks import TaskContext, check_cancelled
 from gmic_core.imaging import Exam, load_exam
 from gmic_core.synthetic import FULL_SIZE, SynthesisConfig, generate_exam, write_image
 
-DEMO_SEED = 2026  # not a seed the demo model was trained on (those start at 0)
+DEMO_SEED = 2026  # not a seed the demo model was trained on (1 and 100)
 DEMO_EXAMS = 6
 # Half the breasts carry a lesion, so the demo shows saliency on most exams.
 DEMO_SYNTHESIS = SynthesisConfig(size=FULL_SIZE, malignant_fraction=0.5, benign_fraction=0.5)
