@@ -24,6 +24,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint", type=Path)
     parser.add_argument("evaluation", type=Path, help="evaluation.json of gmic evaluate --baselines")
+    parser.add_argument("--version", help="the model card's version (default: the checkpoint's)")
+    parser.add_argument("--limitation", default="", help="appended to the card's limitations")
+    parser.add_argument("--test-set", default="", help="how the test set was made (for the card)")
     args = parser.parse_args()
     report = json.loads(args.evaluation.read_text())
     loaded = load_checkpoint(args.checkpoint)
@@ -38,7 +41,12 @@ def main() -> None:
         "test_malignant_dsc_at_0_5": report["dsc"]["malignant"]["at_0_5"],
         **loaded.card.performance,
     }
-    card = dataclasses.replace(loaded.card, performance=performance)
+    card = dataclasses.replace(
+        loaded.card,
+        version=args.version or loaded.card.version,
+        performance=performance,
+        limitations=" ".join(part for part in (loaded.card.limitations, args.limitation) if part),
+    )
     training = {key: value for key, value in (loaded.training or {}).items() if key != "optimiser"}
     MODELS.mkdir(parents=True, exist_ok=True)
     weights = save_checkpoint(
@@ -46,7 +54,7 @@ def main() -> None:
     )
     config = loaded.model.config
     lines = [
-        f"# {card.name} ({weights.name})",
+        f"# {card.name}, version {card.version} ({weights.name})",
         "",
         f"**{card.intended_use}**",
         "",
@@ -58,7 +66,7 @@ def main() -> None:
         f"- Licence: {card.license}.",
         "- Recipe: `scripts/train_demo.sh` (stage 1, `configs/demo.toml`, on one GPU), then "
         "`gmic train configs/demo-stage2.toml` (stage 2, CPU), then this script.",
-        f"- Test set: `{Path(report['manifest']).parent.name}`, evaluated with "
+        f"- Test set: {args.test_set or Path(report['manifest']).parent.name}, evaluated with "
         "`gmic evaluate resources/models/gmic-demo-r18.pt MANIFEST --baselines --out DIR`.",
         "",
         (args.evaluation.parent / "evaluation.md").read_text(),
