@@ -238,17 +238,23 @@ class StudyService:
     def _open_session(self, study: str, reader: str) -> ReaderSession:
         with self.store.session() as session:
             study_row = _study(session, study)
-            reader_row = session.scalar(select(Reader).where(Reader.name == reader))
-            if reader_row is None:
-                reader_row = Reader(name=reader)
-                session.add(reader_row)
-                session.flush()
+            reader_row = ensure_reader(session, reader)
             _assign(session, study_row, reader_row)
             return ReaderSession(self.store, study_row, reader_row, self.clock)
 
     def study_names(self) -> list[str]:
         with self.store.session() as session:
             return list(session.scalars(select(Study.name).order_by(Study.name)))
+
+
+def ensure_reader(session: Session, name: str) -> Reader:
+    """The reader called ``name``, registered on first use."""
+    reader = session.scalar(select(Reader).where(Reader.name == name))
+    if reader is None:
+        reader = Reader(name=name)
+        session.add(reader)
+        session.flush()
+    return reader
 
 
 def _study(session: Session, name: str) -> Study:

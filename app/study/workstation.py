@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from app.store.database import Store, StoreError
 from app.store.models import Exam, Phase, Reader, Reading, utc_now
 from app.store.results import ensure_exam
-from app.study.service import BreastEstimate, StudyError, validate_estimate
+from app.study.service import BreastEstimate, StudyError, ensure_reader, validate_estimate
 from gmic_core.imaging.views import Laterality
 from gmic_core.metrics import hybrid
 
@@ -49,7 +49,7 @@ def save_reading(
     validate_estimate(side, estimate)
     try:
         with store.session() as session:
-            reader_id = _reader_id(session, reader)
+            reader_id = ensure_reader(session, reader).id
             exam = ensure_exam(session, exam_key)
             previous = _latest(session, reader_id, exam.id, side)
             submitted = utc_now()
@@ -101,16 +101,6 @@ def load_readings(store: Store, reader: str, exam_key: str) -> dict[Laterality, 
             }
     except SQLAlchemyError as error:
         raise StoreError(f"the readings could not be loaded: {error}") from error
-
-
-def _reader_id(session: Session, name: str) -> int:
-    reader_id = session.scalar(select(Reader.id).where(Reader.name == name))
-    if reader_id is None:
-        reader = Reader(name=name)
-        session.add(reader)
-        session.flush()
-        reader_id = reader.id
-    return reader_id
 
 
 def _latest(session: Session, reader_id: int, exam_id: int, side: Laterality) -> Reading | None:
