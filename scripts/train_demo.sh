@@ -22,13 +22,13 @@ if [ ! -f data/demo-train/manifest.csv ]; then
 fi
 $GMIC train "${CONFIGS[0]}" --prepare-only --workers "$WORKERS"
 echo "crop cache: $((SECONDS - started)) s"
-rm -rf runs/demo runs/demo-lr3e-4
 
 TRAIN_SECONDS=$((BUDGET - (SECONDS - started) - 40))
 mkdir -p runs
 (sleep 120 && nvidia-smi --query-gpu=name,utilization.gpu,memory.used --format=csv 2>/dev/null || true) &
 for config in "${CONFIGS[@]}"; do
     name=$(basename "$config" .toml)
+    rm -rf "runs/$name"
     timeout "$TRAIN_SECONDS" $GMIC train "$config" > "runs/$name.log" 2> "runs/$name.err" &
 done
 wait || true
