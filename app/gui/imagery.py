@@ -23,7 +23,6 @@ if TYPE_CHECKING:  # gmic_core.inference imports torch, which the decoding proce
 
 PYRAMID_TOP = 512  # the coarsest level's longer side is at most this many pixels
 LOOKUP_SIZE = 1024  # entries of a window/level lookup table
-SALIENCY_DOWNSAMPLE = 4  # saliency overlays are drawn on a grid this much coarser than the image
 BENIGN_RGB = (0, 255, 0)  # green, as gmic_core.visualize draws it
 MALIGNANT_RGB = (255, 0, 0)  # red
 OVERLAY_MAX_ALPHA = 230  # the alpha of a saliency of 1 at full opacity, so the tissue stays visible
@@ -119,22 +118,50 @@ def overlay_lookup(rgb: tuple[int, int, int]) -> np.ndarray:
     return table
 
 
-def saliency_overlays(result: ViewResult, stored_shape: tuple[int, int]) -> np.ndarray:
-    """``[2, h, w]`` benign and malignant saliency on a grid :data:`SALIENCY_DOWNSAMPLE` times
-    coarser than the stored image (the maps are 64-pixel cells, so nothing is lost)."""
-    rows, columns = stored_shape
-    grid = (-(-rows // SALIENCY_DOWNSAMPLE), -(-columns // SALIENCY_DOWNSAMPLE))
-    return result.saliency_in_stored(grid).astype(np.float32)
+@dataclass(frozen=True)
+class SaliencyPlacement:
+    """The saliency maps as drawn over the stored image: ``maps`` ``[2, h, w]`` (benign,
+    malignant) on the model's own grid, columns in stored order, stretched over ``rect`` and shown
+    only inside ``clip`` (both left, top, width, height in stored pixels). Drawn without smoothing,
+    this is the nearest-neighbour upsampling of paper section 3.5, at no cost per image pixel."""
+
+    maps: np.ndarray
+    rect: tuple[float, float, float, float]
+    clip: tuple[float, float, float, float]
+
+
+def saliency_placement(result: ViewResult) -> SaliencyPlacement:
+    """Where ``result``'s saliency maps lie on the stored image: the model frame's corners mapped to
+    it, clipped to the breast crop (the frame's padding has no stored pixels)."""
+    geometry = result.geometry
+    model_rows, model_cols = geometry.model_shape
+    top, bottom = geometry.model_rows_to_stored(np.array([0.0, model_rows]))
+    first, last = geometry.model_cols_to_stored(np.array([0.0, model_cols]))
+    maps = np.asarray(result.saliency, dtype=np.float32)
+    if last < first:  # a flipped view: the model's first column is the stored image's last
+        maps, first, last = maps[..., ::-1], last, first
+    crop_top, crop_bottom, crop_left, crop_right = geometry.crop_box
+    clip_top, clip_bottom = max(top, crop_top), min(bottom, crop_bottom)
+    clip_left, clip_right = max(first, crop_left), min(last, crop_right)
+    return SaliencyPlacement(
+        np.ascontiguousarray(maps),
+        (float(first), float(top), float(last - first), float(bottom - top)),
+        (float(clip_left), float(clip_top), float(clip_right - clip_left), float(clip_bottom - clip_top)),
+    )
 
 
 def thumbnail(
     image: DisplayImage, box: tuple[int, int, int, int], size: int, minimum: int = 32
 ) -> np.ndarray:
     """The image inside ``box`` (top, left, bottom, right; stored pixels) through its default VOI,
-    as a ``size`` x ``size`` uint8 picture; boxes smaller than ``minimum`` grow around their centre."""
+    as a ``size`` x ``size`` uint8 picture; boxes smaller than ``minimum`` grow around their centre.
+    The crop comes from the coarsest pyramid level that still has ``size`` pixels across it."""
     rows, columns = image.shape
     top, left, bottom, right = expanded_box(box, minimum, (rows, columns))
-    crop = image.pyramid[0][top:bottom, left:right]
+    level = 0
+    while level + 1 < len(image.pyramid) and min(bottom - top, right - left) >> (level + 1) >= size:
+        level += 1
+    crop = image.pyramid[level][top >> level : bottom >> level, left >> level : right >> level]
     grey = np.rint(np.clip(image.mammogram.voi.apply(crop), 0.0, 1.0) * 255).astype(np.uint8)
     return np.asarray(Image.fromarray(grey).resize((size, size), Image.BILINEAR))
 

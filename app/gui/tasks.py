@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from app.gui.decoding import decode_for_display
+from app.gui.decoding import decode_shared, discard_when_done
 from app.gui.imagery import DisplayImage
 from app.store import Store
 from app.triage import TriageProgress, TriageSummary, run_triage
@@ -51,13 +51,15 @@ def load_views(context: TaskContext, exam: Exam, pool: Executor) -> dict[View, D
     reported with its error and left out. Cancelling drops the views not started yet."""
     views = [view for view in View if view in exam.images]
     loaded: dict[View, DisplayImage] = {}
-    futures = {pool.submit(decode_for_display, exam, view): view for view in views}
+    futures = {pool.submit(decode_shared, exam, view): view for view in views}
+    unopened = set(futures)
     try:
         for done, future in enumerate(as_completed(futures), start=1):
             check_cancelled(context, "opening the exam")
             view = futures[future]
+            unopened.discard(future)
             try:
-                image = future.result()
+                image = future.result().open()
             except GMICError as error:
                 context.partial(ViewLoaded(exam.exam_id, view, error=str(error)))
             else:
@@ -65,8 +67,9 @@ def load_views(context: TaskContext, exam: Exam, pool: Executor) -> dict[View, D
                 context.partial(ViewLoaded(exam.exam_id, view, image=image))
             context.progress("Reading images", done, len(views))
     finally:
-        for future in futures:
+        for future in unopened:
             future.cancel()
+            discard_when_done(future)
     return loaded
 
 

@@ -21,7 +21,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QImage, QPen, QPixmap
-from PySide6.QtWidgets import QGraphicsRectItem, QGridLayout, QLabel, QWidget
+from PySide6.QtWidgets import QGraphicsItem, QGraphicsRectItem, QGridLayout, QLabel, QWidget
 
 from app.gui.imagery import (
     BENIGN_RGB,
@@ -31,7 +31,7 @@ from app.gui.imagery import (
     display_lookup,
     expanded_box,
     overlay_lookup,
-    saliency_overlays,
+    saliency_placement,
 )
 from app.gui.state import Overlay, ViewerState, WindowAdjustment
 from gmic_core.imaging import Exam, ImageRef, Laterality, View, ViewCode
@@ -127,13 +127,20 @@ class ViewCell(pg.GraphicsLayoutWidget):
         self.addItem(self.viewbox, row=1, col=0)
         self.image_item = pg.ImageItem(axisOrder="row-major")
         self.viewbox.addItem(self.image_item)
+        # The saliency maps are drawn at their own few cells, stretched over the stored image, and
+        # clipped to the breast crop by their parent.
+        self.overlay_clip = QGraphicsRectItem()
+        self.overlay_clip.setPen(QPen(Qt.PenStyle.NoPen))
+        self.overlay_clip.setFlag(QGraphicsItem.GraphicsItemFlag.ItemClipsChildrenToShape)
+        self.overlay_clip.setZValue(10)
+        self.viewbox.addItem(self.overlay_clip, ignoreBounds=True)
         self.overlay_items = {}
         for z, (overlay, rgb) in enumerate(
             ((Overlay.BENIGN, BENIGN_RGB), (Overlay.MALIGNANT, MALIGNANT_RGB))
         ):
             item = pg.ImageItem(axisOrder="row-major", levels=(0.0, 1.0), lut=overlay_lookup(rgb))
-            item.setZValue(10 + z)
-            self.viewbox.addItem(item)
+            item.setZValue(z)
+            item.setParentItem(self.overlay_clip)
             self.overlay_items[overlay] = item
         self.message = pg.TextItem("", color="#c0c0c0", anchor=(0.5, 0.5))
         self.viewbox.addItem(self.message, ignoreBounds=True)
@@ -185,12 +192,12 @@ class ViewCell(pg.GraphicsLayoutWidget):
             for item in self.overlay_items.values():
                 item.clear()
             return
-        rows, columns = self.image.shape
-        maps = saliency_overlays(result, (rows, columns))
+        placement = saliency_placement(result)
+        self.overlay_clip.setRect(QRectF(*placement.clip))
         for index, overlay in enumerate((Overlay.BENIGN, Overlay.MALIGNANT)):
             item = self.overlay_items[overlay]
-            item.setImage(maps[index], autoLevels=False, levels=(0.0, 1.0))
-            item.setRect(QRectF(0, 0, columns, rows))
+            item.setImage(placement.maps[index], autoLevels=False, levels=(0.0, 1.0))
+            item.setRect(QRectF(*placement.rect))
         pen = QPen(ROI_PEN)
         pen.setCosmetic(True)
         pen.setWidth(2)

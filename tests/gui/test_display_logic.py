@@ -3,15 +3,25 @@ the result cache, the demo exams and finding exams on disk."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
 from app.gui import demo
-from app.gui.imagery import apply_lookup, build_pyramid, display_lookup, expanded_box
+from app.gui.imagery import (
+    apply_lookup,
+    build_pyramid,
+    display_lookup,
+    expanded_box,
+    prepare_display,
+    thumbnail,
+)
 from app.gui.readings import MemoryResultCache, Reading, ReadingBook, hybrid_score
 from app.gui.state import Overlay, ViewerState, WindowAdjustment
 from app.gui.tasks import find_exams
-from gmic_core.imaging import Laterality, VoiLut, Window
+from gmic_core.imaging import Laterality, Mammogram, View, VoiLut, Window
+from gmic_core.imaging.image import OrientationSource
 from gmic_core.imaging.voi import VoiFunction
 from gmic_core.synthetic import SynthesisConfig
 
@@ -74,6 +84,19 @@ def test_the_reader_adjustment_widens_moves_and_inverts():
 def test_small_boxes_grow_inside_the_image():
     assert expanded_box((10, 10, 10, 10), 32, (100, 100)) == (0, 0, 26, 26)
     assert expanded_box((40, 40, 80, 90), 32, (100, 100)) == (40, 40, 80, 90)
+
+
+def test_patch_thumbnails_come_from_a_coarser_level_that_looks_the_same():
+    rows, columns = np.mgrid[0:1024, 0:832]
+    pixels = (rows * 3 + columns * 2).astype(np.uint16)  # smooth: block means change nothing but detail
+    mammogram = Mammogram(None, pixels, Window(2000.0, 4000.0), False, OrientationSource.AS_STORED)
+    image = prepare_display(View.L_CC, mammogram)
+    box = (300, 200, 556, 456)  # a 256-pixel patch: level 1 still has 128 pixels across it
+    coarse = thumbnail(image, box, 96).astype(int)
+    full = thumbnail(dataclasses.replace(image, pyramid=image.pyramid[:1]), box, 96).astype(int)
+    assert coarse.shape == full.shape == (96, 96)
+    assert np.abs(coarse - full).max() <= 2
+    assert coarse[0, 0] < coarse[-1, -1]  # oriented as the image: rows down, columns right
 
 
 def test_viewer_state_tells_its_listeners_what_changed():

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QPoint, Qt
+from PySide6.QtCore import QPoint, QPointF, Qt
 
 from app.gui.imagery import expanded_box
 from app.gui.readings import hybrid_score
@@ -93,9 +93,28 @@ def test_overlays_toggle_with_their_keys(qtbot, window, exams_folder, start_and_
     assert cell.overlay_items[Overlay.BENIGN].isVisible()
     window.opacity_slider.setValue(20)
     assert cell.overlay_items[Overlay.BENIGN].opacity() == pytest.approx(0.2)
-    # The overlay is the malignant saliency map in image space.
-    maps = cell.result.saliency_in_stored(cell.overlay_items[Overlay.MALIGNANT].image.shape)
-    np.testing.assert_array_equal(cell.overlay_items[Overlay.MALIGNANT].image, maps[1])
+    # What is drawn at a stored pixel is the saliency map upsampled to the stored image (paper
+    # section 3.5), on flipped and unflipped views alike.
+    assert {cell.result.geometry.flipped for cell in window.viewer.cells.values()} == {False, True}
+    for cell in window.viewer.cells.values():
+        item = cell.overlay_items[Overlay.MALIGNANT]
+        expected = cell.result.saliency_in_stored()[1]
+        clip = cell.overlay_clip.rect()
+        drawn, wanted = [], []
+        for row in range(0, expected.shape[0], 37):
+            for column in range(0, expected.shape[1], 41):
+                centre = QPointF(column + 0.5, row + 0.5)  # the clip item's coordinates are stored pixels
+                local = item.mapFromParent(centre)
+                cell_row, cell_column = int(np.floor(local.y())), int(np.floor(local.x()))
+                inside = (
+                    clip.contains(centre)
+                    and 0 <= cell_row < item.image.shape[0]
+                    and 0 <= cell_column < item.image.shape[1]
+                )
+                drawn.append(item.image[cell_row, cell_column] if inside else 0.0)
+                wanted.append(expected[row, column])
+        np.testing.assert_array_equal(drawn, wanted)
+        assert np.count_nonzero(wanted) > 100
 
 
 def test_lambda_slider_changes_the_hybrid_by_the_formula(qtbot, window, exams_folder, start_and_settle):
