@@ -1,6 +1,7 @@
 """Package a trained checkpoint as the workstation's embedded demo model.
 
-    python scripts/package_demo_model.py runs/demo-stage2/best.pt EVAL_DIR/evaluation.json
+    python scripts/package_demo_model.py runs/demo-stage3-beta1e-3/best.pt EVAL_DIR/evaluation.json \
+        --version "0.2 (interim)" --recipe "..." [--limitation ...] [--test-set ...]
 
 writes ``resources/models/gmic-demo-r18.pt`` (half-precision weights; the model card carries the
 measured test performance) and ``resources/models/gmic-demo-r18.md`` (the card and the evaluation
@@ -27,6 +28,9 @@ def main() -> None:
     parser.add_argument("--version", help="the model card's version (default: the checkpoint's)")
     parser.add_argument("--limitation", default="", help="appended to the card's limitations")
     parser.add_argument("--test-set", default="", help="how the test set was made (for the card)")
+    parser.add_argument(
+        "--recipe", required=True, help="the commands and configs that trained it (for the card)"
+    )
     args = parser.parse_args()
     report = json.loads(args.evaluation.read_text())
     loaded = load_checkpoint(args.checkpoint)
@@ -64,8 +68,7 @@ def main() -> None:
         f"- Training data: {card.training_data}.",
         f"- Limitations: {card.limitations}",
         f"- Licence: {card.license}.",
-        "- Recipe: `scripts/train_demo.sh` (stage 1, `configs/demo.toml`, on one GPU), then "
-        "`gmic train configs/demo-stage2.toml` (stage 2, CPU), then this script.",
+        f"- Recipe: {args.recipe}, then this script.",
         f"- Test set: {args.test_set or Path(report['manifest']).parent.name}, evaluated with "
         "`gmic evaluate resources/models/gmic-demo-r18.pt MANIFEST --baselines --out DIR`.",
         "",

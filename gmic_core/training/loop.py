@@ -136,7 +136,8 @@ def train(
                 rotations = torch.randint(0, 4, (images.shape[0], model.config.num_rois), generator=generator)
             with autocast(device, "bf16" if device.type == "cuda" else "fp32"):  # bf16 needs no loss scaling
                 predictions = model(images, rotations.to(device) if rotations is not None else None)
-            terms = gmic_loss(predictions, labels, config.optimisation.beta)  # in fp32: CUDA autocast refuses BCE
+            # in fp32, outside autocast: CUDA autocast refuses BCE
+            terms = gmic_loss(predictions, labels, config.optimisation.beta)
             optimiser.zero_grad(set_to_none=True)
             terms.total.backward()
             optimiser.step()
