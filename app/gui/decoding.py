@@ -78,7 +78,9 @@ class SharedView:
         return DisplayImage(self.view, dataclasses.replace(self.mammogram, pixels=pyramid[0]), pyramid)
 
     def discard(self) -> None:
-        self.path.unlink(missing_ok=True)
+        # Windows refuses to delete a mapped file: the sweep of a later start takes it
+        with contextlib.suppress(OSError):
+            self.path.unlink(missing_ok=True)
 
 
 def decode_shared(exam: Exam, view: View) -> SharedView:

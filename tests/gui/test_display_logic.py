@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from app.gui import demo
+from app.gui.decoding import decode_shared
 from app.gui.imagery import (
     apply_lookup,
     build_pyramid,
@@ -20,7 +21,7 @@ from app.gui.imagery import (
 from app.gui.readings import MemoryResultCache, Reading, ReadingBook, hybrid_score
 from app.gui.state import Overlay, ViewerState, WindowAdjustment
 from app.gui.tasks import find_exams
-from gmic_core.imaging import Laterality, Mammogram, View, VoiLut, Window
+from gmic_core.imaging import Laterality, Mammogram, View, VoiLut, Window, decode_view
 from gmic_core.imaging.image import OrientationSource
 from gmic_core.imaging.voi import VoiFunction
 from gmic_core.synthetic import SynthesisConfig
@@ -169,3 +170,20 @@ def test_finding_exams_reports_bad_paths_and_goes_on(tmp_path, exams_folder):
     reasons = " ".join(reason for _, reason in report.failures)
     assert "absent" in reasons
     assert "no mammograms found" in reasons
+
+
+def test_a_view_decoded_in_a_worker_comes_back_through_shared_memory(exams_folder):
+    exam = find_exams(Context(), [exams_folder]).exams[0]
+    view = next(iter(exam.images))
+    shared = decode_shared(exam, view)  # what a decoding process returns: the layout, not the pixels
+    assert shared.path.exists()
+    assert shared.mammogram.pixels.size == 0
+    image = shared.open()
+    assert not shared.path.exists()  # the name is gone at once; the mapping stays valid
+    expected = prepare_display(view, decode_view(exam, view))
+    assert len(image.pyramid) == len(expected.pyramid)
+    for level, wanted in zip(image.pyramid, expected.pyramid, strict=True):
+        np.testing.assert_array_equal(level, wanted)
+        assert level.dtype == wanted.dtype
+    assert image.mammogram.pixels is image.pyramid[0]
+    assert image.mammogram.voi == expected.mammogram.voi
