@@ -15,7 +15,7 @@ import dataclasses
 import json
 from pathlib import Path
 
-from gmic_core.model import load_checkpoint, save_checkpoint
+from gmic_core.model import load_checkpoint, save_release
 
 MODELS = Path(__file__).resolve().parent.parent / "resources" / "models"
 NAME = "gmic-demo-r18"
@@ -51,11 +51,7 @@ def main() -> None:
         performance=performance,
         limitations=" ".join(part for part in (loaded.card.limitations, args.limitation) if part),
     )
-    training = {key: value for key, value in (loaded.training or {}).items() if key != "optimiser"}
-    MODELS.mkdir(parents=True, exist_ok=True)
-    weights = save_checkpoint(
-        MODELS / f"{NAME}.pt", loaded.model, card, training=training, half_precision=True
-    )
+    weights = save_release(MODELS / f"{NAME}.pt", loaded, card)
     config = loaded.model.config
     lines = [
         f"# {card.name}, version {card.version} ({weights.name})",

@@ -53,11 +53,9 @@ for config in "${CONFIGS[@]}"; do
         python3 - "$run/$kind.pt" "$PACK_DIR/files/$name-$kind-fp16.pt" <<'PY'
 import sys
 
-from gmic_core.model import load_checkpoint, save_checkpoint
+from gmic_core.model import load_checkpoint, save_release
 
-loaded = load_checkpoint(sys.argv[1])
-training = {key: value for key, value in (loaded.training or {}).items() if key != "optimiser"}
-save_checkpoint(sys.argv[2], loaded.model, loaded.card, training=training, half_precision=True)
+save_release(sys.argv[2], load_checkpoint(sys.argv[1]))
 PY
     done
 done

@@ -140,9 +140,9 @@ def saliency_placement(result: ViewResult) -> SaliencyPlacement:
     maps = np.asarray(result.saliency, dtype=np.float32)
     if last < first:  # a flipped view: the model's first column is the stored image's last
         maps, first, last = maps[..., ::-1], last, first
-    crop_top, crop_bottom, crop_left, crop_right = geometry.crop_box
-    clip_top, clip_bottom = max(top, crop_top), min(bottom, crop_bottom)
-    clip_left, clip_right = max(first, crop_left), min(last, crop_right)
+    clip_top, clip_left, clip_bottom, clip_right = geometry.model_box_to_stored(
+        (0, 0, model_rows, model_cols)
+    )
     return SaliencyPlacement(
         np.ascontiguousarray(maps),
         (float(first), float(top), float(last - first), float(bottom - top)),

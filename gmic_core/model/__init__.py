@@ -6,6 +6,7 @@ from gmic_core.model.checkpoint import (
     load_checkpoint,
     published_to_project_names,
     save_checkpoint,
+    save_release,
 )
 from gmic_core.model.gmic import GMIC, GMICOutput
 
@@ -17,4 +18,5 @@ __all__ = [
     "load_checkpoint",
     "published_to_project_names",
     "save_checkpoint",
+    "save_release",
 ]

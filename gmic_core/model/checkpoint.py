@@ -243,3 +243,12 @@ def save_checkpoint(
         torch.save(payload, tmp)
     os.replace(tmp.name, path)
     return path
+
+
+def save_release(
+    path: str | os.PathLike[str], loaded: LoadedCheckpoint, card: ModelCard | None = None
+) -> Path:
+    """A checkpoint to hand out: half-precision weights, and the training metadata without the
+    optimiser state that only resuming needs (it triples the file)."""
+    training = {key: value for key, value in (loaded.training or {}).items() if key != "optimiser"}
+    return save_checkpoint(path, loaded.model, card or loaded.card, training=training, half_precision=True)

@@ -10,7 +10,7 @@ import torch
 
 from gmic_core.config import GMICConfig
 from gmic_core.errors import CheckpointError
-from gmic_core.model import GMIC, ModelCard, load_checkpoint, save_checkpoint
+from gmic_core.model import GMIC, ModelCard, load_checkpoint, save_checkpoint, save_release
 from tests.core.reference import published_state_dict
 
 CARD = ModelCard(name="test", version="0", training_data="none", intended_use="tests only")
@@ -111,6 +111,20 @@ def test_half_precision_checkpoint_loads_as_float32(tmp_path):
     assert weight.dtype == torch.float32
     torch.testing.assert_close(weight, model.global_network.stem_conv.weight.half().float())
     assert path.stat().st_size < 30 * 2**20
+
+
+def test_a_release_copy_is_half_precision_without_the_optimiser_state(tmp_path):
+    model = GMIC()
+    optimiser = torch.optim.Adam(model.parameters())
+    training = {"epoch": 4, "optimiser": optimiser.state_dict()}
+    source = load_checkpoint(save_checkpoint(tmp_path / "last.pt", model, CARD, training=training))
+    released = load_checkpoint(save_release(tmp_path / "release.pt", source))
+    assert released.training == {"epoch": 4}
+    assert released.card == CARD
+    weight = released.model.global_network.stem_conv.weight
+    torch.testing.assert_close(weight, model.global_network.stem_conv.weight.half().float())
+    other = ModelCard(name="released", version="1", training_data="none", intended_use="tests only")
+    assert load_checkpoint(save_release(tmp_path / "carded.pt", source, other)).card == other
 
 
 def test_project_checkpoint_with_wrong_backbone_fails(tmp_path):
