@@ -37,7 +37,9 @@ the published convention: right views face left, left views face right.
   labels);
 * ``mask_benign``, ``mask_malignant``: 8-bit PNG masks (255 = lesion) relative to OUT_DIR, in the
   stored frame of the DICOM file (equal to the reader's frame: files are written unmirrored); empty
-  when the breast has no such lesion;
+  when the breast has no such lesion. A mass's mask is its outline (with its spicules); a
+  calcification cluster's is the convex hull of its calcifications, 1 mm wide of them, as a reader
+  outlines a cluster;
 * ``density``: BI-RADS density a-d; ``lesions``: ``kind:morphology`` of the breast's lesions, ``;``
   separated.
 """
@@ -68,6 +70,7 @@ from pydicom.uid import (
     JPEG2000Lossless,
 )
 from scipy import ndimage
+from scipy.spatial import ConvexHull, Delaunay
 
 from gmic_core.imaging.exam import BreastLabels
 from gmic_core.imaging.views import Laterality, View, ViewPosition
@@ -705,8 +708,18 @@ def _calcifications(
     calcium = ndimage.gaussian_filter(calcium, max(0.05 / spacing, 0.4))
     headroom = np.clip(site.cap + high - region, 0.5 * calcium, None)
     region += np.minimum(calcium, headroom)
-    cluster = ndimage.gaussian_filter((calcium > 0.02).astype(np.float32), 1.5 / spacing) > 0.02
-    mask[top:bottom, left:right] |= cluster
+    mask[top:bottom, left:right] |= _cluster_outline(calcium >= min(0.02, float(calcium.max())), spacing)
+
+
+def _cluster_outline(calcified: np.ndarray, spacing: float) -> np.ndarray:
+    """What a reader outlines for a calcification cluster: the convex hull of its calcifications,
+    1 mm wide of them (at least a pixel, so the hull never degenerates to a line). A blurred and
+    thresholded dot mask broke sparse clusters into fragments, or lost them entirely."""
+    margin = ndimage.distance_transform_edt(~calcified) <= max(1.0 / spacing, 1.5)
+    points = np.argwhere(margin)
+    hull = Delaunay(points[ConvexHull(points).vertices])
+    grid = np.indices(calcified.shape).reshape(2, -1).T
+    return (hull.find_simplex(grid) >= 0).reshape(calcified.shape)
 
 
 def _branching(rng: np.random.Generator, spread: float) -> tuple[np.ndarray, np.ndarray]:

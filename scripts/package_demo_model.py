@@ -36,6 +36,7 @@ def main() -> None:
     loaded = load_checkpoint(args.checkpoint)
     breast = report["breast"]
     performance = {
+        **loaded.card.performance,
         "test_exams": report["exams"],
         "test_breast_malignant_auc": breast["malignant"]["auc"],
         "test_breast_malignant_auc_ci_low": breast["malignant"]["auc_ci"][0],
@@ -43,7 +44,6 @@ def main() -> None:
         "test_breast_benign_auc": breast["benign"]["auc"],
         "test_malignant_dsc_soft": report["dsc"]["malignant"]["soft"],
         "test_malignant_dsc_at_0_5": report["dsc"]["malignant"]["at_0_5"],
-        **loaded.card.performance,
     }
     card = dataclasses.replace(
         loaded.card,

@@ -2,10 +2,11 @@
 
 The manifest is the CSV that ``gmic synth`` writes (one row per image)::
 
-    exam_id,view,file,split,benign,malignant[,mask_benign,mask_malignant,...]
+    exam_id,view,file,split,benign,malignant[,mask_benign,mask_malignant,lesions,...]
 
 ``file`` and the masks are relative to the manifest's folder (or absolute); ``benign``/``malignant``
-are the labels of the breast the view shows; ``split`` is train, val or test. Images may be DICOM or
+are the labels of the breast the view shows; ``split`` is train, val or test; ``lesions`` names the
+breast's findings, ``;`` separated (evaluation reports per kind). Images may be DICOM or
 published-format 16-bit PNGs (stored as published: R views facing left).
 """
 
@@ -43,6 +44,7 @@ class ManifestImage:
     malignant: int
     mask_benign: Path | None = None
     mask_malignant: Path | None = None
+    lesions: tuple[str, ...] = ()  # the breast's findings, e.g. "mass:spiculated" (optional column)
 
     @property
     def labels(self) -> tuple[int, int]:
@@ -91,6 +93,7 @@ def read_manifest(path: str | Path) -> list[ManifestExam]:
                 malignant=_label(row["malignant"]),
                 mask_benign=_optional_path(path.parent, row.get("mask_benign")),
                 mask_malignant=_optional_path(path.parent, row.get("mask_malignant")),
+                lesions=tuple(kind for kind in (row.get("lesions") or "").split(";") if kind),
             )
         except ValueError as error:
             raise ExamError(f"{path}, line {number}: {error}") from error

@@ -1,7 +1,7 @@
 """Evaluation of one checkpoint or an ensemble on a manifest: ROC and PR AUCs at breast and image
 level with bootstrap confidence intervals, and the Dice similarity between saliency maps and lesion
-masks (paper section 3.5), written as ``evaluation.json`` (and summarised in ``evaluation.md``) plus ROC
-and PR curves as PNG; optionally the same AUCs for trivial image statistics (``baselines``) on the same
+masks (paper section 3.5), both also per kind of finding where the manifest names them, written as
+``evaluation.json`` (and summarised in ``evaluation.md``) plus ROC and PR curves as PNG; optionally the same AUCs for trivial image statistics (``baselines``) on the same
 images."""
 
 from __future__ import annotations
@@ -36,8 +36,9 @@ def evaluate(
     exams = [exam for exam in read_manifest(manifest) if split is None or exam.split == split]
     if not exams:
         raise ValueError(f"{manifest}: no exam{f' in split {split!r}' if split else ''}")
-    image_rows, breast_rows = [], []
+    image_rows, breast_rows, breast_lesions = [], [], []
     dice_scores: dict[str, dict[str, list[float]]] = {name: {"soft": [], "at_0_5": []} for name in CLASSES}
+    dice_lesions: dict[str, list[tuple[str, ...]]] = {name: [] for name in CLASSES}
     baseline_rows: dict[str, list] = {name: [] for name in BASELINES} if baselines else {}
     for number, exam in enumerate(exams, start=1):
         pixels = {view: read_pixels(image) for view, image in exam.images.items()}
@@ -62,8 +63,12 @@ def evaluate(
                 mask = read_mask(masks[name])
                 dice_scores[name]["soft"].append(metrics.dice(saliency, mask))
                 dice_scores[name]["at_0_5"].append(metrics.dice(saliency, mask, threshold=DICE_THRESHOLD))
+                dice_lesions[name].append(image.lesions)
         for side, breast in result.breasts.items():
             breast_rows.append((exam.breast_labels(side), (breast.benign, breast.malignant)))
+            breast_lesions.append(
+                next(i.lesions for view, i in exam.images.items() if view.laterality is side)
+            )
         if number % 10 == 0 or number == len(exams):
             log(f"{number}/{len(exams)} exams evaluated")
     report = {
@@ -82,6 +87,7 @@ def evaluate(
             for name, values in dice_scores.items()
         },
     }
+    report["by_lesion"] = by_lesion(breast_rows, breast_lesions, dice_scores, dice_lesions, resamples)
     if baselines:
         report["baselines"] = {name: _classification(rows, resamples) for name, rows in baseline_rows.items()}
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -94,6 +100,49 @@ def evaluate(
 
 def _mean(values: Sequence[float]) -> float | None:
     return float(np.mean(values)) if values else None
+
+
+def by_lesion(
+    breast_rows: list[tuple[tuple[int, int], tuple[float, float]]],
+    breast_lesions: list[tuple[str, ...]],
+    dice_scores: dict[str, dict[str, list[float]]],
+    dice_lesions: dict[str, list[tuple[str, ...]]],
+    resamples: int,
+) -> dict[str, dict[str, dict]]:
+    """Per class, per kind of finding (the manifest's ``lesions`` column) that only ever occurs in
+    breasts positive for that class (and not only in breasts positive for both): the breast-level AUC
+    of the breasts holding it against the breasts negative for the class, and the mean Dice on the
+    images of those breasts."""
+    labels = np.array([row[0] for row in breast_rows]).reshape(-1, 2)
+    scores = np.array([row[1] for row in breast_rows]).reshape(-1, 2)
+    report: dict[str, dict[str, dict]] = {}
+    for column, name in enumerate(CLASSES):
+        negative = labels[:, column] == 0
+        kinds = {kind for lesions in breast_lesions for kind in lesions}
+        entries = {}
+        for kind in sorted(kinds):
+            holding = np.array([kind in lesions for lesions in breast_lesions])
+            if negative[holding].any() or not negative.any() or labels[holding].all():
+                continue
+            chosen = holding | negative
+            y, s = labels[chosen, column], scores[chosen, column]
+            dice = [
+                (soft, at_half)
+                for soft, at_half, lesions in zip(
+                    dice_scores[name]["soft"], dice_scores[name]["at_0_5"], dice_lesions[name], strict=True
+                )
+                if kind in lesions
+            ]
+            entries[kind] = {
+                "breasts": int(holding.sum()),
+                "auc": metrics.roc_auc(y, s),
+                "auc_ci": list(metrics.bootstrap_ci(metrics.roc_auc, y, s, resamples)),
+                "dsc_images": len(dice),
+                "dsc_soft": _mean([value for value, _ in dice]),
+                "dsc_at_0_5": _mean([value for _, value in dice]),
+            }
+        report[name] = entries
+    return report
 
 
 def _classification(rows: list[tuple[tuple[int, int], tuple[float, float]]], resamples: int) -> dict:
@@ -147,6 +196,23 @@ def summary(report: dict) -> str:
         dsc = report["dsc"][name]
         soft, at_half = (f"{dsc[key]:.3f}" if dsc[key] is not None else "n/a" for key in ("soft", "at_0_5"))
         lines.append(f"| {name} | {dsc['images']} | {soft} | {at_half} |")
+    if any(report.get("by_lesion", {}).values()):
+        lines += [
+            "",
+            "| class | finding | breasts | ROC AUC against the negative breasts (95 % CI) "
+            "| images with a mask | Dice soft | Dice at 0.5 |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for name, entries in report["by_lesion"].items():
+            for kind, entry in entries.items():
+                soft, at_half = (
+                    f"{entry[key]:.3f}" if entry[key] is not None else "n/a"
+                    for key in ("dsc_soft", "dsc_at_0_5")
+                )
+                lines.append(
+                    f"| {name} | {kind} | {entry['breasts']} | {interval(entry, 'auc')} "
+                    f"| {entry['dsc_images']} | {soft} | {at_half} |"
+                )
     return "\n".join(lines) + "\n"
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from scipy import ndimage
 
 from app.cli import main
 from gmic_core.imaging import Laterality, Photometric, View, load_image, read_dicom, scan_folder
@@ -61,8 +62,6 @@ def test_views_look_like_a_screening_exam(index: int) -> None:
 
 
 def _eroded(mask: np.ndarray, iterations: int) -> np.ndarray:
-    from scipy import ndimage
-
     return ndimage.binary_erosion(mask, iterations=iterations)
 
 
@@ -93,6 +92,20 @@ def test_lesions_appear_in_both_views_of_their_breast_with_masks() -> None:
                         assert (image.pixels[mask] > 0).all()
         assert exam.labels.of(Laterality.LEFT) == exam.breasts[Laterality.LEFT].labels
     assert len(seen) >= 5
+
+
+def test_a_calcification_cluster_mask_is_one_region_even_when_the_cluster_is_sparse() -> None:
+    """Exam 14 of seed 2026 (in the demo test set) holds a sparse fine pleomorphic cluster, whose
+    mask used to come out empty at full size."""
+    exam = generate_exam(2026, 14, SynthesisConfig(size=FULL_SIZE))
+    (lesion,) = exam.breasts[Laterality.LEFT].lesions
+    assert lesion.kind is Lesion.PLEOMORPHIC_CALCIFICATIONS
+    for view in (View.L_CC, View.L_MLO):
+        mask = exam.views[view].mask_malignant
+        count = ndimage.label(mask)[1]
+        assert count == 1
+        assert 0.0005 < mask.mean() < 0.01
+        assert ndimage.binary_fill_holes(mask).sum() == mask.sum()
 
 
 def test_lesions_are_not_the_brightest_pixels_nor_shift_the_mean() -> None:

@@ -13,6 +13,7 @@ from app.cli import main
 from gmic_core.model import GMIC, GMICOutput, load_checkpoint
 from gmic_core.training.config import TrainingConfig
 from gmic_core.training.data import balanced_epoch, read_manifest
+from gmic_core.training.evaluate import by_lesion
 from gmic_core.training.loop import train
 from gmic_core.training.loss import gmic_loss
 
@@ -177,6 +178,57 @@ def test_evaluate_command(dataset, tmp_path):
     summary = (out / "evaluation.md").read_text()
     assert f"| breast | malignant | {breast['n']} ({breast['positives']}) | {breast['auc']:.3f}" in summary
     assert "| baseline: blob count | malignant |" in summary
+    lesions = {kind for exam in read_manifest(dataset) for i in exam.images.values() for kind in i.lesions}
+    assert set(report["by_lesion"]["malignant"]) | set(report["by_lesion"]["benign"]) <= lesions
     for baseline in report["baselines"].values():
         assert baseline["malignant"]["n"] == breast["n"]
         assert 0 <= baseline["malignant"]["auc"] <= 1
+
+
+def test_evaluation_per_kind_of_finding_against_scikit_learn():
+    from sklearn.metrics import roc_auc_score
+
+    rows = [
+        ((0, 1), (0.1, 0.9)),  # spiculated mass
+        ((0, 1), (0.2, 0.3)),  # spiculated mass
+        ((1, 1), (0.8, 0.7)),  # pleomorphic calcifications and a benign round mass
+        ((1, 0), (0.7, 0.4)),  # round mass
+        ((0, 0), (0.3, 0.5)),
+        ((0, 0), (0.2, 0.1)),
+        ((1, 0), (0.6, 0.2)),  # coarse calcifications
+        ((1, 1), (0.3, 0.6)),  # coarse calcifications beside a spiculated mass
+    ]
+    lesions = [
+        ("mass:spiculated",),
+        ("mass:spiculated",),
+        ("calcifications:fine-pleomorphic", "mass:round"),
+        ("mass:round",),
+        (),
+        (),
+        ("calcifications:coarse",),
+        ("calcifications:coarse", "mass:spiculated"),
+    ]
+    dice = {
+        "benign": {"soft": [0.5], "at_0_5": [0.6]},
+        "malignant": {"soft": [0.2, 0.4], "at_0_5": [0.0, 1.0]},
+    }
+    dice_lesions = {"benign": [("mass:round",)], "malignant": [("mass:spiculated",), ("mass:spiculated",)]}
+    report = by_lesion(rows, lesions, dice, dice_lesions, resamples=20)
+    # Coarse calcifications and round masses also occur in breasts without a malignant finding,
+    # spiculated masses in breasts without a benign one; fine pleomorphic calcifications only beside
+    # a benign finding, so they cannot be told apart from it.
+    assert set(report["malignant"]) == {"mass:spiculated"}
+    assert set(report["benign"]) == {"mass:round", "calcifications:coarse"}
+    spiculated = report["malignant"]["mass:spiculated"]
+    chosen = [0, 1, 3, 4, 5, 6, 7]
+    expected = roc_auc_score([rows[i][0][1] for i in chosen], [rows[i][1][1] for i in chosen])
+    assert spiculated["breasts"] == 3
+    assert spiculated["auc"] == pytest.approx(expected)
+    assert spiculated["auc_ci"][0] <= spiculated["auc_ci"][1]
+    assert (spiculated["dsc_images"], spiculated["dsc_soft"], spiculated["dsc_at_0_5"]) == (
+        2,
+        pytest.approx(0.3),
+        0.5,
+    )
+    coarse = report["benign"]["calcifications:coarse"]
+    assert (coarse["breasts"], coarse["dsc_images"], coarse["dsc_soft"]) == (2, 0, None)
