@@ -1,8 +1,8 @@
 """Evaluation of one checkpoint or an ensemble on a manifest: ROC and PR AUCs at breast and image
 level with bootstrap confidence intervals, and the Dice similarity between saliency maps and lesion
 masks (paper section 3.5), both also per kind of finding where the manifest names them, written as
-``evaluation.json`` (and summarised in ``evaluation.md``) plus ROC and PR curves as PNG; optionally the same AUCs for trivial image statistics (``baselines``) on the same
-images."""
+``evaluation.json`` (and summarised in ``evaluation.md``) plus ROC and PR curves as PNG; optionally
+the same AUCs for trivial image statistics (``baselines``) on the same images."""
 
 from __future__ import annotations
 
@@ -115,16 +115,16 @@ def by_lesion(
     images of those breasts."""
     labels = np.array([row[0] for row in breast_rows]).reshape(-1, 2)
     scores = np.array([row[1] for row in breast_rows]).reshape(-1, 2)
+    kinds = sorted({kind for lesions in breast_lesions for kind in lesions})
+    holding = {kind: np.array([kind in lesions for lesions in breast_lesions]) for kind in kinds}
     report: dict[str, dict[str, dict]] = {}
     for column, name in enumerate(CLASSES):
         negative = labels[:, column] == 0
-        kinds = {kind for lesions in breast_lesions for kind in lesions}
         entries = {}
-        for kind in sorted(kinds):
-            holding = np.array([kind in lesions for lesions in breast_lesions])
-            if negative[holding].any() or not negative.any() or labels[holding].all():
+        for kind in kinds:
+            if negative[holding[kind]].any() or not negative.any() or labels[holding[kind]].all():
                 continue
-            chosen = holding | negative
+            chosen = holding[kind] | negative
             y, s = labels[chosen, column], scores[chosen, column]
             dice = [
                 (soft, at_half)
@@ -134,7 +134,7 @@ def by_lesion(
                 if kind in lesions
             ]
             entries[kind] = {
-                "breasts": int(holding.sum()),
+                "breasts": int(holding[kind].sum()),
                 "auc": metrics.roc_auc(y, s),
                 "auc_ci": list(metrics.bootstrap_ci(metrics.roc_auc, y, s, resamples)),
                 "dsc_images": len(dice),

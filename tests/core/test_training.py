@@ -178,8 +178,16 @@ def test_evaluate_command(dataset, tmp_path):
     summary = (out / "evaluation.md").read_text()
     assert f"| breast | malignant | {breast['n']} ({breast['positives']}) | {breast['auc']:.3f}" in summary
     assert "| baseline: blob count | malignant |" in summary
-    lesions = {kind for exam in read_manifest(dataset) for i in exam.images.values() for kind in i.lesions}
-    assert set(report["by_lesion"]["malignant"]) | set(report["by_lesion"]["benign"]) <= lesions
+    breasts_holding: dict[str, set] = {}
+    for exam in read_manifest(dataset):
+        for view, image in exam.images.items():
+            for kind in image.lesions:
+                breasts_holding.setdefault(kind, set()).add((exam.exam_id, view.laterality))
+    reported = {**report["by_lesion"]["benign"], **report["by_lesion"]["malignant"]}
+    assert reported
+    for kind, entry in reported.items():
+        assert entry["breasts"] == len(breasts_holding[kind])
+        assert f"| {kind} | {entry['breasts']} | {entry['auc']:.3f}" in summary
     for baseline in report["baselines"].values():
         assert baseline["malignant"]["n"] == breast["n"]
         assert 0 <= baseline["malignant"]["auc"] <= 1
