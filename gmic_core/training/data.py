@@ -63,8 +63,16 @@ class ManifestExam:
         return any(image.benign or image.malignant for image in self.images.values())
 
     def breast_labels(self, side: Laterality) -> tuple[int, int] | None:
-        images = [image for view, image in self.images.items() if view.laterality is side]
-        return images[0].labels if images else None
+        image = self._breast_image(side)
+        return image.labels if image else None
+
+    def breast_lesions(self, side: Laterality) -> tuple[str, ...]:
+        image = self._breast_image(side)
+        return image.lesions if image else ()
+
+    def _breast_image(self, side: Laterality) -> ManifestImage | None:
+        """One view of the breast: its labels and findings are the breast's."""
+        return next((image for view, image in self.images.items() if view.laterality is side), None)
 
 
 def read_manifest(path: str | Path) -> list[ManifestExam]:

@@ -66,9 +66,7 @@ def evaluate(
                 dice_lesions[name].append(image.lesions)
         for side, breast in result.breasts.items():
             breast_rows.append((exam.breast_labels(side), (breast.benign, breast.malignant)))
-            breast_lesions.append(
-                next(i.lesions for view, i in exam.images.items() if view.laterality is side)
-            )
+            breast_lesions.append(exam.breast_lesions(side))
         if number % 10 == 0 or number == len(exams):
             log(f"{number}/{len(exams)} exams evaluated")
     report = {
