@@ -44,6 +44,14 @@ def _register_synth(commands: argparse._SubParsersAction) -> None:
     defaults = synthetic.SynthesisConfig()
     parser.add_argument("--malignant-fraction", type=float, default=defaults.malignant_fraction)
     parser.add_argument("--benign-fraction", type=float, default=defaults.benign_fraction)
+    parser.add_argument(
+        "--lesions",
+        nargs="+",
+        choices=[kind.value for kind in synthetic.Lesion],
+        default=[kind.value for kind in synthetic.Lesion],
+        metavar="KIND",
+        help="draw findings of these kinds only (default all: %(choices)s)",
+    )
     parser.add_argument("--workers", type=int, default=1, help="processes writing exams (default 1)")
     parser.set_defaults(run=_synth)
 
@@ -59,6 +67,7 @@ def _synth(args: argparse.Namespace) -> int:
         bits_stored=args.bits,
         malignant_fraction=args.malignant_fraction,
         benign_fraction=args.benign_fraction,
+        lesions=frozenset(synthetic.Lesion(kind) for kind in args.lesions),
         workers=args.workers,
     )
     print(manifest)

@@ -152,12 +152,14 @@ MALIGNANT_CHOICES = (
 class SynthesisConfig:
     """What a dataset looks like. ``size`` is (rows, columns); smaller sizes are the same anatomy at a
     coarser pixel spacing. The fractions are per-breast probabilities of carrying at least one
-    lesion of that class."""
+    lesion of that class; ``lesions`` are the kinds drawn from (a class with none of its kinds there
+    gets no lesion)."""
 
     size: tuple[int, int] = FULL_SIZE
     malignant_fraction: float = 0.2
     benign_fraction: float = 0.2
     bits_stored: int = 12
+    lesions: frozenset[Lesion] = frozenset(Lesion)
 
     @property
     def spacing_mm(self) -> float:
@@ -266,10 +268,13 @@ def _breast(
 ) -> BreastSpec:
     density = float(np.clip(rng.uniform(0.25 * category, 0.25 * (category + 1)), 0.04, 0.96))
     kinds: list[Lesion] = []
-    if rng.random() < config.malignant_fraction:
-        kinds.append(MALIGNANT_CHOICES[int(rng.integers(len(MALIGNANT_CHOICES)))])
-    if rng.random() < config.benign_fraction:
-        kinds.append(BENIGN_LESIONS[int(rng.integers(len(BENIGN_LESIONS)))])
+    for fraction, every in (
+        (config.malignant_fraction, MALIGNANT_CHOICES),
+        (config.benign_fraction, BENIGN_LESIONS),
+    ):
+        choices = [kind for kind in every if kind in config.lesions]
+        if rng.random() < fraction and choices:
+            kinds.append(choices[int(rng.integers(len(choices)))])
     lesions = tuple(
         PlacedLesion(
             kind=kind,
@@ -811,6 +816,7 @@ def write_dataset(
     bits_stored: int = 12,
     malignant_fraction: float = SynthesisConfig.malignant_fraction,
     benign_fraction: float = SynthesisConfig.benign_fraction,
+    lesions: frozenset[Lesion] = SynthesisConfig.lesions,
     workers: int = 1,
 ) -> Path:
     """Write ``exams`` exams as ``OUT_DIR/exam_NNNN/<VIEW>.dcm`` with masks under ``OUT_DIR/masks``
@@ -824,7 +830,7 @@ def write_dataset(
         raise ValueError("bits stored must be 12 or 14")
     out = Path(out_dir)
     (out / "masks").mkdir(parents=True, exist_ok=True)
-    config = SynthesisConfig(size, malignant_fraction, benign_fraction, bits_stored)
+    config = SynthesisConfig(size, malignant_fraction, benign_fraction, bits_stored, frozenset(lesions))
     write = functools.partial(_write_exam, out, seed, config, transfer_syntax, photometric)
     per_exam = process_map(write, range(exams), workers)
     manifest = out / MANIFEST_NAME

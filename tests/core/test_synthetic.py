@@ -4,6 +4,7 @@ training code can use; gmic synth."""
 from __future__ import annotations
 
 import csv
+import dataclasses
 import time
 from pathlib import Path
 
@@ -182,6 +183,34 @@ def test_gmic_synth(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["synth", str(tmp_path), "--exams", "1", "--seed", "3", "--size", "256", "208"]) == 0
     assert capsys.readouterr().out.strip() == str(tmp_path / "manifest.csv")
     assert len(scan_folder(tmp_path).exams) == 1
+
+
+def test_gmic_synth_draws_only_the_kinds_of_finding_asked_for(tmp_path: Path) -> None:
+    kinds = ["mass:irregular", "mass:round"]
+    args = [
+        "synth",
+        str(tmp_path),
+        "--exams",
+        "8",
+        "--seed",
+        "3",
+        "--size",
+        "256",
+        "208",
+        "--lesions",
+        *kinds,
+    ]
+    assert main([*args, "--malignant-fraction", "0.6", "--benign-fraction", "0.6"]) == 0
+    with (tmp_path / "manifest.csv").open(newline="") as file:
+        drawn = {kind for row in csv.DictReader(file) for kind in row["lesions"].split(";") if kind}
+    assert drawn == set(kinds)
+
+
+def test_a_class_with_none_of_its_kinds_drawn_gets_no_lesion() -> None:
+    config = dataclasses.replace(SMALL, lesions=frozenset({Lesion.COARSE_CALCIFICATIONS}))
+    breasts = [breast for index in range(8) for breast in generate_exam(3, index, config).breasts.values()]
+    assert {lesion.kind for breast in breasts for lesion in breast.lesions} == {Lesion.COARSE_CALCIFICATIONS}
+    assert not any(breast.labels[1] for breast in breasts)
 
 
 def test_realistic_size_exam_is_generated_in_seconds() -> None:
