@@ -18,8 +18,8 @@ The model, per breast (shared by its CC and MLO view, so the two are consistent)
   irregular or spiculated) and calcification clusters (benign: coarse round; malignant: fine
   pleomorphic or fine linear branching). They differ by morphology, not brightness: a mass is about as
   dense as glandular tissue and calcifications are never the brightest pixels (coarse benign ones are
-  brighter than malignant ones). Unlabelled look-alikes (lymph nodes, vascular calcifications,
-  glandular islands), and density, size and brightness varying between exams, keep trivial statistics
+  brighter than malignant ones). Unlabelled look-alikes (vascular calcifications, islands of
+  glandular tissue), and density, size and brightness varying between exams, keep trivial statistics
   (maximum, mean, blob counts) from telling the classes apart.
 
 Images are written as MG For Presentation (12 or 14 bits, LINEAR windows NORMAL/HARDER/SOFTER, imager
