@@ -7,7 +7,7 @@ the same AUCs for trivial image statistics (``baselines``) on the same images.""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
@@ -100,6 +100,22 @@ def _mean(values: Sequence[float]) -> float | None:
     return float(np.mean(values)) if values else None
 
 
+def findings(
+    labels: np.ndarray, breast_lesions: Sequence[tuple[str, ...]]
+) -> Iterator[tuple[int, str, np.ndarray, np.ndarray]]:
+    """Per class, per kind of finding (the manifest's ``lesions`` column) that only ever occurs in
+    breasts positive for that class (and not only in breasts positive for both): the class's column,
+    the kind, the breasts holding it and those breasts with the breasts negative for the class."""
+    kinds = sorted({kind for lesions in breast_lesions for kind in lesions})
+    holding = {kind: np.array([kind in lesions for lesions in breast_lesions]) for kind in kinds}
+    for column in range(len(CLASSES)):
+        negative = labels[:, column] == 0
+        for kind in kinds:
+            if negative[holding[kind]].any() or not negative.any() or labels[holding[kind]].all():
+                continue
+            yield column, kind, holding[kind], holding[kind] | negative
+
+
 def by_lesion(
     breast_rows: list[tuple[tuple[int, int], tuple[float, float]]],
     breast_lesions: list[tuple[str, ...]],
@@ -107,39 +123,30 @@ def by_lesion(
     dice_lesions: dict[str, list[tuple[str, ...]]],
     resamples: int,
 ) -> dict[str, dict[str, dict]]:
-    """Per class, per kind of finding (the manifest's ``lesions`` column) that only ever occurs in
-    breasts positive for that class (and not only in breasts positive for both): the breast-level AUC
-    of the breasts holding it against the breasts negative for the class, and the mean Dice on the
-    images of those breasts."""
+    """Per class and kind of finding (see :func:`findings`): the breast-level AUC of the breasts
+    holding it against the breasts negative for the class, and the mean Dice on the images of those
+    breasts."""
     labels = np.array([row[0] for row in breast_rows]).reshape(-1, 2)
     scores = np.array([row[1] for row in breast_rows]).reshape(-1, 2)
-    kinds = sorted({kind for lesions in breast_lesions for kind in lesions})
-    holding = {kind: np.array([kind in lesions for lesions in breast_lesions]) for kind in kinds}
-    report: dict[str, dict[str, dict]] = {}
-    for column, name in enumerate(CLASSES):
-        negative = labels[:, column] == 0
-        entries = {}
-        for kind in kinds:
-            if negative[holding[kind]].any() or not negative.any() or labels[holding[kind]].all():
-                continue
-            chosen = holding[kind] | negative
-            y, s = labels[chosen, column], scores[chosen, column]
-            dice = [
-                (soft, at_half)
-                for soft, at_half, lesions in zip(
-                    dice_scores[name]["soft"], dice_scores[name]["at_0_5"], dice_lesions[name], strict=True
-                )
-                if kind in lesions
-            ]
-            entries[kind] = {
-                "breasts": int(holding[kind].sum()),
-                "auc": metrics.roc_auc(y, s),
-                "auc_ci": list(metrics.bootstrap_ci(metrics.roc_auc, y, s, resamples)),
-                "dsc_images": len(dice),
-                "dsc_soft": _mean([value for value, _ in dice]),
-                "dsc_at_0_5": _mean([value for _, value in dice]),
-            }
-        report[name] = entries
+    report: dict[str, dict[str, dict]] = {name: {} for name in CLASSES}
+    for column, kind, holding, chosen in findings(labels, breast_lesions):
+        name = CLASSES[column]
+        y, s = labels[chosen, column], scores[chosen, column]
+        dice = [
+            (soft, at_half)
+            for soft, at_half, lesions in zip(
+                dice_scores[name]["soft"], dice_scores[name]["at_0_5"], dice_lesions[name], strict=True
+            )
+            if kind in lesions
+        ]
+        report[name][kind] = {
+            "breasts": int(holding.sum()),
+            "auc": metrics.roc_auc(y, s),
+            "auc_ci": list(metrics.bootstrap_ci(metrics.roc_auc, y, s, resamples)),
+            "dsc_images": len(dice),
+            "dsc_soft": _mean([value for value, _ in dice]),
+            "dsc_at_0_5": _mean([value for _, value in dice]),
+        }
     return report
 
 

@@ -40,6 +40,7 @@ from gmic_core.training.data import (
     fill_cache,
     read_manifest,
 )
+from gmic_core.training.evaluate import CLASSES, findings
 from gmic_core.training.loss import gmic_loss
 
 METRIC_COLUMNS = (
@@ -191,6 +192,9 @@ def train(
             f"epoch {epoch + 1}: loss {row['loss']:.4f}, validation AUC malignant {row['val_malignant_auc']:.3f} "
             f"benign {row['val_benign_auc']:.3f}, {row['images_per_second']:.2f} images/s"
         )
+        by_finding = {key: value for key, value in val.items() if key not in CLASSES}
+        if by_finding:
+            log("  by finding: " + ", ".join(f"{key} {value:.3f}" for key, value in by_finding.items()))
         if math.isnan(row["val_malignant_auc"]):
             if state["best"] == float("-inf"):  # nothing to rank by yet: the latest epoch stands in
                 _save_best(output / "best.pt", model, config, epoch + 1, row)
@@ -242,16 +246,21 @@ def validate(
 
 
 def breast_aucs(images: list[ManifestImage], scores: np.ndarray) -> dict[str, float]:
-    """AUC per class over breasts, a breast's score being the mean of its views' scores."""
+    """AUC per class over breasts, a breast's score being the mean of its views' scores; where the
+    manifest names the findings, also per class and kind of finding (keys like ``"malignant
+    mass:irregular"``, as in the evaluation's ``by_lesion``)."""
     grouped: dict[tuple[str, Laterality], list[int]] = defaultdict(list)
     for index, image in enumerate(images):
         grouped[(image.exam_id, image.view.laterality)].append(index)
     labels = np.array([images[indices[0]].labels for indices in grouped.values()])
     breast_scores = np.array([scores[indices].mean(axis=0) for indices in grouped.values()])
     aucs = {}
-    for column, name in enumerate(("benign", "malignant")):
+    for column, name in enumerate(CLASSES):
         has_both = 0 < labels[:, column].sum() < len(labels)
         aucs[name] = roc_auc(labels[:, column], breast_scores[:, column]) if has_both else float("nan")
+    lesions = [images[indices[0]].lesions for indices in grouped.values()]
+    for column, kind, _, chosen in findings(labels, lesions):
+        aucs[f"{CLASSES[column]} {kind}"] = roc_auc(labels[chosen, column], breast_scores[chosen, column])
     return aucs
 
 

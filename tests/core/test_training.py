@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from app.cli import main
+from gmic_core.imaging.views import View
 from gmic_core.model import GMIC, GMICOutput, load_checkpoint
 from gmic_core.training.config import TrainingConfig
-from gmic_core.training.data import balanced_epoch, read_manifest
+from gmic_core.training.data import ManifestImage, balanced_epoch, read_manifest
 from gmic_core.training.evaluate import by_lesion
-from gmic_core.training.loop import train
+from gmic_core.training.loop import breast_aucs, train
 from gmic_core.training.loss import gmic_loss
 
 
@@ -240,3 +242,24 @@ def test_evaluation_per_kind_of_finding_against_scikit_learn():
     )
     coarse = report["benign"]["calcifications:coarse"]
     assert (coarse["breasts"], coarse["dsc_images"], coarse["dsc_soft"]) == (2, 0, None)
+
+
+def test_validation_aucs_per_breast_and_per_kind_of_finding() -> None:
+    breasts = [  # exam, malignant label, findings, the CC and MLO malignant scores
+        ("a", 1, ("mass:irregular",), (0.2, 0.4)),
+        ("b", 1, ("calcifications:fine-pleomorphic",), (0.9, 0.7)),
+        ("c", 0, (), (0.5, 0.5)),
+        ("d", 0, (), (0.1, 0.3)),
+    ]
+    images = [
+        ManifestImage(exam, view, Path(f"{exam}/{view.value}.dcm"), "val", 0, label, lesions=lesions)
+        for exam, label, lesions, _ in breasts
+        for view in (View.L_CC, View.L_MLO)
+    ]
+    scores = np.array([(0.0, score) for *_, pair in breasts for score in pair])
+    aucs = breast_aucs(images, scores)
+    assert aucs["malignant"] == pytest.approx(0.75)  # breast scores 0.3 and 0.8 against 0.5 and 0.2
+    assert aucs["malignant mass:irregular"] == pytest.approx(0.5)
+    assert aucs["malignant calcifications:fine-pleomorphic"] == pytest.approx(1.0)
+    assert np.isnan(aucs["benign"])
+    assert len(aucs) == 4
