@@ -110,8 +110,10 @@ def findings(
     holding = {kind: np.array([kind in lesions for lesions in breast_lesions]) for kind in kinds}
     for column in range(len(CLASSES)):
         negative = labels[:, column] == 0
+        if not negative.any():
+            continue
         for kind in kinds:
-            if negative[holding[kind]].any() or not negative.any() or labels[holding[kind]].all():
+            if negative[holding[kind]].any() or labels[holding[kind]].all():
                 continue
             yield column, kind, holding[kind], holding[kind] | negative
 
