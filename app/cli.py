@@ -44,11 +44,12 @@ def _register_synth(commands: argparse._SubParsersAction) -> None:
     defaults = synthetic.SynthesisConfig()
     parser.add_argument("--malignant-fraction", type=float, default=defaults.malignant_fraction)
     parser.add_argument("--benign-fraction", type=float, default=defaults.benign_fraction)
+    kinds = [kind.value for kind in synthetic.Lesion]
     parser.add_argument(
         "--lesions",
         nargs="+",
-        choices=[kind.value for kind in synthetic.Lesion],
-        default=[kind.value for kind in synthetic.Lesion],
+        choices=kinds,
+        default=kinds,
         metavar="KIND",
         help="draw findings of these kinds only (default all: %(choices)s)",
     )
