@@ -16,11 +16,13 @@ The model, per breast (shared by its CC and MLO view, so the two are consistent)
 * quantum noise whose variance follows the signal;
 * lesions, each seen in both views: masses (benign: round or oval, circumscribed; malignant:
   irregular or spiculated) and calcification clusters (benign: coarse round; malignant: fine
-  pleomorphic or fine linear branching). They differ by morphology, not brightness: a mass is about as
-  dense as glandular tissue and calcifications are never the brightest pixels (coarse benign ones are
-  brighter than malignant ones). Unlabelled look-alikes (vascular calcifications, islands of
-  glandular tissue), and density, size and brightness varying between exams, keep trivial statistics
-  (maximum, mean, blob counts) from telling the classes apart.
+  pleomorphic or fine linear branching). They differ by morphology and density, not by the image's
+  brightest pixels: a benign mass is of equal density to glandular tissue, a malignant one of high
+  density (it shows through glandular tissue, which hides much of a benign one), and calcifications
+  are never the brightest pixels (coarse benign ones are brighter than malignant ones). Unlabelled
+  look-alikes (vascular calcifications, islands of glandular tissue), and density, size and
+  brightness varying between exams, keep trivial statistics (maximum, mean, blob counts) from
+  telling the classes apart.
 
 Images are written as MG For Presentation (12 or 14 bits, LINEAR windows NORMAL/HARDER/SOFTER, imager
 pixel spacing and magnification, laterality, view codes, PatientOrientation, deterministic UIDs) in
@@ -317,7 +319,15 @@ GLAND_LEVEL = 0.40  # added to fat where the tissue is fully glandular
 PECTORAL_LEVEL = 0.62
 SKIN_LEVEL = 0.08
 SKIN_WIDTH_MM = 1.0
-MASS_CONTRAST = (0.10, 0.18)  # the same range for benign and malignant masses
+# By malignancy. A benign mass is of equal density: within glandular tissue it displaces tissue of
+# about its own attenuation and keeps 30 % of its contrast. A malignant one is of high density (a
+# BI-RADS descriptor associated with malignancy): denser, dense up to its margin (a flatter profile
+# than a sphere's projection) and showing through glandular tissue. When malignant masses were of
+# equal density too, most irregular ones were invisible, even knowing where to look.
+MASS_CONTRAST = {False: (0.10, 0.18), True: (0.16, 0.26)}
+MASS_MASKING = {False: 0.7, True: 0.35}  # the share of the contrast lost within glandular tissue
+MASS_PROFILE = {False: 0.5, True: 0.25}  # thickness (1 - rho^2)^p across the outline
+MASS_MARGIN_MM = {False: 0.25, True: 0.5}  # circumscribed; indistinct
 CALCIFICATION_CONTRAST = {
     Lesion.COARSE_CALCIFICATIONS: (0.20, 0.30),
     Lesion.PLEOMORPHIC_CALCIFICATIONS: (0.13, 0.22),
@@ -630,19 +640,20 @@ def _mass(
     if lesion.kind is Lesion.OVAL_MASS:
         ratio, tilt = rng.uniform(0.55, 0.8), rng.uniform(0, np.pi)
         outline = ratio / np.sqrt((ratio * np.cos(angle - tilt)) ** 2 + np.sin(angle - tilt) ** 2)
-    lobes = 0.03 if not lesion.kind.malignant else rng.uniform(0.10, 0.16)
+    malignant = lesion.kind.malignant
+    lobes = rng.uniform(0.10, 0.16) if malignant else 0.03
     for harmonic in range(2, 8):
         outline = outline + lobes / math.sqrt(harmonic - 1) * rng.normal() * np.cos(
             harmonic * angle + rng.uniform(0, 2 * np.pi)
         )
     rho = distance / (radius * np.maximum(outline, 0.3))
-    margin_mm = 0.25 if not lesion.kind.malignant else 0.9
-    body = np.sqrt(np.clip(1 - rho**2, 0, 1)).astype(np.float32)
-    body = ndimage.gaussian_filter(body, margin_mm / spacing)
-    contrast = rng.uniform(*MASS_CONTRAST)
+    body = (np.clip(1 - rho**2, 0, 1) ** MASS_PROFILE[malignant]).astype(np.float32)
+    body = ndimage.gaussian_filter(body, MASS_MARGIN_MM[malignant] / spacing)
+    contrast = rng.uniform(*MASS_CONTRAST[malignant])
     region = signal[top:bottom, left:right]
-    # A mass displaces tissue: over fat it shows its full contrast, within glandular tissue little.
-    region += np.float32(contrast) * body * (1 - 0.7 * _work_sample(site.anatomy.glandular, rows, cols))
+    # A mass displaces tissue: over fat it shows its full contrast, within glandular tissue less.
+    masking = MASS_MASKING[malignant] * _work_sample(site.anatomy.glandular, rows, cols)
+    region += np.float32(contrast) * body * (1 - masking)
     lesion_mask = rho <= 1.0
     if lesion.kind is Lesion.SPICULATED_MASS:
         spicules = np.zeros_like(region)

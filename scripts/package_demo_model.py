@@ -1,7 +1,7 @@
 """Package a trained checkpoint as the workstation's embedded demo model.
 
     python scripts/package_demo_model.py runs/demo-stage3-beta1e-3/best.pt EVAL_DIR/evaluation.json \
-        --version "0.2 (interim)" --recipe "..." [--limitation ...] [--test-set ...]
+        --version "0.2 (interim)" --recipe "..." [--limitations ...] [--test-set ...]
 
 writes ``resources/models/gmic-demo-r18.pt`` (half-precision weights; the model card carries the
 measured test performance) and ``resources/models/gmic-demo-r18.md`` (the card and the evaluation
@@ -26,7 +26,7 @@ def main() -> None:
     parser.add_argument("checkpoint", type=Path)
     parser.add_argument("evaluation", type=Path, help="evaluation.json of gmic evaluate --baselines")
     parser.add_argument("--version", help="the model card's version (default: the checkpoint's)")
-    parser.add_argument("--limitation", default="", help="appended to the card's limitations")
+    parser.add_argument("--limitations", help="the model card's limitations (default: the checkpoint's)")
     parser.add_argument("--test-set", default="", help="how the test set was made (for the card)")
     parser.add_argument(
         "--recipe", required=True, help="the commands and configs that trained it (for the card)"
@@ -49,7 +49,7 @@ def main() -> None:
         loaded.card,
         version=args.version or loaded.card.version,
         performance=performance,
-        limitations=" ".join(part for part in (loaded.card.limitations, args.limitation) if part),
+        limitations=args.limitations or loaded.card.limitations,
     )
     weights = save_release(MODELS / f"{NAME}.pt", loaded, card)
     config = loaded.model.config

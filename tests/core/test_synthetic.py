@@ -109,6 +109,34 @@ def test_a_calcification_cluster_mask_is_one_region_even_when_the_cluster_is_spa
         assert ndimage.binary_fill_holes(mask).sum() == mask.sum()
 
 
+def test_malignant_masses_stand_out_from_the_tissue_around_them_more_than_benign_ones() -> None:
+    """Contrast to noise of a mass against a ring of tissue around it: a malignant mass (high
+    density) stands out clearly in nearly every view, a benign one (equal density) much less."""
+    contrast_to_noise: dict[bool, list[float]] = {False: [], True: []}
+    for malignant, kind in ((True, Lesion.IRREGULAR_MASS), (False, Lesion.ROUND_MASS)):
+        config = dataclasses.replace(
+            SMALL,
+            malignant_fraction=float(malignant),
+            benign_fraction=float(not malignant),
+            lesions=frozenset({kind}),
+        )
+        for index in range(6):
+            for image in generate_exam(21, index, config).views.values():
+                mask = image.mask_malignant if malignant else image.mask_benign
+                assert mask is not None
+                ring = _dilated(mask, 6) & ~_dilated(mask, 2) & (image.pixels > 0)
+                pixels = image.pixels.astype(float)
+                contrast_to_noise[malignant].append(
+                    (pixels[mask].mean() - pixels[ring].mean()) / pixels[ring].std()
+                )
+    assert np.median(contrast_to_noise[True]) > 2.0
+    assert np.median(contrast_to_noise[True]) > 1.5 * np.median(contrast_to_noise[False])
+
+
+def _dilated(mask: np.ndarray, iterations: int) -> np.ndarray:
+    return ndimage.binary_dilation(mask, iterations=iterations)
+
+
 def test_lesions_are_not_the_brightest_pixels_nor_shift_the_mean() -> None:
     brightest_in_lesion = 0
     lesions = 0
