@@ -110,8 +110,8 @@ def test_a_calcification_cluster_mask_is_one_region_even_when_the_cluster_is_spa
 
 
 def test_malignant_masses_stand_out_from_the_tissue_around_them_more_than_benign_ones() -> None:
-    """Contrast to noise of a mass against a ring of tissue around it: a malignant mass (high
-    density) stands out clearly in nearly every view, a benign one (equal density) much less."""
+    """Median contrast to noise of a mass against a ring of tissue around it: a malignant mass (high
+    density) stands out from it, a benign one (equal density) much less."""
     contrast_to_noise: dict[bool, list[float]] = {False: [], True: []}
     for malignant, kind in ((True, Lesion.IRREGULAR_MASS), (False, Lesion.ROUND_MASS)):
         config = dataclasses.replace(
