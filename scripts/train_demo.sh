@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The GPU stages of the embedded demo model (resources/models/), as run on one GPU machine with 16 cores:
-# synthetic training exams (DATA, seed DATA_SEED), the crop cache, then the CONFIG files given (stage 1:
-# configs/demo.toml and configs/demo-lr3e-4.toml) side by side for what remains of BUDGET seconds.
-# Each run's best checkpoint (by validation malignant AUC) and its last, in half precision, with metrics
-# and logs, end up in PACK_DIR as demo-run.tar split into 15 MB parts. RESUME=1 continues the runs
-# (on the same machine) instead of starting them afresh.
+# synthetic training exams (DATA, seed DATA_SEED, SYNTH_ARGS added to gmic synth's), the crop cache,
+# then the CONFIG files given (stage 1: configs/demo.toml and configs/demo-lr3e-4.toml) side by side for
+# what remains of BUDGET seconds. Each run's best checkpoint (by validation malignant AUC) and its last,
+# in half precision, with metrics and logs, end up in PACK_DIR as demo-run.tar split into 15 MB parts.
+# RESUME=1 continues the runs (on the same machine) instead of starting them afresh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +16,7 @@ PACK_DIR=${PACK_DIR:-runs/pack}
 GMIC=${GMIC:-"python3 -m app.cli"}
 DATA=${DATA:-data/demo-train}
 DATA_SEED=${DATA_SEED:-1}
+SYNTH_ARGS=${SYNTH_ARGS:-}
 RESUME=${RESUME:-0}
 CONFIGS=("$@")
 [ ${#CONFIGS[@]} -gt 0 ] || CONFIGS=(configs/demo.toml configs/demo-lr3e-4.toml)
@@ -23,7 +24,8 @@ CONFIGS=("$@")
 started=$SECONDS
 if [ ! -f "$DATA/manifest.csv" ]; then
     # shellcheck disable=SC2086
-    $GMIC synth "$DATA" --exams "$EXAMS" --seed "$DATA_SEED" --size $SIZE --transfer-syntax explicit-little --workers "$WORKERS"
+    $GMIC synth "$DATA" --exams "$EXAMS" --seed "$DATA_SEED" --size $SIZE --transfer-syntax explicit-little --workers "$WORKERS" \
+        $SYNTH_ARGS
     echo "synth: $((SECONDS - started)) s"
 fi
 $GMIC train "${CONFIGS[0]}" --prepare-only --workers "$WORKERS"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -263,3 +264,23 @@ def test_validation_aucs_per_breast_and_per_kind_of_finding() -> None:
     assert aucs["malignant calcifications:fine-pleomorphic"] == pytest.approx(1.0)
     assert np.isnan(aucs["benign"])
     assert len(aucs) == 4
+
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+
+
+def _inside(path: str | Path) -> Path:
+    """``path`` made absolute, without following links (data/ may link to another disk)."""
+    return Path(os.path.normpath(Path(path).absolute()))
+
+
+@pytest.mark.parametrize("path", sorted((REPOSITORY / "configs").glob("*.toml")), ids=lambda path: path.name)
+def test_the_recorded_training_configs_load(path: Path) -> None:
+    """Each config in configs/ made a stage of the demo model (or a probe of it), and the recipes in
+    its comments run it from the repository: it must stay a valid config whose data and runs are the
+    repository's data/ and runs/ folders."""
+    config = TrainingConfig.from_toml(path)
+    assert _inside(config.manifest).parents[1] == REPOSITORY / "data"
+    assert _inside(config.output_dir).parent == REPOSITORY / "runs"
+    if config.model.init_from:
+        assert REPOSITORY / "runs" in _inside(config.model.init_from).parents
