@@ -1,7 +1,7 @@
 """Package a trained checkpoint as the workstation's embedded demo model.
 
     python scripts/package_demo_model.py runs/demo-stage3-beta1e-3/best.pt EVAL_DIR/evaluation.json \
-        --version "0.2 (interim)" --recipe "..." [--limitations ...] [--test-set ...]
+        --version "0.2 (interim)" --recipe "..." [--card CONFIG] [--limitations ...] [--test-set ...]
 
 writes ``resources/models/gmic-demo-r18.pt`` (half-precision weights; the model card carries the
 measured test performance) and ``resources/models/gmic-demo-r18.md`` (the card and the evaluation
@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 
 from gmic_core.model import load_checkpoint, save_release
+from gmic_core.training.config import TrainingConfig
 
 MODELS = Path(__file__).resolve().parent.parent / "resources" / "models"
 NAME = "gmic-demo-r18"
@@ -27,6 +28,9 @@ def main() -> None:
     parser.add_argument("evaluation", type=Path, help="evaluation.json of gmic evaluate --baselines")
     parser.add_argument("--version", help="the model card's version (default: the checkpoint's)")
     parser.add_argument("--limitations", help="the model card's limitations (default: the checkpoint's)")
+    parser.add_argument(
+        "--card", type=Path, help="a training config whose [card] to use (default: the checkpoint's card)"
+    )
     parser.add_argument("--test-set", default="", help="how the test set was made (for the card)")
     parser.add_argument(
         "--recipe", required=True, help="the commands and configs that trained it (for the card)"
@@ -34,9 +38,14 @@ def main() -> None:
     args = parser.parse_args()
     report = json.loads(args.evaluation.read_text())
     loaded = load_checkpoint(args.checkpoint)
+    base = (
+        dataclasses.replace(loaded.card, **dataclasses.asdict(TrainingConfig.from_toml(args.card).card))
+        if args.card
+        else loaded.card
+    )
     breast = report["breast"]
     performance = {
-        **loaded.card.performance,
+        **base.performance,
         "test_exams": report["exams"],
         "test_breast_malignant_auc": breast["malignant"]["auc"],
         "test_breast_malignant_auc_ci_low": breast["malignant"]["auc_ci"][0],
@@ -46,10 +55,10 @@ def main() -> None:
         "test_malignant_dsc_at_0_5": report["dsc"]["malignant"]["at_0_5"],
     }
     card = dataclasses.replace(
-        loaded.card,
-        version=args.version or loaded.card.version,
+        base,
+        version=args.version or base.version,
         performance=performance,
-        limitations=args.limitations or loaded.card.limitations,
+        limitations=args.limitations or base.limitations,
     )
     weights = save_release(MODELS / f"{NAME}.pt", loaded, card)
     config = loaded.model.config
