@@ -20,6 +20,8 @@ from gmic_core.training.evaluate import by_lesion
 from gmic_core.training.loop import breast_aucs, train
 from gmic_core.training.loss import gmic_loss
 
+REPOSITORY = Path(__file__).resolve().parents[2]
+
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
@@ -264,9 +266,6 @@ def test_validation_aucs_per_breast_and_per_kind_of_finding() -> None:
     assert aucs["malignant calcifications:fine-pleomorphic"] == pytest.approx(1.0)
     assert np.isnan(aucs["benign"])
     assert len(aucs) == 4
-
-
-REPOSITORY = Path(__file__).resolve().parents[2]
 
 
 def _inside(path: str | Path) -> Path:
