@@ -111,9 +111,18 @@ class Geometry:
     def model_map_to_stored(
         self, values: np.ndarray, fill: float = 0.0, stored_shape: tuple[int, int] | None = None
     ) -> np.ndarray:
-        """Resample a map covering the model frame (any grid, e.g. the 46 x 30 saliency, with any
-        leading dimensions) onto the stored image by nearest neighbour, ``fill`` outside the window
-        and the crop. ``stored_shape`` renders onto a proportionally downsampled stored image."""
+        """Resample a map over the model frame (the 46 x 30 saliency grid, or any grid of the same
+        stride, with any leading dimensions) onto the stored image by nearest neighbour (paper
+        section 3.5), ``fill`` outside the window and the crop. ``stored_shape`` renders onto a
+        proportionally downsampled stored image.
+
+        The value of cell ``(i, j)`` describes the image around its receptive-field centre, model
+        pixel ``(s i, s j)`` for the grid's stride ``s``, to within two pixels: the strided
+        convolutions (7x7 with padding 3, 3x3 with padding 1) centre output ``m`` on input ``2m``,
+        and only the unpadded stem pool adds one. Each pixel takes the cell whose centre is nearest,
+        so a cell covers ``[s i - s/2, s i + s/2)``, not ``[s i, s i + s)``, which would displace
+        every map by half a cell down and towards the nipple.
+        """
         values = np.asarray(values)
         grid_h, grid_w = values.shape[-2:]
         out_h, out_w = stored_shape or self.stored_shape
@@ -123,20 +132,30 @@ class Geometry:
         crop_cols = stored_cols - crop_left
         if self.flipped:
             crop_cols = (crop_right - crop_left) - crop_cols
-        grid_rows = np.floor(
-            self.rows.to_model(stored_rows - crop_top) * grid_h / self.model_shape[0]
-        ).astype(np.int64)
-        grid_cols = np.floor(self.cols.to_model(crop_cols) * grid_w / self.model_shape[1]).astype(np.int64)
+        model_rows = self.rows.to_model(stored_rows - crop_top)
+        model_cols = self.cols.to_model(crop_cols)
+        grid_rows = _nearest_cell(model_rows, self.model_shape[0] / grid_h, grid_h)
+        grid_cols = _nearest_cell(model_cols, self.model_shape[1] / grid_w, grid_w)
         row_ok = (
-            (grid_rows >= 0) & (grid_rows < grid_h) & (stored_rows >= crop_top) & (stored_rows < crop_bottom)
+            (model_rows >= 0)
+            & (model_rows < self.model_shape[0])
+            & (stored_rows >= crop_top)
+            & (stored_rows < crop_bottom)
         )
         col_ok = (
-            (grid_cols >= 0) & (grid_cols < grid_w) & (stored_cols >= crop_left) & (stored_cols < crop_right)
+            (model_cols >= 0)
+            & (model_cols < self.model_shape[1])
+            & (stored_cols >= crop_left)
+            & (stored_cols < crop_right)
         )
-        out = values[
-            ..., np.clip(grid_rows, 0, grid_h - 1)[:, None], np.clip(grid_cols, 0, grid_w - 1)[None, :]
-        ]
+        out = values[..., grid_rows[:, None], grid_cols[None, :]]
         return np.where(row_ok[:, None] & col_ok[None, :], out, np.asarray(fill, dtype=out.dtype))
+
+
+def _nearest_cell(model: np.ndarray, stride: float, cells: int) -> np.ndarray:
+    """The cell whose receptive-field centre (model pixel ``stride * i``) is nearest to each
+    continuous model coordinate (pixel ``p`` spans ``[p, p + 1)``)."""
+    return np.clip(np.floor((model - 0.5) / stride + 0.5), 0, cells - 1).astype(np.int64)
 
 
 @dataclass(frozen=True)

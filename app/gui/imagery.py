@@ -120,10 +120,11 @@ def overlay_lookup(rgb: tuple[int, int, int]) -> np.ndarray:
 
 @dataclass(frozen=True)
 class SaliencyPlacement:
-    """The saliency maps as drawn over the stored image: ``maps`` ``[2, h, w]`` (benign,
-    malignant) on the model's own grid, columns in stored order, stretched over ``rect`` and shown
-    only inside ``clip`` (both left, top, width, height in stored pixels). Drawn without smoothing,
-    this is the nearest-neighbour upsampling of paper section 3.5, at no cost per image pixel."""
+    """The saliency maps as drawn over the stored image: ``maps`` ``[2, h + 1, w + 1]`` (benign,
+    malignant; the model's grid with its last row and column repeated), columns in stored order,
+    stretched over ``rect`` and shown only inside ``clip`` (both left, top, width, height in stored
+    pixels). Drawn without smoothing, this is :meth:`Geometry.model_map_to_stored` (each cell
+    centred on its receptive field) at no cost per image pixel."""
 
     maps: np.ndarray
     rect: tuple[float, float, float, float]
@@ -131,13 +132,16 @@ class SaliencyPlacement:
 
 
 def saliency_placement(result: ViewResult) -> SaliencyPlacement:
-    """Where ``result``'s saliency maps lie on the stored image: the model frame's corners mapped to
-    it, clipped to the breast crop (the frame's padding has no stored pixels)."""
+    """Where ``result``'s saliency maps lie on the stored image: cell ``i`` spans model pixels
+    ``[s i - s/2, s i + s/2)``, the repeated last cell the rest of the frame, clipped to the
+    model frame within the breast crop (the frame's padding has no stored pixels)."""
     geometry = result.geometry
     model_rows, model_cols = geometry.model_shape
-    top, bottom = geometry.model_rows_to_stored(np.array([0.0, model_rows]))
-    first, last = geometry.model_cols_to_stored(np.array([0.0, model_cols]))
     maps = np.asarray(result.saliency, dtype=np.float32)
+    half_row, half_col = model_rows / maps.shape[-2] / 2, model_cols / maps.shape[-1] / 2
+    maps = np.pad(maps, ((0, 0), (0, 1), (0, 1)), mode="edge")
+    top, bottom = geometry.model_rows_to_stored(np.array([-half_row, model_rows + half_row]))
+    first, last = geometry.model_cols_to_stored(np.array([-half_col, model_cols + half_col]))
     if last < first:  # a flipped view: the model's first column is the stored image's last
         maps, first, last = maps[..., ::-1], last, first
     clip_top, clip_left, clip_bottom, clip_right = geometry.model_box_to_stored(

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from gmic_core.config import GMICConfig
 from gmic_core.errors import PreprocessingError
-from gmic_core.preprocess import WindowNoise, crop_breast, preprocess, standardise
+from gmic_core.model.global_network import GlobalNetwork
+from gmic_core.preprocess import AxisMap, Geometry, WindowNoise, crop_breast, preprocess, standardise
 from tests.core.reference import read_png, sample_exam
 
 VIEWS = ("L-CC", "R-CC", "L-MLO", "R-MLO")
@@ -53,14 +55,36 @@ def test_geometry_maps_saliency_cells_onto_the_stored_breast(reference_dir):
     geometry = preprocess(stored, "R", False).geometry
     assert geometry.flipped  # R views face left in the stored file
     grid = np.zeros((46, 30), dtype=np.float32)
-    grid[20, 3] = 1.0  # model rows 1280-1344, columns 192-256
+    grid[20, 3] = 1.0  # centred on model pixel (1280, 192): rows 1248-1312, columns 160-224
     mapped = geometry.model_map_to_stored(grid)
     assert mapped.shape == stored.shape
     rows, cols = np.nonzero(mapped)
-    top, left, bottom, right = geometry.model_box_to_stored((1280, 192, 1344, 256))
+    top, left, bottom, right = geometry.model_box_to_stored((1248, 160, 1312, 224))
     assert (rows.min(), rows.max() + 1, cols.min(), cols.max() + 1) == (top, bottom, left, right)
     # flipped: a model column near the chest wall lies near the stored image's right edge
     assert cols.min() > stored.shape[1] / 2
+
+
+def test_saliency_cells_are_placed_on_their_receptive_field_centres():
+    """With symmetric kernels the evidence a global-network cell sees is centred on model pixel
+    ``(64 i, 64 j)``; the cell's area in the stored frame is centred there too."""
+    network = GlobalNetwork(GMICConfig()).eval()
+    with torch.no_grad():
+        for module in network.modules():
+            if isinstance(module, torch.nn.Conv2d):
+                module.weight.fill_(0.01)
+    image = torch.ones(1, 1, 1024, 1024, requires_grad=True)
+    network(image)[0, :, 8, 7].sum().backward()
+    weight = image.grad[0, 0].abs().numpy()
+    rows, cols = np.mgrid[:1024, :1024]
+    centre = ((weight * rows).sum() / weight.sum(), (weight * cols).sum() / weight.sum())
+    np.testing.assert_allclose(centre, (512, 448), atol=2)
+
+    identity = Geometry((1024, 1024), (0, 1024, 0, 1024), False, AxisMap(0.0), AxisMap(0.0), (1024, 1024))
+    grid = np.zeros((16, 16), dtype=np.float32)
+    grid[8, 7] = 1.0
+    lit_rows, lit_cols = np.nonzero(identity.model_map_to_stored(grid))
+    np.testing.assert_allclose((lit_rows.mean(), lit_cols.mean()), centre, atol=2)
 
 
 @pytest.mark.parametrize("chest_wall_left", [True, False])
