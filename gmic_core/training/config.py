@@ -63,7 +63,7 @@ class CardSettings:
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    manifest: Path
+    manifest: tuple[Path, ...]  # one manifest, or several whose exams are combined (TOML: a list)
     output_dir: Path
     cache_dir: Path | None = None
     seed: int = 0
@@ -104,7 +104,13 @@ class TrainingConfig:
             if given.get("init_from"):
                 given = {**given, "init_from": str(_relative_to(base, given["init_from"]))}
             values[name] = section(**given)
-        for name in ("manifest", "output_dir", "cache_dir"):
+        manifests = values.get("manifest")
+        if not manifests:
+            raise ValueError("a training config names its manifest (or a list of them)")
+        values["manifest"] = tuple(
+            _relative_to(base, name) for name in ([manifests] if isinstance(manifests, str) else manifests)
+        )
+        for name in ("output_dir", "cache_dir"):
             if values.get(name):
                 values[name] = _relative_to(base, values[name])
         return cls(**values)

@@ -113,6 +113,20 @@ def read_manifest(path: str | Path) -> list[ManifestExam]:
     return [ManifestExam(exam_id, splits[exam_id], images) for exam_id, images in exams.items()]
 
 
+def read_manifests(paths: Sequence[str | Path]) -> list[ManifestExam]:
+    """The exams of several manifests (each resolving its files against its own folder), in order, so
+    that a run can combine datasets without copying them. Raises ExamError for an exam listed twice."""
+    exams: list[ManifestExam] = []
+    source: dict[str, Path] = {}
+    for path in map(Path, paths):
+        for exam in read_manifest(path):
+            if exam.exam_id in source:
+                raise ExamError(f"{path}: exam {exam.exam_id} is listed in {source[exam.exam_id]} too")
+            source[exam.exam_id] = path
+            exams.append(exam)
+    return exams
+
+
 def _label(value: str) -> int:
     if value.strip() not in ("0", "1"):
         raise ValueError(f"labels are 0 or 1, got {value!r}")

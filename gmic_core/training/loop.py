@@ -38,7 +38,7 @@ from gmic_core.training.data import (
     balanced_epoch,
     epoch_images,
     fill_cache,
-    read_manifest,
+    read_manifests,
 )
 from gmic_core.training.evaluate import CLASSES, findings
 from gmic_core.training.loss import gmic_loss
@@ -86,11 +86,11 @@ def train(
         weight_decay=config.optimisation.weight_decay,
     )
     state = _resume(output / "last.pt", model, optimiser, log)
-    exams = read_manifest(config.manifest)
+    exams = read_manifests(config.manifest)
     train_exams = [exam for exam in exams if exam.split == "train"]
     val_exams = [exam for exam in exams if exam.split == "val"]
     if not train_exams:
-        raise ValueError(f"{config.manifest}: no exam in the train split")
+        raise ValueError(f"{', '.join(map(str, config.manifest))}: no exam in the train split")
     cache = CropCache(model.config, config.cache_dir)
     if config.cache_dir is not None:
         prepared = fill_cache(epoch_images(train_exams + val_exams), cache, config.num_workers)
@@ -300,7 +300,7 @@ def _card(config: TrainingConfig, performance: dict[str, float]) -> ModelCard:
     return ModelCard(
         name=card.name,
         version=card.version,
-        training_data=card.training_data or f"manifest {config.manifest.name}",
+        training_data=card.training_data or f"manifest {', '.join(path.name for path in config.manifest)}",
         intended_use=card.intended_use,
         license=card.license,
         performance=performance,

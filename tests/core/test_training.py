@@ -12,10 +12,11 @@ import pytest
 import torch
 
 from app.cli import main
+from gmic_core.errors import ExamError
 from gmic_core.imaging.views import View
 from gmic_core.model import GMIC, GMICOutput, load_checkpoint
 from gmic_core.training.config import TrainingConfig
-from gmic_core.training.data import ManifestImage, balanced_epoch, read_manifest
+from gmic_core.training.data import ManifestImage, balanced_epoch, read_manifest, read_manifests
 from gmic_core.training.evaluate import by_lesion
 from gmic_core.training.loop import breast_aucs, train
 from gmic_core.training.loss import gmic_loss
@@ -108,6 +109,44 @@ def test_epoch_has_every_positive_and_as_many_negatives(dataset):
     assert [e.exam_id for e in balanced_epoch(exams, 1, 0)] == [
         e.exam_id for e in balanced_epoch(exams, 1, 0)
     ]
+
+
+def test_a_run_combines_manifests_of_several_folders(dataset, tmp_path):
+    """A config's manifest may be a list: each resolves its files against its own folder, and an exam in
+    two of them is refused."""
+    with dataset.open(newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    exam_ids = list(dict.fromkeys(row["exam_id"] for row in rows))
+    first, second = tmp_path / "first" / "manifest.csv", tmp_path / "second" / "part.csv"
+    for path, exams in ((first, exam_ids[:2]), (second, exam_ids[2:])):
+        path.parent.mkdir()
+        with path.open("w", newline="") as stream:
+            writer = csv.DictWriter(stream, fieldnames=list(rows[0]))
+            writer.writeheader()
+            for row in rows:
+                if row["exam_id"] in exams:
+                    writer.writerow(
+                        {
+                            **row,
+                            "file": os.path.relpath(dataset.parent / row["file"], path.parent),
+                            "mask_benign": "",
+                            "mask_malignant": "",
+                        }
+                    )
+    config = TrainingConfig.from_dict(
+        {"manifest": ["first/manifest.csv", str(second)], "output_dir": "run"}, base=tmp_path
+    )
+    assert config.manifest == (first, second)
+    combined = read_manifests(config.manifest)
+    assert [exam.exam_id for exam in combined] == exam_ids
+    original = {exam.exam_id: exam for exam in read_manifest(dataset)}
+    for exam in combined:
+        assert {view: image.path.resolve() for view, image in exam.images.items()} == {
+            view: image.path.resolve() for view, image in original[exam.exam_id].images.items()
+        }
+        assert all(image.path.is_file() for image in exam.images.values())
+    with pytest.raises(ExamError, match=f"exam {exam_ids[0]} is listed in .*first.manifest.csv too"):
+        read_manifests([first, dataset])
 
 
 def test_patches_are_rotated_in_training_only(dataset, tmp_path, monkeypatch):
@@ -279,7 +318,7 @@ def test_the_recorded_training_configs_load(path: Path) -> None:
     its comments run it from the repository: it must stay a valid config whose data and runs are the
     repository's data/ and runs/ folders."""
     config = TrainingConfig.from_toml(path)
-    assert _inside(config.manifest).parents[1] == REPOSITORY / "data"
+    assert all(_inside(manifest).parents[1] == REPOSITORY / "data" for manifest in config.manifest)
     assert _inside(config.output_dir).parent == REPOSITORY / "runs"
     if config.model.init_from:
         assert REPOSITORY / "runs" in _inside(config.model.init_from).parents
