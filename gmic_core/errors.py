@@ -60,3 +60,7 @@ class PixelDecodeError(DicomError):
 
 class LateralityError(DicomError):
     """An image whose laterality is missing, not R or L, or contradicted by another attribute."""
+
+
+class ViewError(DicomError):
+    """An image whose view (projection) is contradicted by another source of evidence."""

@@ -29,6 +29,7 @@ The rules (VOI default, orientation, view and laterality sources, duplicate view
 from gmic_core.imaging.dicom import read_dicom, read_dicom_header
 from gmic_core.imaging.exam import BreastLabels, Exam, LesionMasks, MaskFrame, assemble_exam, selection_key
 from gmic_core.imaging.image import (
+    Hints,
     ImageFormat,
     ImageRef,
     Mammogram,
@@ -46,6 +47,7 @@ from gmic_core.imaging.voi import Voi, VoiFunction, VoiLut, Window, auto_window
 __all__ = [
     "BreastLabels",
     "Exam",
+    "Hints",
     "ImageFormat",
     "ImageRef",
     "Laterality",

@@ -78,8 +78,10 @@ from gmic_core.errors import (
     TomosynthesisError,
     UnsupportedImageError,
     UnsupportedTransferSyntaxError,
+    ViewError,
 )
 from gmic_core.imaging.image import (
+    Hints,
     ImageFormat,
     ImageRef,
     Mammogram,
@@ -390,20 +392,21 @@ class _Attributes:
         return value
 
 
-def read_dicom_header(path: Path | str) -> ImageRef:
+def read_dicom_header(path: Path | str, hints: Hints | None = None) -> ImageRef:
     """The header of one image, its pixel data left unread. Raises a :class:`DicomError` subclass for
-    anything :func:`read_dicom` would refuse without decoding."""
+    anything :func:`read_dicom` would refuse without decoding. ``hints`` are a dataset layout's
+    evidence (:class:`Hints`)."""
     path = Path(path)
     dataset, pixel_element, file_size = _read_dataset(path, header_only=True)
-    return _parse(dataset, path, pixel_element, file_size).ref
+    return _parse(dataset, path, pixel_element, file_size, hints).ref
 
 
-def read_dicom(path: Path | str) -> Mammogram:
+def read_dicom(path: Path | str, hints: Hints | None = None) -> Mammogram:
     """Decode one image: Modality LUT applied, MONOCHROME1 inverted, mirrored to the published
     convention. Raises a :class:`DicomError` subclass for any file it cannot read."""
     path = Path(path)
     dataset, pixel_element, file_size = _read_dataset(path, header_only=False)
-    parsed = _parse(dataset, path, pixel_element, file_size)
+    parsed = _parse(dataset, path, pixel_element, file_size, hints)
     stored = _decode(dataset, parsed)
     values = parsed.modality_lut.apply(stored)
     if parsed.ref.photometric is Photometric.MONOCHROME1:
@@ -462,7 +465,13 @@ def _ends_early(dataset: FileDataset) -> bool:
     )
 
 
-def _parse(dataset: FileDataset, path: Path, pixel_element: _PixelElement | None, file_size: int) -> _Parsed:
+def _parse(
+    dataset: FileDataset,
+    path: Path,
+    pixel_element: _PixelElement | None,
+    file_size: int,
+    hints: Hints | None = None,
+) -> _Parsed:
     attributes = _Attributes(dataset, path)
     _check_image_kind(attributes, pixel_element)
     pixel_module = _pixel_module(attributes)
@@ -485,11 +494,12 @@ def _parse(dataset: FileDataset, path: Path, pixel_element: _PixelElement | None
         study_date=attributes.text("StudyDate"),
         accession_number=attributes.text("AccessionNumber"),
     )
+    laterality, laterality_source = _laterality(attributes, hints)
     ref = ImageRef(
         source=path,
         format=ImageFormat.DICOM,
-        laterality=_laterality(attributes),
-        position=_view_info(attributes),
+        laterality=laterality,
+        position=_view_info(attributes, hints),
         presentation_intent=_presentation_intent(attributes),
         photometric=pixel_module.photometric,
         shape=(pixel_module.rows, pixel_module.columns),
@@ -502,6 +512,8 @@ def _parse(dataset: FileDataset, path: Path, pixel_element: _PixelElement | None
         study_instance_uid=attributes.text("StudyInstanceUID") or None,
         series_instance_uid=attributes.text("SeriesInstanceUID") or None,
         patient=patient,
+        laterality_source=laterality_source,
+        hints=hints,
     )
     return _Parsed(ref, pixel_module, modality_lut, attributes.texts("PatientOrientation"))
 
@@ -685,14 +697,17 @@ def _lut(item: _Attributes, little_endian: bool) -> VoiLut | None:
     return VoiLut(first, data.astype(np.uint16), bits, item.text("LUTExplanation"))
 
 
-def _laterality(attributes: _Attributes) -> Laterality:
-    """ImageLaterality, then Laterality, then FrameLaterality; every one present must agree."""
+def _laterality(attributes: _Attributes, hints: Hints | None) -> tuple[Laterality, str]:
+    """ImageLaterality, then Laterality, then FrameLaterality, then a layout's hint; every one present
+    must agree. Returns the laterality and the source it was read from."""
     path = attributes.path
     sources = [
         ("ImageLaterality", attributes.text("ImageLaterality").upper()),
         ("Laterality", attributes.text("Laterality").upper()),
         ("FrameLaterality", _frame_laterality(attributes)),
     ]
+    if hints is not None and hints.laterality is not None:
+        sources.append((hints.source, hints.laterality.value))
     present = [(keyword, value) for keyword, value in sources if value]
     if not present:
         raise LateralityError(
@@ -709,7 +724,7 @@ def _laterality(attributes: _Attributes) -> Laterality:
         raise LateralityError(
             f"{path}: contradictory laterality ({stated}); check which breast this image shows"
         )
-    return Laterality(present[0][1])
+    return Laterality(present[0][1]), present[0][0]
 
 
 def _frame_laterality(attributes: _Attributes) -> str:
@@ -720,7 +735,23 @@ def _frame_laterality(attributes: _Attributes) -> str:
     return ""
 
 
-def _view_info(attributes: _Attributes) -> ViewInfo:
+def _view_info(attributes: _Attributes, hints: Hints | None) -> ViewInfo:
+    """The view from the header (:func:`_header_view`), checked against a layout's hint and taken from
+    it where the header names none."""
+    header = _header_view(attributes)
+    if hints is None or hints.view is None:
+        return header
+    if header.code is ViewCode.OTHER:
+        return ViewInfo(hints.view, header.modifiers, hints.source, hints.view.value)
+    if header.code is not hints.view:
+        raise ViewError(
+            f"{attributes.path}: contradictory view ({header.source} {header.label or header.code.value}, "
+            f"{hints.source} {hints.view.value}); check which projection this image is"
+        )
+    return header
+
+
+def _header_view(attributes: _Attributes) -> ViewInfo:
     """View Position if it is a known label, else the View Code Sequence; modifiers from the View
     Modifier Code Sequence in either case."""
     code_items = attributes.items("ViewCodeSequence")[:1]

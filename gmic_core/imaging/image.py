@@ -59,6 +59,17 @@ class ViewInfo:
 
 
 @dataclass(frozen=True)
+class Hints:
+    """What a dataset layout knows of an image beyond its header (CBIS-DDSM's folder names, INbreast's
+    file names, a label table): one more source of evidence, named by ``source``. The reader uses a
+    hint where the header is silent; a header value that contradicts it is an error naming both."""
+
+    laterality: Laterality | None = None
+    view: ViewCode | None = None
+    source: str = ""  # where the layout read them, e.g. "CBIS-DDSM folder name"
+
+
+@dataclass(frozen=True)
 class PatientIdentifiers:
     """For display only. Never log these, never put them in an exception message; ``repr`` hides them."""
 
@@ -93,6 +104,8 @@ class ImageRef:
     study_instance_uid: str | None = None
     series_instance_uid: str | None = None
     patient: PatientIdentifiers = field(default_factory=PatientIdentifiers, repr=False)
+    laterality_source: str = ""  # the attribute or evidence the laterality was read from
+    hints: Hints | None = None  # a layout's hints, passed again when the image is decoded
 
     @property
     def view(self) -> View | None:

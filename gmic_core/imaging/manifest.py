@@ -133,6 +133,7 @@ def _png_ref(view: View, file: Path) -> ImageRef:
         bits_stored=GREY_MODES[mode],
         pixel_spacing_mm=None,
         voi=Voi(),
+        laterality_source=MANIFEST_NAME,
     )
 
 

@@ -34,7 +34,7 @@ def load_image(ref: ImageRef) -> Mammogram:
     """Decode one image found by a scan; safe to call from worker threads or processes."""
     if ref.format is ImageFormat.PNG:
         return read_png(ref)
-    image = read_dicom(ref.source)
+    image = read_dicom(ref.source, ref.hints)
     if image.sop_instance_uid != ref.sop_instance_uid:
         raise DicomError(f"{ref.source}: the file has changed since the folder was scanned; scan it again")
     return image

@@ -28,9 +28,11 @@ from gmic_core.errors import (
     TomosynthesisError,
     UnsupportedImageError,
     UnsupportedTransferSyntaxError,
+    ViewError,
 )
 from gmic_core.imaging import (
     BreastLabels,
+    Hints,
     ImageFormat,
     Laterality,
     MaskFrame,
@@ -298,6 +300,23 @@ def test_bad_laterality(tmp_path: Path, attributes: dict) -> None:
     with pytest.raises(LateralityError) as error:
         read_dicom_header(factory.save(ds, tmp_path / "image.dcm"))
     assert "Doe" not in str(error.value)
+
+
+def test_a_layouts_hints_fill_what_the_header_lacks_and_are_checked_against_it(tmp_path: Path) -> None:
+    hints = Hints(Laterality.RIGHT, ViewCode.MLO, "CBIS-DDSM folder name")
+    bare = factory.relabelled(
+        factory.dataset(View.R_MLO), ImageLaterality=None, ViewPosition=None, ViewCodeSequence=Sequence([])
+    )
+    path = factory.save(bare, tmp_path / "bare.dcm")
+    ref = read_dicom_header(path, hints)
+    assert (ref.view, ref.laterality_source, ref.position.source) == (View.R_MLO, hints.source, hints.source)
+    assert load_image(ref).view is View.R_MLO
+    labelled = factory.save(factory.dataset(View.L_CC), tmp_path / "labelled.dcm")
+    assert read_dicom_header(labelled).laterality_source == "ImageLaterality"
+    with pytest.raises(LateralityError, match="ImageLaterality L, CBIS-DDSM folder name R"):
+        read_dicom_header(labelled, hints)
+    with pytest.raises(ViewError, match="ViewPosition CC, CBIS-DDSM folder name MLO"):
+        read_dicom_header(labelled, Hints(view=ViewCode.MLO, source=hints.source))
 
 
 def _code(value: str, scheme: str, meaning: str, modifiers: tuple[Dataset, ...] = ()) -> Dataset:
