@@ -60,3 +60,8 @@ class PixelDecodeError(DicomError):
 
 class LateralityError(DicomError):
     """An image whose laterality is missing, not R or L, or contradicted by another attribute."""
+
+
+class CalibrationError(GMICError):
+    """A calibration set that cannot give a calibration or an operating point (one class only, too few
+    cases, unreadable exams), or a stored calibration that cannot be read back."""
