@@ -299,15 +299,14 @@ def plot_curves(
         figure.savefig(path)
 
 
-def plot_reliability(calibration: dict, title: str, path: Path) -> None:
-    """The reliability diagram of both classes: per filled bin, the fraction positive against the mean
-    probability (points sized by the bin's cases), the diagonal of perfect calibration, and the ECE and
-    Brier score in the legend."""
+def plot_reliability(curves: dict[str, dict], title: str, path: Path) -> None:
+    """A reliability diagram: per curve (the legend's name to an entry of :func:`calibration`), the
+    fraction positive against the mean probability of each filled bin (points sized by the bin's
+    cases), the diagonal of perfect calibration, and the ECE and Brier score in the legend."""
     figure = Figure(figsize=(5, 5), dpi=100)
     axes = figure.subplots()
     axes.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1, label="perfectly calibrated")
-    for name, colour in zip(CLASSES, ("tab:green", "tab:red"), strict=True):
-        entry = calibration[name]
+    for (name, entry), colour in zip(curves.items(), ("tab:green", "tab:red", "tab:blue"), strict=False):
         bins = entry["bins"]
         filled = [index for index, count in enumerate(bins["counts"]) if count]
         predicted = [bins["predicted"][index] for index in filled]
