@@ -82,6 +82,12 @@ def _register_predict(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--tta", type=int, default=0, help="average over N random windows (paper: 10)")
     parser.add_argument("--out", type=Path, help="results.json or results.csv (default: JSON on stdout)")
     parser.add_argument("--visualize", type=Path, metavar="DIR", help="write one picture per view here")
+    parser.add_argument(
+        "--db",
+        metavar="URL",
+        help="the database holding the model's site calibration (gmic calibrate); default: the SQLite "
+        "database in the user data folder, where one exists",
+    )
     parser.set_defaults(run=_predict)
 
 
@@ -99,7 +105,7 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from app.predict import predict_paths, results_json, write_csv
+    from app.predict import predict_paths, results_json, site_calibration, write_csv
     from gmic_core.errors import GMICError
     from gmic_core.inference import Predictor
 
@@ -107,14 +113,15 @@ def _predict(args: argparse.Namespace) -> int:
         predictor = Predictor.from_files(
             args.weights, top_t=args.top_t, device=args.device, precision=args.precision, tta=args.tta
         )
+        calibration = site_calibration(args.db, predictor.identity.key)
     except (GMICError, ValueError) as error:
         print(f"gmic predict: {error}", file=sys.stderr)
         return 2
     run = predict_paths(predictor, args.exams, args.visualize)
     if args.out is not None and args.out.suffix.lower() == ".csv":
-        write_csv(run, args.out)
+        write_csv(run, args.out, calibration)
     else:
-        document = results_json(run, predictor)
+        document = results_json(run, predictor, calibration)
         if args.out is None:
             print(document)
         else:
@@ -362,7 +369,8 @@ def _register_triage(commands: argparse._SubParsersAction) -> None:
     triage.set_defaults(run=_triage)
 
     calibrate = commands.add_parser(
-        "calibrate", help="choose and store a model's operating points on a labelled calibration set"
+        "calibrate",
+        help="fit and store a model's site calibration and operating points on a labelled calibration set",
     )
     calibrate.add_argument(
         "manifest", type=Path, metavar="MANIFEST", help="a gmic synth manifest.csv or its folder"
@@ -374,6 +382,18 @@ def _register_triage(commands: argparse._SubParsersAction) -> None:
     )
     calibrate.add_argument(
         "--specificity", type=float, help="target specificity of the high-suspicion threshold"
+    )
+    calibrate.add_argument(
+        "--flag-fraction",
+        type=float,
+        metavar="F",
+        help="flag at most this fraction of exams (0.1: the top 10 %%) with the flag-top threshold",
+    )
+    calibrate.add_argument(
+        "--method",
+        choices=("auto", "isotonic", "platt"),
+        default="auto",
+        help="calibration method (auto: the lower held-out log loss on the calibration set)",
     )
     _add_overlap_options(calibrate, OVERLAPS, DEFAULT_OVERLAP, DEFAULT_WORKERS)
     calibrate.set_defaults(run=_calibrate)
@@ -433,7 +453,7 @@ def _triage(args: argparse.Namespace) -> int:
 
 def _calibrate(args: argparse.Namespace) -> int:
     from app.store import open_store
-    from app.triage import calibrate, save_operating_points
+    from app.triage import calibrate, save_calibration, save_operating_points
     from gmic_core.errors import GMICError
     from gmic_core.inference import Predictor
 
@@ -450,21 +470,34 @@ def _calibrate(args: argparse.Namespace) -> int:
             args.overlap,
             args.workers,
             progress=lambda done, total: print(f"{done}/{total} calibration exams scored", file=sys.stderr),
+            flag_fraction=args.flag_fraction,
+            method=args.method,
         )
         with store.session() as session:
+            save_calibration(session, predictor.identity.key, calibration)
             save_operating_points(session, predictor.identity.key, calibration)
     except (GMICError, ValueError) as error:
         print(f"gmic calibrate: {error}", file=sys.stderr)
         return 2
     positives = int(calibration.labels.sum())
-    print(
-        f"{calibration.labels.size} exams, {positives} malignant; operating points of model {predictor.identity.key}"
-    )
-    for name, point in calibration.points.items():
+    print(f"{calibration.labels.size} exams, {positives} malignant; model {predictor.identity.key}")
+    for level, fit in (("exam", calibration.site.exam), ("breast", calibration.site.breast)):
+        losses = ", ".join(f"{name} {loss:.4f}" for name, loss in fit.held_out_log_loss.items())
         print(
-            f"{name}: threshold {point.threshold:.6g} (target {calibration.targets[name]}), "
-            f"sensitivity {point.sensitivity:.3f}, specificity {point.specificity:.3f}"
+            f"{level} calibration: {fit.calibrator.method} (held-out log loss {losses}); held-out ECE "
+            f"{fit.held_out_ece_raw:.4f} raw, {fit.held_out_ece_calibrated:.4f} calibrated"
         )
+    edges = ", ".join(f"{edge:.4g}" for edge in calibration.site.deciles.edges)
+    print(f"decile edges of the raw exam score: {edges}")
+    for name, point in calibration.points.items():
+        flagged = (calibration.scores >= point.threshold).mean()
+        print(
+            f"{name}: threshold {point.threshold:.6g} raw (target {calibration.targets[name]}), "
+            f"sensitivity {point.sensitivity:.3f}, specificity {point.specificity:.3f}, "
+            f"{flagged:.3f} of the exams at or above it"
+        )
+    if not calibration.points:
+        print("no operating point: give --sensitivity, --specificity or --flag-fraction to choose one")
     return 0
 
 

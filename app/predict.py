@@ -1,4 +1,8 @@
-"""``gmic predict``: GMIC on exams from disk, written as JSON or as the published runner's CSV."""
+"""``gmic predict``: GMIC on exams from disk, written as JSON or as the published runner's CSV.
+
+Where the database holds a site calibration of the model (``gmic calibrate``), the output adds the
+calibrated malignancy probabilities (exam and breasts) and the exam's 1-10 decile score beside the raw
+scores, which stay as they are; JSON says ``"calibrated": false`` where there is none."""
 
 from __future__ import annotations
 
@@ -9,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from app.triage.operating_points import stored_calibration
+from gmic_core.calibration import SiteCalibration
 from gmic_core.errors import ExamError, GMICError
 from gmic_core.imaging import Exam, load_exam, scan_folder
 from gmic_core.imaging.manifest import MANIFEST_NAME
@@ -19,6 +25,7 @@ from gmic_core.visualize import save_view
 log = logging.getLogger(__name__)
 
 CSV_COLUMNS = ("image_index", "benign_pred", "malignant_pred", "benign_label", "malignant_label")
+CALIBRATED_CSV_COLUMNS = ("malignant_calibrated", "exam_decile")
 
 
 @dataclass
@@ -74,21 +81,58 @@ def _exams_at(path: Path, run: PredictionRun) -> list[Exam]:
     return scan.exams
 
 
-def results_json(run: PredictionRun, predictor: Predictor) -> str:
+def site_calibration(url: str | None, model_key: str) -> SiteCalibration | None:
+    """The site calibration of the model stored in the database at ``url``; with no URL, in the default
+    database where one exists (predicting never creates a database)."""
+    from app.store import open_store
+    from app.store.database import DATABASE_FILE, user_data_dir
+
+    if url is None and not (user_data_dir() / DATABASE_FILE).is_file():
+        return None
+    store = open_store(url)
+    try:
+        with store.session() as session:
+            return stored_calibration(session, model_key)
+    finally:
+        store.dispose()
+
+
+def exam_json(result: ExamResult, calibration: SiteCalibration | None) -> dict:
+    """The result's JSON with its exam-level ``malignancy_score`` and ``calibrated``; with a calibration,
+    ``malignancy_probability``, ``decile`` and each breast's ``malignant_calibrated`` too."""
+    document = result.to_json() | {
+        "malignancy_score": result.malignancy_score,
+        "calibrated": calibration is not None,
+    }
+    if calibration is not None:
+        document["malignancy_probability"] = calibration.exam_probability(result.malignancy_score)
+        document["decile"] = calibration.decile(result.malignancy_score)
+        for side, breast in result.breasts.items():
+            document["breasts"][side.value]["malignant_calibrated"] = calibration.breast_probability(
+                breast.malignant
+            )
+    return document
+
+
+def results_json(run: PredictionRun, predictor: Predictor, calibration: SiteCalibration | None = None) -> str:
     document = {
         "model": asdict(predictor.identity),
-        "exams": [result.to_json() for result, _ in run.results],
+        "calibration": None if calibration is None else calibration.to_json(),
+        "exams": [exam_json(result, calibration) for result, _ in run.results],
         "errors": run.errors,
     }
     return json.dumps(document, indent=1)
 
 
-def write_csv(run: PredictionRun, path: Path) -> None:
+def write_csv(run: PredictionRun, path: Path, calibration: SiteCalibration | None = None) -> None:
     """One row per image as the published runner writes it (``<exam>_<view>``), then one per breast
-    (``<exam>_<L|R>``); labels where the exam carries them, full float precision."""
+    (``<exam>_<L|R>``); labels where the exam carries them, full float precision. With a calibration,
+    two more columns, filled on the breast rows: the breast's calibrated malignancy probability and the
+    exam's 1-10 score."""
+    extra = CALIBRATED_CSV_COLUMNS if calibration is not None else ()
     with path.open("w", newline="") as stream:
         writer = csv.writer(stream)
-        writer.writerow(CSV_COLUMNS)
+        writer.writerow(CSV_COLUMNS + extra)
         for result, exam in run.results:
             for view in PUBLISHED_VIEW_ORDER:
                 if view in result.views:
@@ -99,6 +143,7 @@ def write_csv(run: PredictionRun, path: Path) -> None:
                             repr(result.views[view].benign),
                             repr(result.views[view].malignant),
                             *labels,
+                            *("" for _ in extra),
                         )
                     )
             for side in (Laterality.LEFT, Laterality.RIGHT):
@@ -111,5 +156,13 @@ def write_csv(run: PredictionRun, path: Path) -> None:
                             repr(breast.benign),
                             repr(breast.malignant),
                             *labels,
+                            *(
+                                ()
+                                if calibration is None
+                                else (
+                                    repr(calibration.breast_probability(breast.malignant)),
+                                    calibration.decile(result.malignancy_score),
+                                )
+                            ),
                         )
                     )

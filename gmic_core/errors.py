@@ -64,3 +64,8 @@ class LateralityError(DicomError):
 
 class ViewError(DicomError):
     """An image whose view (projection) is contradicted by another source of evidence."""
+
+
+class CalibrationError(GMICError):
+    """A calibration set that cannot give a calibration or an operating point (one class only, too few
+    cases, unreadable exams), or a stored calibration that cannot be read back."""

@@ -1,6 +1,7 @@
 """Classification and localisation metrics of the paper: ROC and PR curves and their areas,
 bootstrap confidence intervals, operating points, Dice between saliency maps and lesion masks, and
-the human-machine hybrid score."""
+the human-machine hybrid score; and the calibration of probabilities: reliability diagram data,
+expected calibration error, Brier score and log loss."""
 
 from __future__ import annotations
 
@@ -118,6 +119,19 @@ def threshold_for_specificity(labels: np.ndarray, scores: np.ndarray, target: fl
     return operating_point(labels, scores, float(thresholds[allowed[-1]]))
 
 
+def threshold_for_flag_fraction(labels: np.ndarray, scores: np.ndarray, fraction: float) -> OperatingPoint:
+    """The lowest threshold that calls at most ``fraction`` of all cases positive (so it flags as many as
+    it can without passing the fraction; tied scores are called together, so a tie at the cut-off can
+    leave the fraction flagged below ``fraction``). When even the highest score is shared by more than
+    ``fraction`` of the cases, the threshold lies just above it and nothing is called positive."""
+    labels, scores = _validated(labels, scores)
+    distinct = np.unique(scores)[::-1]
+    flagged = (scores.size - np.searchsorted(np.sort(scores), distinct, side="left")) / scores.size
+    allowed = np.flatnonzero(flagged <= fraction + 1e-12)
+    threshold = float(distinct[allowed[-1]]) if allowed.size else float(np.nextafter(distinct[0], np.inf))
+    return operating_point(labels, scores, threshold)
+
+
 def hybrid(reader: np.ndarray, model: np.ndarray, weight: float) -> np.ndarray:
     """The human-machine hybrid ``weight * reader + (1 - weight) * model`` (paper section 4.3), with
     both in [0, 1]."""
@@ -137,3 +151,68 @@ def dice(prediction: np.ndarray, mask: np.ndarray, threshold: float | None = Non
         prediction = (prediction >= threshold).astype(np.float64)
     denominator = prediction.sum() + mask.sum()
     return 1.0 if denominator == 0 else float(2 * prediction[mask].sum() / denominator)
+
+
+CALIBRATION_BINS = 10
+LOG_LOSS_EPSILON = 1e-6  # probabilities are clipped to [eps, 1 - eps] so that one confident miss stays finite
+
+
+def _probabilities(labels: np.ndarray, probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    labels = np.asarray(labels).astype(bool).ravel()
+    probabilities = np.asarray(probabilities, dtype=np.float64).ravel()
+    if labels.shape != probabilities.shape:
+        raise ValueError(f"{labels.size} labels but {probabilities.size} probabilities")
+    if labels.size == 0:
+        raise ValueError("no cases")
+    if not ((probabilities >= 0) & (probabilities <= 1)).all():
+        raise ValueError("probabilities must lie in [0, 1]")
+    return labels, probabilities
+
+
+@dataclass(frozen=True)
+class Reliability:
+    """A reliability diagram's data: ``bins`` equal-width bins of [0, 1] (``edges`` has ``bins + 1``
+    values; bin ``i`` holds probabilities in ``[edges[i], edges[i + 1])``, the last one also 1.0), and per
+    bin the number of cases, their mean predicted probability and the fraction positive (NaN where a bin
+    is empty)."""
+
+    edges: np.ndarray
+    counts: np.ndarray
+    predicted: np.ndarray
+    observed: np.ndarray
+
+
+def reliability(labels: np.ndarray, probabilities: np.ndarray, bins: int = CALIBRATION_BINS) -> Reliability:
+    labels, probabilities = _probabilities(labels, probabilities)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    index = np.minimum((probabilities * bins).astype(int), bins - 1)
+    counts = np.bincount(index, minlength=bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        predicted = np.bincount(index, probabilities, minlength=bins) / counts
+        observed = np.bincount(index, labels.astype(np.float64), minlength=bins) / counts
+    return Reliability(edges, counts, predicted, observed)
+
+
+def expected_calibration_error(
+    labels: np.ndarray, probabilities: np.ndarray, bins: int = CALIBRATION_BINS
+) -> float:
+    """The mean over the bins of :func:`reliability` of ``|fraction positive - mean probability|``,
+    weighted by the bins' share of the cases (empty bins weigh nothing)."""
+    diagram = reliability(labels, probabilities, bins)
+    filled = diagram.counts > 0
+    gaps = np.abs(diagram.observed[filled] - diagram.predicted[filled])
+    return float(np.sum(gaps * diagram.counts[filled]) / diagram.counts.sum())
+
+
+def brier_score(labels: np.ndarray, probabilities: np.ndarray) -> float:
+    """The mean squared difference between the probability and the outcome (0 or 1)."""
+    labels, probabilities = _probabilities(labels, probabilities)
+    return float(np.mean((probabilities - labels) ** 2))
+
+
+def log_loss(labels: np.ndarray, probabilities: np.ndarray) -> float:
+    """The mean negative log-likelihood of the outcomes, natural logarithm, probabilities clipped to
+    ``[LOG_LOSS_EPSILON, 1 - LOG_LOSS_EPSILON]``."""
+    labels, probabilities = _probabilities(labels, probabilities)
+    clipped = np.clip(probabilities, LOG_LOSS_EPSILON, 1 - LOG_LOSS_EPSILON)
+    return float(-np.mean(np.where(labels, np.log(clipped), np.log1p(-clipped))))

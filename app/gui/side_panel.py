@@ -1,5 +1,10 @@
 """The side panel: per breast the model's probabilities, the reader's estimate and the hybrid score;
-the lambda slider; the ROI patch gallery."""
+the lambda slider; the ROI patch gallery.
+
+Where the model has a site calibration the malignant probability shown is the calibrated one, labelled
+so, with the raw score on hover; otherwise the raw one, labelled uncalibrated (the benign probability
+is never calibrated). The hybrid and the model score stored with a reading stay on the raw score, the
+scale of the paper's hybrid."""
 
 from __future__ import annotations
 
@@ -24,6 +29,7 @@ from app.gui.imagery import DisplayImage, thumbnail
 from app.gui.readings import BIRADS_CATEGORIES, Reading, ReadingBook, hybrid_score
 from app.gui.state import ViewerState
 from app.study.workstation import ModelShown
+from gmic_core.calibration import SiteCalibration
 from gmic_core.imaging import Exam, Laterality, View
 from gmic_core.inference import ExamResult
 
@@ -31,6 +37,7 @@ SIDES = (Laterality.RIGHT, Laterality.LEFT)
 SIDE_NAMES = {Laterality.RIGHT: "Right breast", Laterality.LEFT: "Left breast"}
 THUMBNAIL_SIZE = 96
 NOT_SET = "not set"
+MALIGNANT_LABELS = {True: "Model, malignant (calibrated)", False: "Model, malignant (uncalibrated)"}
 
 
 def percent(value: float | None) -> str:
@@ -61,8 +68,8 @@ class BreastBox(QGroupBox):
         self.hybrid = QLabel("-")
         self.hybrid.setStyleSheet("font-weight: bold;")
         self.model_rows = (self.benign, self.malignant, self.hybrid)
-        form.addRow("Model, benign", self.benign)
-        form.addRow("Model, malignant", self.malignant)
+        form.addRow("Model, benign (uncalibrated)", self.benign)
+        form.addRow(MALIGNANT_LABELS[False], self.malignant)
         form.addRow("Your estimate", self.probability)
         form.addRow("Your BI-RADS", self.birads)
         form.addRow("", self.recall)
@@ -104,6 +111,7 @@ class SidePanel(QWidget):
         self.readings = readings
         self.exam: Exam | None = None
         self.result: ExamResult | None = None
+        self.calibration: SiteCalibration | None = None
         layout = QVBoxLayout(self)
         self.breasts = {side: BreastBox(side) for side in SIDES}
         for box in self.breasts.values():
@@ -160,6 +168,13 @@ class SidePanel(QWidget):
                     self._add_patch(view, box, attention, images[view])
         self._refresh()
 
+    def set_calibration(self, calibration: SiteCalibration | None) -> None:
+        """The site calibration of the model whose results are shown, or None."""
+        self.calibration = calibration
+        for box in self.breasts.values():
+            box.form.labelForField(box.malignant).setText(MALIGNANT_LABELS[calibration is not None])
+        self._refresh()
+
     def _add_patch(self, view: View, box, attention: float, image: DisplayImage) -> None:
         pixels = thumbnail(image, box, THUMBNAIL_SIZE)
         picture = QImage(
@@ -195,7 +210,12 @@ class SidePanel(QWidget):
         for side, box in self.breasts.items():
             breast = self.result.breasts.get(side) if self.result else None
             box.benign.setText(percent(breast.benign if breast else None))
-            box.malignant.setText(percent(breast.malignant if breast else None))
+            raw = breast.malignant if breast else None
+            shown = (
+                raw if raw is None or self.calibration is None else self.calibration.breast_probability(raw)
+            )
+            box.malignant.setText(percent(shown))
+            box.malignant.setToolTip(f"raw score {percent(raw)}" if raw is not None else "")
             reading = self.readings.get(self.exam.exam_id, side) if self.exam else Reading()
             score = hybrid_score(reading, breast.malignant if breast else None, self.state.hybrid_weight)
             box.hybrid.setText(percent(score))

@@ -52,7 +52,8 @@ from app.gui.workers import Worker, WorkerPool
 from app.gui.worklist import ExamStatus, WorklistPanel
 from app.store import Store, StoreError, open_store
 from app.study.service import CaseTask
-from app.triage import TriageSummary, worklist
+from app.triage import TriageSummary, stored_calibration, worklist
+from gmic_core.errors import CalibrationError
 from gmic_core.imaging import Exam, View
 from gmic_core.inference import ExamResult, Predictor
 
@@ -343,6 +344,8 @@ class MainWindow(QMainWindow):
         self.settings = settings
         self.predictor = None
         self.model_error = None
+        self.side.set_calibration(None)  # the next model's own, if any, comes with refresh_scores
+        self.worklist.model.set_calibrated(False)
         if not settings.weights:
             self._model_pending = False
             self._update_model_status()
@@ -550,21 +553,30 @@ class MainWindow(QMainWindow):
 
     def _update_worklist_entry(self, exam_id: str, result: ExamResult) -> None:
         read = self.readings.is_read(exam_id, tuple(result.breasts))
+        score = result.malignancy_score
+        calibration = self.side.calibration
         self.worklist.model.update(
-            exam_id, ExamStatus.READ if read else ExamStatus.ANALYSED, result.malignancy_score
+            exam_id,
+            ExamStatus.READ if read else ExamStatus.ANALYSED,
+            score,
+            probability=None if calibration is None else calibration.exam_probability(score),
+            decile=None if calibration is None else calibration.decile(score),
         )
 
     def refresh_scores(self) -> None:
-        """The stored scores and flags of the current model for the exams listed (triage results,
-        results of earlier sessions)."""
+        """The stored scores, flags and site calibration of the current model for the exams listed
+        (triage results, results of earlier sessions)."""
         if self.store is None or self.predictor is None:
             return
         try:
             with self.store.session() as session:
                 rows = worklist(session, self.predictor.identity.key)
-        except SQLAlchemyError as error:
+                calibration = stored_calibration(session, self.predictor.identity.key)
+        except (SQLAlchemyError, CalibrationError) as error:
             self._store_failed(f"The stored scores could not be read: {error}")
             return
+        self.side.set_calibration(calibration)
+        self.worklist.model.set_calibrated(calibration is not None)
         for row in rows:
             entry = row.exam_id is not None and self.worklist.model.entry(row.exam_id)
             if not entry:
@@ -574,7 +586,7 @@ class MainWindow(QMainWindow):
                     self.worklist.model.update(row.exam_id, ExamStatus.FAILED)
                 continue
             status = ExamStatus.ANALYSED if entry.status in (ExamStatus.NEW, ExamStatus.FAILED) else None
-            self.worklist.model.update(row.exam_id, status, row.score, row.flags)
+            self.worklist.model.update(row.exam_id, status, row.score, row.flags, row.probability, row.decile)
 
     def analyse_again(self) -> None:
         """Run the model on the exam on screen again, ignoring the cache (the result shown stays

@@ -1,7 +1,11 @@
 """The worklist: exams with patient, date, view completeness, status, malignancy score and triage flags
 (from the operating points of the model); sortable, filterable by text and by flag; Enter (or a
 double-click) opens an exam. In a blinded reading the model's scores and flags are not shown, sorted
-on or matched by the filter."""
+on or matched by the filter.
+
+Where the model has a site calibration the score column shows the calibrated exam probability and the
+1-10 decile score, headed "calibrated", with the raw score in the cell's tooltip; otherwise the raw
+score, headed "uncalibrated". Sorting follows the raw score either way (the calibration is monotone)."""
 
 from __future__ import annotations
 
@@ -19,13 +23,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.triage import HIGH_SUSPICION, LIKELY_NORMAL
+from app.triage import FLAG_TOP, HIGH_SUSPICION, LIKELY_NORMAL
 from gmic_core.imaging import Exam, View
 
 SORT_ROLE = Qt.ItemDataRole.UserRole
 SCORE_COLUMN = 5
 FLAGS_COLUMN = 6
-FLAG_NAMES = {HIGH_SUSPICION: "high suspicion", LIKELY_NORMAL: "likely normal"}
+FLAG_NAMES = {HIGH_SUSPICION: "high suspicion", LIKELY_NORMAL: "likely normal", FLAG_TOP: "top fraction"}
+SCORE_HEADERS = {True: "Score (calibrated) [1-10]", False: "Score (uncalibrated)"}
 
 
 class ExamStatus(StrEnum):
@@ -40,8 +45,10 @@ class ExamStatus(StrEnum):
 class WorklistEntry:
     exam: Exam
     status: ExamStatus = ExamStatus.NEW
-    score: float | None = None  # the model's exam-level malignancy score
+    score: float | None = None  # the model's exam-level malignancy score, raw
     flags: tuple[str, ...] = ()  # app.triage flags of the score
+    probability: float | None = None  # the score calibrated for the site, where the model has a calibration
+    decile: int | None = None  # the score's 1-10 decile among the site's exams, likewise
 
 
 def study_date(exam: Exam) -> str:
@@ -59,6 +66,14 @@ def completeness(exam: Exam) -> str:
     return text
 
 
+def score_text(entry: WorklistEntry) -> str:
+    if entry.score is None:
+        return ""
+    if entry.probability is None:
+        return f"{entry.score:.3f}"
+    return f"{entry.probability:.3f} [{entry.decile}]"
+
+
 class WorklistModel(QAbstractTableModel):
     COLUMNS = ("Patient", "Patient ID", "Date", "Views", "Status", "Score", "Flags")
 
@@ -67,6 +82,7 @@ class WorklistModel(QAbstractTableModel):
         self.entries: list[WorklistEntry] = []
         self._rows: dict[str, int] = {}
         self.ai_shown = True
+        self.calibrated = False
 
     def set_ai_shown(self, shown: bool) -> None:
         """Show or hide the model's scores and flags (hidden in a blinded reading)."""
@@ -74,6 +90,12 @@ class WorklistModel(QAbstractTableModel):
             self.beginResetModel()
             self.ai_shown = shown
             self.endResetModel()
+
+    def set_calibrated(self, calibrated: bool) -> None:
+        """Whether the model has a site calibration: the score column's header says which it shows."""
+        if calibrated != self.calibrated:
+            self.calibrated = calibrated
+            self.headerDataChanged.emit(Qt.Orientation.Horizontal, SCORE_COLUMN, SCORE_COLUMN)
 
     def rowCount(self, parent: QModelIndex = QModelIndex()) -> int:  # noqa: B008 (Qt's signature)
         return 0 if parent.isValid() else len(self.entries)
@@ -83,7 +105,7 @@ class WorklistModel(QAbstractTableModel):
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole):
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
-            return self.COLUMNS[section]
+            return SCORE_HEADERS[self.calibrated] if section == SCORE_COLUMN else self.COLUMNS[section]
         return None
 
     def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
@@ -102,6 +124,18 @@ class WorklistModel(QAbstractTableModel):
             return self._text(entry, column)
         if role == Qt.ItemDataRole.TextAlignmentRole and column == SCORE_COLUMN:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if (
+            role == Qt.ItemDataRole.ToolTipRole
+            and column == SCORE_COLUMN
+            and not hidden
+            and entry.score is not None
+        ):
+            if entry.probability is None:
+                return f"raw score {entry.score:.4f}, uncalibrated (no site calibration of this model)"
+            return (
+                f"calibrated probability {entry.probability:.3f}, decile {entry.decile} of 10 among the "
+                f"site's exams; raw score {entry.score:.4f}"
+            )
         return None
 
     @staticmethod
@@ -113,7 +147,7 @@ class WorklistModel(QAbstractTableModel):
             study_date(exam),
             completeness(exam),
             entry.status.value,
-            "" if entry.score is None else f"{entry.score:.3f}",
+            score_text(entry),
             ", ".join(FLAG_NAMES.get(flag, flag) for flag in entry.flags),
         )[column]
 
@@ -141,7 +175,10 @@ class WorklistModel(QAbstractTableModel):
         status: ExamStatus | None = None,
         score: float | None = None,
         flags: tuple[str, ...] | None = None,
+        probability: float | None = None,
+        decile: int | None = None,
     ) -> None:
+        """A new ``score`` brings its ``probability`` and ``decile`` (None where uncalibrated)."""
         row = self._rows.get(exam_id)
         if row is None:
             return
@@ -149,7 +186,7 @@ class WorklistModel(QAbstractTableModel):
         if status is not None:
             entry.status = status
         if score is not None:
-            entry.score = score
+            entry.score, entry.probability, entry.decile = score, probability, decile
         if flags is not None:
             entry.flags = flags
         self.dataChanged.emit(self.index(row, 0), self.index(row, len(self.COLUMNS) - 1))

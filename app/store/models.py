@@ -11,8 +11,10 @@ Three groups:
   analysis), :class:`Assignment` (a reader's randomised order), :class:`Reading`.
 * **Triage**: :class:`TriageRun` (one ``gmic triage`` run: model, paths, counts),
   :class:`TriageFailure` (an exam or a file that could not be scored, with the reason; one row per
-  exam or file, replaced when it fails again, removed once it is scored) and :class:`OperatingPoint`
-  (a threshold chosen on a calibration set, stored with the model identity it belongs to).
+  exam or file, replaced when it fails again, removed once it is scored), :class:`OperatingPoint`
+  (a threshold chosen on a calibration set, stored with the model identity it belongs to) and
+  :class:`ScoreCalibration` (a site's calibration of a model's malignancy scores and the deciles of
+  its exam scores).
 * A :class:`Reading` is immutable: the ORM refuses to update or delete one, and the database refuses
   too (triggers created by the migration). A reading that replaces an earlier one (where the
   protocol allows going back) is a new row pointing at the one it supersedes.
@@ -251,25 +253,46 @@ class TriageFailure(Base):
 
 
 class OperatingPoint(Base):
-    """A score threshold of one model identity, chosen on a labelled calibration set for a target
-    sensitivity or specificity (``metric`` and ``target``); ``sensitivity`` and ``specificity`` are
-    what it reached there. An exam scoring at least ``threshold`` is called positive."""
+    """A raw-score threshold of one model identity, chosen on a labelled calibration set for a target
+    sensitivity, specificity or fraction of exams flagged (``metric`` and ``target``);
+    ``sensitivity`` and ``specificity`` are what it reached there, ``flagged_fraction`` the fraction of
+    the set's exams scoring at least ``threshold`` (None for points stored before revision 0003). An
+    exam scoring at least ``threshold`` is called positive."""
 
     __tablename__ = "operating_points"
     __table_args__ = (
         UniqueConstraint("model_key", "name", name="uq_operating_points_name"),
-        CheckConstraint("metric IN ('sensitivity', 'specificity')", name="metric"),
+        CheckConstraint("metric IN ('sensitivity', 'specificity', 'flag_fraction')", name="metric"),
         CheckConstraint("target > 0 AND target <= 1", name="target"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     model_key: Mapped[str] = mapped_column(String(2000), index=True)  # ModelIdentity.key
-    name: Mapped[str] = mapped_column(String(32))  # high_suspicion or likely_normal
+    name: Mapped[str] = mapped_column(String(32))  # high_suspicion, likely_normal or flag_top
     metric: Mapped[str] = mapped_column(String(16))
     target: Mapped[float]
     threshold: Mapped[float]
     sensitivity: Mapped[float]
     specificity: Mapped[float]
+    flagged_fraction: Mapped[float | None]
+    calibration_set: Mapped[str] = mapped_column(String(2000))
+    exams: Mapped[int]
+    positives: Mapped[int]
+    created_at: Mapped[datetime] = mapped_column(default=utc_now)
+
+
+class ScoreCalibration(Base):
+    """A site's calibration of one model identity, fitted on a labelled calibration set:
+    ``calibration`` is a ``gmic_core.calibration.SiteCalibration`` as JSON (the exam and breast
+    calibrators with their held-out evidence, and the decile edges of the raw exam scores). One per
+    model: calibrating again replaces it. Calibrated probabilities and deciles are computed from it and
+    the stored raw scores when shown, never stored per exam."""
+
+    __tablename__ = "score_calibrations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    model_key: Mapped[str] = mapped_column(String(2000), unique=True)  # ModelIdentity.key
+    calibration: Mapped[dict[str, Any]]
     calibration_set: Mapped[str] = mapped_column(String(2000))
     exams: Mapped[int]
     positives: Mapped[int]

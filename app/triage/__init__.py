@@ -11,13 +11,17 @@ be read or preprocessed, and a file the scan cannot use (corrupt, not a mammogra
 retries it and forgets the failure once it scores. Files that are not DICOM at all are counted as
 ignored. Each run is a :class:`~app.store.models.TriageRun` row (model, paths, counts, status).
 
-**Operating points** (:func:`calibrate`, ``gmic calibrate``): thresholds chosen on a labelled
-calibration set (a ``gmic synth`` manifest) for a target sensitivity (``likely_normal``) and/or
-specificity (``high_suspicion``), stored with the model key; see :mod:`app.triage.operating_points`.
+**Calibration and operating points** (:func:`calibrate`, ``gmic calibrate``): on a labelled
+calibration set (a ``gmic synth`` manifest), a site calibration of the exam and breast malignancy
+scores with the deciles of the exam scores (:func:`save_calibration`, :func:`stored_calibration`), and
+raw-score thresholds for a target sensitivity (``likely_normal``), specificity (``high_suspicion``)
+and fraction of exams flagged (``flag_top``), stored with the model key; see
+:mod:`app.triage.operating_points`.
 
 **Worklist** (:func:`worklist`, ``gmic worklist``): the exams the model scored, ranked by the
-exam-level malignancy score (the highest of the breasts' scores), with their flags, followed by the
-failures and their reasons.
+exam-level malignancy score (the highest of the breasts' scores), with their flags and, where the
+model is calibrated, the calibrated probability and the 1-10 score, followed by the failures and their
+reasons.
 
 For the workstation (from a worker thread, with its own :class:`~app.store.Store` sessions; nothing
 here touches Qt)::
@@ -31,7 +35,7 @@ here touches Qt)::
     )                                                                # -> TriageSummary
     with store.session() as session:
         rows = worklist(session, predictor.identity.key, sort="score", flags=("high_suspicion",))
-    # rows: [WorklistRow(exam_id, score, flags, status, error)], in rank order
+    # rows: [WorklistRow(exam_id, score, flags, status, error, probability, decile)], in rank order
 
 Cancelling stops after the exam in hand (not stored) and returns the summary with ``cancelled``
 set; running again resumes. Progress and summaries name exams by their key and files by their path,
@@ -39,6 +43,7 @@ never by patient identifiers.
 """
 
 from app.triage.operating_points import (
+    FLAG_TOP,
     FLAGS,
     HIGH_SUSPICION,
     LIKELY_NORMAL,
@@ -47,7 +52,9 @@ from app.triage.operating_points import (
     calibrate,
     flags_for,
     operating_points,
+    save_calibration,
     save_operating_points,
+    stored_calibration,
 )
 from app.triage.pipeline import DEFAULT_OVERLAP, DEFAULT_WORKERS, OVERLAPS, Failure, Overlap
 from app.triage.run import TriageProgress, TriageSummary, find_exams, run_triage
@@ -57,6 +64,7 @@ __all__ = [
     "DEFAULT_OVERLAP",
     "DEFAULT_WORKERS",
     "FLAGS",
+    "FLAG_TOP",
     "HIGH_SUSPICION",
     "LIKELY_NORMAL",
     "OVERLAPS",
@@ -74,6 +82,8 @@ __all__ = [
     "latest_model_key",
     "operating_points",
     "run_triage",
+    "save_calibration",
     "save_operating_points",
+    "stored_calibration",
     "worklist",
 ]

@@ -1,12 +1,17 @@
 """The ranked worklist: every exam the model scored, most suspicious first, with the flags of the
-model's operating points; then every exam or file triage could not score, with the reason."""
+model's operating points; then every exam or file triage could not score, with the reason.
+
+Where the model has a site calibration (``gmic calibrate``), each scored exam also carries its
+calibrated malignancy probability and its 1-10 decile score, computed here from the stored raw score
+and the stored calibration (so a new calibration takes effect at once); the raw score is kept and the
+ranking and flags follow it (a calibration is monotone, so the order is the same up to ties)."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -14,7 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.store.models import BreastPrediction, Exam, ModelRun, TriageFailure, TriageRun
-from app.triage.operating_points import flags_for, operating_points
+from app.triage.operating_points import flags_for, operating_points, stored_calibration
 
 Sort = Literal["score", "exam"]
 SORTS: tuple[Sort, ...] = ("score", "exam")
@@ -24,18 +29,25 @@ SCORED, FAILED = "scored", "failed"
 
 @dataclass(frozen=True)
 class WorklistRow:
-    """``exam_id`` is None for a file that belongs to no exam (its path is in ``error``)."""
+    """``exam_id`` is None for a file that belongs to no exam (its path is in ``error``). ``score`` is
+    the raw exam-level malignancy score; ``probability`` and ``decile`` its calibrated probability and
+    1-10 score, None where the model has no calibration (or the exam failed)."""
 
     exam_id: str | None
     score: float | None
     flags: tuple[str, ...]
     status: str  # scored or failed
     error: str | None = None
+    probability: float | None = None
+    decile: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
             "exam_id": self.exam_id,
             "score": self.score,
+            "calibrated": self.probability is not None,
+            "probability": self.probability,
+            "decile": self.decile,
             "flags": list(self.flags),
             "status": self.status,
             "error": self.error,
@@ -67,7 +79,18 @@ def worklist(
         .group_by(Exam.exam_key)
     ).all()
     points = operating_points(session, model_key)
-    rows = [WorklistRow(key, float(score), flags_for(float(score), points), SCORED) for key, score in scored]
+    calibration = stored_calibration(session, model_key)
+    rows = [
+        WorklistRow(
+            key,
+            float(score),
+            flags_for(float(score), points),
+            SCORED,
+            probability=None if calibration is None else calibration.exam_probability(score),
+            decile=None if calibration is None else calibration.decile(score),
+        )
+        for key, score in scored
+    ]
     failures = session.execute(
         select(Exam.exam_key, TriageFailure.path, TriageFailure.stage, TriageFailure.error).outerjoin(
             Exam, Exam.id == TriageFailure.exam_id
@@ -93,22 +116,46 @@ def to_json(rows: Sequence[WorklistRow]) -> str:
 
 
 def to_csv(rows: Sequence[WorklistRow]) -> str:
+    """``score`` is the raw score; ``probability`` (calibrated) and ``decile`` are empty where the model
+    has no calibration."""
     stream = io.StringIO()
     writer = csv.writer(stream, lineterminator="\n")
-    writer.writerow(("rank", "exam_id", "score", "flags", "status", "error"))
+    writer.writerow(("rank", "exam_id", "score", "probability", "decile", "flags", "status", "error"))
     for rank, row in enumerate(rows, start=1):
-        score = "" if row.score is None else repr(row.score)
-        writer.writerow((rank, row.exam_id or "", score, ";".join(row.flags), row.status, row.error or ""))
+        writer.writerow(
+            (
+                rank,
+                row.exam_id or "",
+                _text(row.score, repr),
+                _text(row.probability, repr),
+                _text(row.decile, str),
+                ";".join(row.flags),
+                row.status,
+                row.error or "",
+            )
+        )
     return stream.getvalue()
 
 
+def _text(value: float | int | None, form: Callable[[Any], str]) -> str:
+    return "" if value is None else form(value)
+
+
 def to_table(rows: Sequence[WorklistRow]) -> str:
-    header = ("#", "exam", "score", "flags", "status / error")
+    """With a calibration: the calibrated probability, the 1-10 score and the raw score; without, the
+    raw score headed as uncalibrated."""
+    calibrated = any(row.probability is not None for row in rows)
+    header = (
+        ("#", "exam", "calibrated p", "1-10", "raw score", "flags", "status / error")
+        if calibrated
+        else ("#", "exam", "score (uncalibrated)", "flags", "status / error")
+    )
     lines = [
         (
             str(rank),
             row.exam_id or "-",
-            "" if row.score is None else f"{row.score:.4f}",
+            *((_text(row.probability, "{:.3f}".format), _text(row.decile, str)) if calibrated else ()),
+            _text(row.score, "{:.4f}".format),
             ", ".join(flag.replace("_", " ") for flag in row.flags),
             row.status if row.error is None else f"{row.status}: {row.error}",
         )

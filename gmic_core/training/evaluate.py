@@ -1,8 +1,10 @@
 """Evaluation of one checkpoint or an ensemble on a manifest: ROC and PR AUCs at breast and image
 level with bootstrap confidence intervals, and the Dice similarity between saliency maps and lesion
-masks (paper section 3.5), both also per kind of finding where the manifest names them, written as
-``evaluation.json`` (and summarised in ``evaluation.md``) plus ROC and PR curves as PNG; optionally
-the same AUCs for trivial image statistics (``baselines``) on the same images."""
+masks (paper section 3.5), both also per kind of finding where the manifest names them, and the
+calibration of the breast-level probabilities per class (expected calibration error, Brier score,
+reliability diagram), written as ``evaluation.json`` (and summarised in ``evaluation.md``) plus ROC, PR
+and reliability curves as PNG; optionally the same AUCs for trivial image statistics (``baselines``) on
+the same images."""
 
 from __future__ import annotations
 
@@ -76,6 +78,7 @@ def evaluate(
         "model": asdict(predictor.identity),
         "breast": _classification(breast_rows, resamples),
         "image": _classification(image_rows, resamples),
+        "calibration": calibration(breast_rows),
         "dsc": {
             name: {
                 "soft": _mean(values["soft"]),
@@ -93,6 +96,7 @@ def evaluate(
     (out_dir / "evaluation.md").write_text(summary(report))
     for level, rows in (("breast", breast_rows), ("image", image_rows)):
         plot_curves(rows, f"{level} level", out_dir / f"roc_{level}.png", out_dir / f"pr_{level}.png")
+    plot_reliability(report["calibration"], "breast level", out_dir / "reliability_breast.png")
     return report
 
 
@@ -171,6 +175,30 @@ def _classification(rows: list[tuple[tuple[int, int], tuple[float, float]]], res
     return report
 
 
+def calibration(rows: list[tuple[tuple[int, int], tuple[float, float]]]) -> dict:
+    """Per class: the expected calibration error (10 equal-width bins, weighted by their cases), the
+    Brier score and the reliability diagram's bins (cases, mean probability, fraction positive; None
+    where a bin is empty)."""
+    labels = np.array([row[0] for row in rows])
+    scores = np.array([row[1] for row in rows])
+    report = {}
+    for column, name in enumerate(CLASSES):
+        y, p = labels[:, column], scores[:, column]
+        diagram = metrics.reliability(y, p)
+        report[name] = {
+            "n": len(rows),
+            "ece": metrics.expected_calibration_error(y, p),
+            "brier": metrics.brier_score(y, p),
+            "bins": {
+                "edges": diagram.edges.tolist(),
+                "counts": diagram.counts.tolist(),
+                "predicted": [None if np.isnan(v) else float(v) for v in diagram.predicted],
+                "observed": [None if np.isnan(v) else float(v) for v in diagram.observed],
+            },
+        }
+    return report
+
+
 def summary(report: dict) -> str:
     """The report as a Markdown table: AUCs with their intervals, Dice, and the baselines."""
 
@@ -203,6 +231,14 @@ def summary(report: dict) -> str:
         dsc = report["dsc"][name]
         soft, at_half = (f"{dsc[key]:.3f}" if dsc[key] is not None else "n/a" for key in ("soft", "at_0_5"))
         lines.append(f"| {name} | {dsc['images']} | {soft} | {at_half} |")
+    lines += [
+        "",
+        "| calibration, breast level | n | ECE (10 equal-width bins) | Brier score |",
+        "| --- | --- | --- | --- |",
+    ]
+    for name in CLASSES:
+        entry = report["calibration"][name]
+        lines.append(f"| {name} | {entry['n']} | {entry['ece']:.3f} | {entry['brier']:.3f} |")
     if any(report.get("by_lesion", {}).values()):
         lines += [
             "",
@@ -261,3 +297,36 @@ def plot_curves(
         axes.legend(loc="lower right" if kind == "roc" else "lower left")
         figure.tight_layout()
         figure.savefig(path)
+
+
+def plot_reliability(curves: dict[str, dict], title: str, path: Path) -> None:
+    """A reliability diagram: per curve (the legend's name to an entry of :func:`calibration`), the
+    fraction positive against the mean probability of each filled bin (points sized by the bin's
+    cases), the diagonal of perfect calibration, and the ECE and Brier score in the legend."""
+    figure = Figure(figsize=(5, 5), dpi=100)
+    axes = figure.subplots()
+    axes.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1, label="perfectly calibrated")
+    for (name, entry), colour in zip(curves.items(), ("tab:green", "tab:red", "tab:blue"), strict=False):
+        bins = entry["bins"]
+        filled = [index for index, count in enumerate(bins["counts"]) if count]
+        predicted = [bins["predicted"][index] for index in filled]
+        observed = [bins["observed"][index] for index in filled]
+        sizes = [12 + 200 * bins["counts"][index] / entry["n"] for index in filled]
+        axes.plot(predicted, observed, color=colour, linewidth=1)
+        axes.scatter(
+            predicted,
+            observed,
+            s=sizes,
+            color=colour,
+            label=f"{name}: ECE {entry['ece']:.3f}, Brier {entry['brier']:.3f}",
+        )
+    axes.set(
+        xlim=(0, 1),
+        ylim=(0, 1),
+        xlabel="mean predicted probability (10 equal-width bins)",
+        ylabel="fraction positive",
+        title=f"Reliability, {title}",
+    )
+    axes.legend(loc="upper left")
+    figure.tight_layout()
+    figure.savefig(path)

@@ -3,6 +3,7 @@ and the commands, on a small model and small synthetic exams."""
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 from pathlib import Path
@@ -11,20 +12,24 @@ import numpy as np
 import pydicom
 import pytest
 import torch
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from app.cli import main
 from app.store import open_store
-from app.store.models import Exam, ModelRun, OperatingPoint, TriageFailure, TriageRun
+from app.store.models import Exam, ModelRun, OperatingPoint, ScoreCalibration, TriageFailure, TriageRun
 from app.store.results import load_exam_result
 from app.triage import (
+    FLAG_TOP,
     HIGH_SUSPICION,
     LIKELY_NORMAL,
+    Calibration,
     calibrate,
     flags_for,
     operating_points,
     run_triage,
+    save_calibration,
     save_operating_points,
+    stored_calibration,
     worklist,
 )
 from app.triage.operating_points import CalibrationError, choose_operating_points
@@ -32,6 +37,7 @@ from app.triage.pipeline import exam_job, score_jobs
 from app.triage.progress import ProgressBar, format_summary
 from app.triage.run import TriageProgress, find_exams
 from gmic_core import metrics, synthetic
+from gmic_core.calibration import Deciles, SiteCalibration, fit_calibration
 from gmic_core.config import GMICConfig
 from gmic_core.inference import Predictor
 from gmic_core.model import GMIC, ModelCard, save_checkpoint
@@ -202,11 +208,12 @@ def test_operating_points_hit_their_targets():
     rng = np.random.default_rng(0)
     labels = rng.random(400) < 0.3
     scores = np.clip(rng.normal(0.35 + 0.3 * labels, 0.15), 0, 1)
-    for sensitivity, specificity in ((0.9, 0.8), (0.98, 0.95), (0.5, 0.5)):
-        points = choose_operating_points(labels, scores, sensitivity, specificity)
-        normal, suspicious = points[LIKELY_NORMAL], points[HIGH_SUSPICION]
+    for sensitivity, specificity, fraction in ((0.9, 0.8, 0.1), (0.98, 0.95, 0.02), (0.5, 0.5, 0.5)):
+        points = choose_operating_points(labels, scores, sensitivity, specificity, fraction)
+        normal, suspicious, top = points[LIKELY_NORMAL], points[HIGH_SUSPICION], points[FLAG_TOP]
         assert normal.sensitivity >= sensitivity
         assert suspicious.specificity >= specificity
+        assert fraction - 1 / labels.size <= (scores >= top.threshold).mean() <= fraction  # no ties here
         assert metrics.operating_point(labels, scores, normal.threshold) == normal
         # The tightest thresholds: one step further misses the target.
         above = scores[scores > normal.threshold].min()
@@ -217,24 +224,75 @@ def test_operating_points_hit_their_targets():
         choose_operating_points(np.ones(5, bool), np.linspace(0, 1, 5), 0.9, None)
     with pytest.raises(CalibrationError, match="lies in"):
         choose_operating_points(labels, scores, 1.5, None)
+    with pytest.raises(CalibrationError, match="flag_fraction"):
+        choose_operating_points(labels, scores, None, None, 0.0)
+
+
+def _synthetic_calibration(seed: int) -> Calibration:
+    """A calibration set of 2000 exams (one breast each) whose scores overstate the true risk."""
+    rng = np.random.default_rng(seed)
+    risk = rng.beta(1, 6, 2000)
+    labels, scores = rng.random(risk.size) < risk, np.sqrt(risk)
+    points = choose_operating_points(labels, scores, 0.9, 0.8, 0.1)
+    site = SiteCalibration(
+        fit_calibration(labels, scores), fit_calibration(labels, scores), Deciles.of(scores)
+    )
+    targets = {LIKELY_NORMAL: 0.9, HIGH_SUSPICION: 0.8, FLAG_TOP: 0.1}
+    return Calibration(f"synthetic-{seed}", labels, scores, labels, scores, site, points, targets)
+
+
+def test_a_site_calibration_and_its_three_operating_points_are_stored_and_replaced(store):
+    first, second = _synthetic_calibration(1), _synthetic_calibration(2)
+    with store.session() as session:
+        assert stored_calibration(session, "model-a") is None
+        save_calibration(session, "model-a", first)
+        save_operating_points(session, "model-a", first)
+    with store.session() as session:
+        assert stored_calibration(session, "model-a") == first.site
+        points = operating_points(session, "model-a")
+    assert {name: point.metric for name, point in points.items()} == {
+        LIKELY_NORMAL: "sensitivity",
+        HIGH_SUSPICION: "specificity",
+        FLAG_TOP: "flag_fraction",
+    }
+    top = points[FLAG_TOP]
+    assert (top.target, top.threshold) == (0.1, first.points[FLAG_TOP].threshold)
+    assert top.flagged_fraction == (first.scores >= top.threshold).mean() <= 0.1
+    with store.session() as session:
+        save_calibration(session, "model-a", second)  # calibrating again replaces
+        save_operating_points(session, "model-a", second)
+        save_calibration(session, "model-b", first)
+    with store.session() as session:
+        assert session.scalar(select(func.count(ScoreCalibration.id))) == 2
+        assert session.scalar(select(func.count(OperatingPoint.id))) == 3
+        assert stored_calibration(session, "model-a") == second.site
+        assert stored_calibration(session, "model-b") == first.site
+        assert operating_points(session, "model-a")[FLAG_TOP].threshold == second.points[FLAG_TOP].threshold
 
 
 def test_calibration_set_operating_points_are_stored_and_flag_the_worklist(store, predictor, dataset):
-    calibration = calibrate(predictor, dataset / "manifest.csv", sensitivity=0.9, specificity=0.6)
+    calibration = calibrate(
+        predictor, dataset / "manifest.csv", sensitivity=0.9, specificity=0.6, flag_fraction=0.34
+    )
     assert calibration.labels.size == EXAMS
     assert 0 < calibration.labels.sum() < EXAMS
+    assert calibration.breast_labels.size == 2 * EXAMS
+    assert calibration.site.exam.cases == EXAMS
+    assert calibration.site.deciles == Deciles.of(calibration.scores)
     for name, target, achieved in (
         (LIKELY_NORMAL, 0.9, lambda point: point.sensitivity),
         (HIGH_SUSPICION, 0.6, lambda point: point.specificity),
+        (FLAG_TOP, 0.34, lambda point: 1 - (calibration.scores >= point.threshold).mean()),
     ):
         point = calibration.points[name]
-        assert achieved(point) >= target
+        assert achieved(point) >= (target if name != FLAG_TOP else 1 - target)
         assert metrics.operating_point(calibration.labels, calibration.scores, point.threshold) == point
     key = predictor.identity.key
     with store.session() as session:
         save_operating_points(session, key, calibration)
         save_operating_points(session, key, calibration)  # recalibrating replaces
-        assert session.scalar(select(func.count(OperatingPoint.id))) == 2
+        save_calibration(session, key, calibration)
+        assert session.scalar(select(func.count(OperatingPoint.id))) == 3
     run_triage(store, predictor, [dataset])
     with store.session() as session:
         points = operating_points(session, key)
@@ -245,6 +303,11 @@ def test_calibration_set_operating_points_are_stored_and_flag_the_worklist(store
         assert row.flags == flags_for(row.score, points)
         assert (HIGH_SUSPICION in row.flags) == (row.score >= points[HIGH_SUSPICION].threshold)
         assert (LIKELY_NORMAL in row.flags) == (row.score < points[LIKELY_NORMAL].threshold)
+        assert (FLAG_TOP in row.flags) == (row.score >= points[FLAG_TOP].threshold)
+        assert row.probability == calibration.site.exam_probability(row.score)
+        assert row.decile == calibration.site.decile(row.score)
+    assert sum(FLAG_TOP in row.flags for row in rows) <= 0.34 * EXAMS
+    assert max(row.decile for row in rows) == 10
     assert suspicious == [row for row in rows if HIGH_SUSPICION in row.flags]
     # The calibration set scored the same exams as the run: the same scores, so the targets hold.
     by_key = dict(zip(synthetic_exam_ids(dataset), calibration.scores, strict=True))
@@ -259,10 +322,44 @@ def synthetic_exam_ids(dataset: Path) -> list[str]:
 
 def test_the_commands(database_url, weights, dataset, tmp_path, capsys):
     model = ["--weights", str(weights), "--device", "cpu", "--db", database_url]
-    assert main(["calibrate", str(dataset), *model, "--sensitivity", "0.9", "--specificity", "0.6"]) == 0
+    assert main(["calibrate", str(dataset), *model]) == 0  # no target: the calibration alone
+    assert "no operating point: give --sensitivity" in capsys.readouterr().out
+    targets = ["--sensitivity", "0.9", "--specificity", "0.6", "--flag-fraction", "0.34", "--method", "platt"]
+    assert main(["calibrate", str(dataset), *model, *targets]) == 0
     output = capsys.readouterr().out
     assert "likely_normal: threshold" in output
     assert "high_suspicion: threshold" in output
+    assert "flag_top: threshold" in output
+    assert "exam calibration: platt (held-out log loss isotonic " in output
+    assert "breast calibration: platt" in output
+    assert "decile edges of the raw exam score: " in output
+    with open_store(database_url).session() as session:
+        site = stored_calibration(session, Predictor.from_files([weights], device="cpu").identity.key)
+    assert site is not None
+    assert site.exam.calibrator.method == "platt"
+
+    calibrated, uncalibrated = tmp_path / "calibrated.json", tmp_path / "uncalibrated.json"
+    exam = str(dataset / "exam_0000")
+    assert main(["predict", exam, *model, "--out", str(calibrated)]) == 0
+    empty_db = f"sqlite:///{tmp_path / 'other.sqlite3'}"
+    assert main(["predict", exam, *model[:-1], empty_db, "--out", str(uncalibrated)]) == 0
+    (result,) = json.loads(calibrated.read_text())["exams"]
+    assert result["calibrated"] is True
+    assert result["malignancy_probability"] == site.exam_probability(result["malignancy_score"])
+    assert result["decile"] == site.decile(result["malignancy_score"])
+    for breast in result["breasts"].values():
+        assert breast["malignant_calibrated"] == site.breast_probability(breast["malignant"])
+    (bare,) = json.loads(uncalibrated.read_text())["exams"]
+    assert bare["calibrated"] is False
+    assert "malignancy_probability" not in bare
+    assert bare["malignancy_score"] == result["malignancy_score"]
+    calibrated_csv = tmp_path / "calibrated.csv"
+    assert main(["predict", exam, *model, "--out", str(calibrated_csv)]) == 0
+    breast_row = list(csv.DictReader(calibrated_csv.open()))[-1]
+    assert float(breast_row["malignant_calibrated"]) == site.breast_probability(
+        float(breast_row["malignant_pred"])
+    )
+    assert int(breast_row["exam_decile"]) == result["decile"]
     folder = tmp_path / "incoming"
     shutil.copytree(dataset / "exam_0000", folder / "exam_0000")
     shutil.copytree(dataset / "exam_0001", folder / "exam_0001")
@@ -279,19 +376,27 @@ def test_the_commands(database_url, weights, dataset, tmp_path, capsys):
 
     assert main(["worklist", "--db", database_url, "--format", "json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert [set(row) for row in rows] == [{"exam_id", "score", "flags", "status", "error"}] * 3
+    keys = {"exam_id", "score", "calibrated", "probability", "decile", "flags", "status", "error"}
+    assert [set(row) for row in rows] == [keys] * 3
     assert [row["status"] for row in rows] == ["scored", "scored", "failed"]
+    assert [row["calibrated"] for row in rows] == [True, True, False]
     assert rows[0]["score"] >= rows[1]["score"]
+    assert rows[0]["probability"] == site.exam_probability(rows[0]["score"])
+    assert rows[0]["decile"] == site.decile(rows[0]["score"])
     assert rows[2]["exam_id"] is None
     assert "broken.dcm" in rows[2]["error"]
     assert main(["worklist", "--db", database_url, "--format", "csv", "--flag", "high_suspicion"]) == 0
     csv_lines = capsys.readouterr().out.strip().splitlines()
-    assert csv_lines[0] == "rank,exam_id,score,flags,status,error"
+    assert csv_lines[0] == "rank,exam_id,score,probability,decile,flags,status,error"
     assert len(csv_lines) - 1 == sum(HIGH_SUSPICION in row["flags"] for row in rows)
     assert main(["worklist", "--db", database_url]) == 0
     table = capsys.readouterr().out.splitlines()
-    assert table[0].split()[:3] == ["#", "exam", "score"]
+    assert table[0].split()[:6] == ["#", "exam", "calibrated", "p", "1-10", "raw"]
     assert len(table) == 4
+    with open_store(database_url).session() as session:
+        session.execute(delete(ScoreCalibration))
+    assert main(["worklist", "--db", database_url]) == 0
+    assert capsys.readouterr().out.splitlines()[0].split()[:4] == ["#", "exam", "score", "(uncalibrated)"]
     empty = f"sqlite:///{tmp_path / 'empty.sqlite3'}"
     assert main(["worklist", "--db", empty]) == 2
     assert "no triage run" in capsys.readouterr().err

@@ -222,6 +222,21 @@ def test_evaluate_command(dataset, tmp_path):
     summary = (out / "evaluation.md").read_text()
     assert f"| breast | malignant | {breast['n']} ({breast['positives']}) | {breast['auc']:.3f}" in summary
     assert "| baseline: blob count | malignant |" in summary
+    for name in ("benign", "malignant"):
+        entry = report["calibration"][name]
+        bins = entry["bins"]
+        assert sum(bins["counts"]) == entry["n"] == breast["n"]
+        gaps = [
+            count * abs(observed - predicted)
+            for count, observed, predicted in zip(
+                bins["counts"], bins["observed"], bins["predicted"], strict=True
+            )
+            if count
+        ]
+        assert entry["ece"] == pytest.approx(sum(gaps) / entry["n"])
+        assert 0 <= entry["brier"] <= 1
+        assert f"| {name} | {entry['n']} | {entry['ece']:.3f} | {entry['brier']:.3f} |" in summary
+    assert (out / "reliability_breast.png").stat().st_size > 1000
     breasts_holding: dict[str, set] = {}
     for exam in read_manifest(dataset):
         for view, image in exam.images.items():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PySide6.QtCore import Qt
 from sqlalchemy import select
@@ -12,12 +13,14 @@ from sqlalchemy.exc import OperationalError
 
 from app.gui.main import configure_pyqtgraph
 from app.gui.settings import Settings
+from app.gui.side_panel import percent
 from app.gui.window import MainWindow
 from app.gui.worklist import FLAGS_COLUMN, SCORE_COLUMN
-from app.store.models import OperatingPoint, Reading
+from app.store.models import OperatingPoint, Reading, ScoreCalibration
 from app.study.cases import CaseSpec
 from app.study.service import StudyService
 from app.triage import HIGH_SUSPICION, LIKELY_NORMAL
+from gmic_core.calibration import CalibrationFit, Calibrator, Deciles, SiteCalibration
 from gmic_core.imaging import Laterality
 
 READER = "reader-7"
@@ -206,6 +209,40 @@ def test_triage_from_the_window_fills_scores_and_flags_and_the_flag_filter(
     panel.flag_filter.setCurrentIndex(0)
     panel.table.sortByColumn(SCORE_COLUMN, Qt.SortOrder.DescendingOrder)
     assert panel.exams_in_order()[0].exam_id == highest
+
+    # A site calibration of the model: the worklist and the side panel show calibrated probabilities.
+    def header() -> str:
+        return model.headerData(SCORE_COLUMN, Qt.Orientation.Horizontal, Qt.ItemDataRole.DisplayRole)
+
+    def score_cell(exam_id: str, role: Qt.ItemDataRole) -> str:
+        return model.data(model.index(model.row_of(exam_id), SCORE_COLUMN), role)
+
+    box = window.side.breasts[Laterality.RIGHT]
+    result = window.cache.get(highest, key)
+    window.side.set_result(result, {})
+    assert "uncalibrated" in header()
+    assert "uncalibrated" in score_cell(highest, Qt.ItemDataRole.ToolTipRole)
+    assert box.form.labelForField(box.malignant).text() == "Model, malignant (uncalibrated)"
+    exam_fit = CalibrationFit(Calibrator("platt", slope=1.0, intercept=-1.0), {"platt": 0.5}, 0.2, 0.05, 3, 1)
+    breast_fit = CalibrationFit(Calibrator("isotonic", knots=((0.0, 0.1), (1.0, 0.3))), {}, 0.2, 0.1, 6, 1)
+    site = SiteCalibration(exam_fit, breast_fit, Deciles.of(np.array(scores)))
+    with window.store.session() as session:
+        session.add(
+            ScoreCalibration(
+                model_key=key, calibration=site.to_json(), calibration_set="t", exams=3, positives=1
+            )
+        )
+    window.refresh_scores()
+    top = model.entry(highest)
+    assert (top.probability, top.decile) == (site.exam_probability(top.score), 10)
+    assert header() == "Score (calibrated) [1-10]"
+    assert score_cell(highest, Qt.ItemDataRole.DisplayRole) == f"{top.probability:.3f} [10]"
+    assert f"raw score {top.score:.4f}" in score_cell(highest, Qt.ItemDataRole.ToolTipRole)
+    assert panel.exams_in_order()[0].exam_id == highest
+    raw = result.breasts[Laterality.RIGHT].malignant
+    assert box.form.labelForField(box.malignant).text() == "Model, malignant (calibrated)"
+    assert box.malignant.text() == percent(site.breast_probability(raw))
+    assert box.malignant.toolTip() == f"raw score {percent(raw)}"
 
 
 def test_an_unusable_database_shows_in_the_window_and_the_window_goes_on(qtbot, tmp_path, exams_folder):
