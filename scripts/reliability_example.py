@@ -1,6 +1,6 @@
 """Writes docs/reliability-example.png: the reliability diagram of a synthetic cohort's raw breast
 scores (an overconfident model) and of the same scores after a site calibration fitted on another
-cohort of the same site. Run from the repository root: ``python docs/reliability_example.py``."""
+cohort of the same site. Run from the repository root: ``python scripts/reliability_example.py``."""
 
 from pathlib import Path
 
@@ -39,5 +39,5 @@ labels, scores = cohort(1)  # held-out breasts of the same site
 plot_reliability(
     {"raw": entry(labels, scores), f"{calibrator.method}-calibrated": entry(labels, calibrator(scores))},
     "3000 held-out synthetic breasts",
-    Path(__file__).resolve().parent / "reliability-example.png",
+    Path(__file__).resolve().parents[1] / "docs" / "reliability-example.png",
 )
