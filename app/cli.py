@@ -12,6 +12,9 @@ from pathlib import Path
 from gmic_core import synthetic
 
 Command = Callable[[argparse.Namespace], int]
+# gmic_core.imaging.layouts.LayoutKind, spelled out so that building the parser imports nothing heavy
+# (tests/core/test_layouts.py checks that the two agree).
+LAYOUTS = ("cbis-ddsm", "vindr-mammo", "cmmd", "inbreast")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
         _register_evaluate,
         _register_study,
         _register_triage,
+        _register_dataset,
     ):
         register(commands)
     return parser
@@ -88,7 +92,17 @@ def _register_predict(commands: argparse._SubParsersAction) -> None:
         help="the database holding the model's site calibration (gmic calibrate); default: the SQLite "
         "database in the user data folder, where one exists",
     )
+    _add_layout_option(parser)
     parser.set_defaults(run=_predict)
+
+
+def _add_layout_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--layout",
+        choices=LAYOUTS,
+        help="read each PATH as a public dataset's tree and group its exams by the dataset's rules "
+        "(docs/validation.md), not by StudyInstanceUID",
+    )
 
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -117,7 +131,7 @@ def _predict(args: argparse.Namespace) -> int:
     except (GMICError, ValueError) as error:
         print(f"gmic predict: {error}", file=sys.stderr)
         return 2
-    run = predict_paths(predictor, args.exams, args.visualize)
+    run = predict_paths(predictor, args.exams, args.visualize, args.layout)
     if args.out is not None and args.out.suffix.lower() == ".csv":
         write_csv(run, args.out, calibration)
     else:
@@ -203,7 +217,9 @@ def _train(args: argparse.Namespace) -> int:
 
 def _register_evaluate(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("evaluate", help="AUCs with bootstrap CIs and saliency Dice on a manifest")
-    parser.add_argument("paths", nargs="+", type=Path, metavar="WEIGHTS... MANIFEST")
+    parser.add_argument(
+        "paths", nargs="+", type=Path, metavar="WEIGHTS... MANIFEST", help="with --layout: WEIGHTS... ROOT"
+    )
     parser.add_argument("--out", type=Path, required=True, metavar="DIR")
     parser.add_argument("--split", help="evaluate only this split (train, val, test); default all")
     parser.add_argument("--tta", type=int, default=0)
@@ -214,6 +230,7 @@ def _register_evaluate(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--baselines", action="store_true", help="also score maximum pixel, mean intensity and blob count"
     )
+    _add_layout_option(parser)
     parser.set_defaults(run=_evaluate)
 
 
@@ -227,6 +244,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         print("gmic evaluate: give at least one checkpoint before the manifest", file=sys.stderr)
         return 2
     try:
+        if args.layout is not None:
+            manifest = _import_for_evaluation(args.layout, manifest, args.out / "dataset")
         predictor = Predictor.from_files(
             weights, top_t=args.top_t, device=args.device, precision=args.precision, tta=args.tta
         )
@@ -248,6 +267,16 @@ def _evaluate(args: argparse.Namespace) -> int:
         print(f"breast-level malignant AUC {breast['auc']:.3f} (95% CI {low:.3f}-{high:.3f})")
     print(args.out / "evaluation.json")
     return 0
+
+
+def _import_for_evaluation(layout: str, root: Path, out: Path) -> Path:
+    """``gmic evaluate --layout``: the dataset imported into ``out`` (as ``gmic dataset import``)."""
+    from gmic_core.imaging.layouts import import_layout, read_layout
+
+    summary = import_layout(read_layout(layout, root), out)
+    for line in summary.lines():
+        print(line, file=sys.stderr)
+    return summary.manifest
 
 
 def _register_study(commands: argparse._SubParsersAction) -> None:
@@ -366,6 +395,7 @@ def _register_triage(commands: argparse._SubParsersAction) -> None:
     triage.add_argument(
         "--compile", action="store_true", help="torch.compile the model (worth it for long runs)"
     )
+    _add_layout_option(triage)
     triage.set_defaults(run=_triage)
 
     calibrate = commands.add_parser(
@@ -437,7 +467,15 @@ def _triage(args: argparse.Namespace) -> int:
         predictor = Predictor.from_files(
             args.weights, top_t=args.top_t, device=args.device, precision=args.precision, compile=args.compile
         )
-        summary = run_triage(store, predictor, args.paths, args.overlap, args.workers, progress=ProgressBar())
+        summary = run_triage(
+            store,
+            predictor,
+            args.paths,
+            args.overlap,
+            args.workers,
+            progress=ProgressBar(),
+            layout=args.layout,
+        )
     except (GMICError, ValueError) as error:
         print(f"gmic triage: {error}", file=sys.stderr)
         return 2
@@ -519,6 +557,31 @@ def _worklist(args: argparse.Namespace) -> int:
         print(f"gmic worklist: {error}", file=sys.stderr)
         return 2
     print({"table": to_table, "csv": to_csv, "json": to_json}[args.format](rows))
+    return 0
+
+
+def _register_dataset(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("dataset", help="public mammography datasets as distributed")
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    importing = actions.add_parser(
+        "import", help="write a dataset's labels and masks as a manifest.csv for evaluate, calibrate, train"
+    )
+    importing.add_argument("kind", choices=LAYOUTS, metavar="KIND", help="one of %(choices)s")
+    importing.add_argument("root", type=Path, metavar="ROOT", help="the dataset's folder, as downloaded")
+    importing.add_argument("--out", type=Path, required=True, metavar="DIR")
+    importing.set_defaults(run=_dataset_import)
+
+
+def _dataset_import(args: argparse.Namespace) -> int:
+    from gmic_core.errors import GMICError
+    from gmic_core.imaging.layouts import import_layout, read_layout
+
+    try:
+        summary = import_layout(read_layout(args.kind, args.root), args.out)
+    except (GMICError, OSError) as error:
+        print(f"gmic dataset import: {error}", file=sys.stderr)
+        return 2
+    print("\n".join(summary.lines()))
     return 0
 
 

@@ -17,6 +17,7 @@ from app.triage.operating_points import stored_calibration
 from gmic_core.calibration import SiteCalibration
 from gmic_core.errors import ExamError, GMICError
 from gmic_core.imaging import Exam, load_exam, scan_folder
+from gmic_core.imaging.layouts import read_layout
 from gmic_core.imaging.manifest import MANIFEST_NAME
 from gmic_core.imaging.views import PUBLISHED_VIEW_ORDER, Laterality
 from gmic_core.inference import ExamResult, Predictor, ViewImage, load_standard_views
@@ -35,15 +36,16 @@ class PredictionRun:
 
 
 def predict_paths(
-    predictor: Predictor, paths: Sequence[Path], visualize: Path | None = None
+    predictor: Predictor, paths: Sequence[Path], visualize: Path | None = None, layout: str | None = None
 ) -> PredictionRun:
     """Run every exam found: an ``exam.json`` (or a folder holding one) is one exam, any other folder
-    is scanned for DICOM studies. A file or exam that cannot be used is recorded in ``errors`` and
-    the others go on."""
+    is scanned for DICOM studies, or, with ``layout``, read as that public dataset's tree
+    (:func:`gmic_core.imaging.layouts.read_layout`). A file or exam that cannot be used is recorded
+    in ``errors`` and the others go on."""
     run = PredictionRun()
     for path in paths:
         try:
-            exams = _exams_at(path, run)
+            exams = _exams_at(path, run) if layout is None else _layout_exams(layout, path, run)
         except GMICError as error:
             run.errors.append({"path": str(path), "exam_id": None, "error": str(error)})
             continue
@@ -79,6 +81,15 @@ def _exams_at(path: Path, run: PredictionRun) -> list[Exam]:
     if not scan.exams:
         raise ExamError(f"{path}: no usable mammography exam found")
     return scan.exams
+
+
+def _layout_exams(layout: str, path: Path, run: PredictionRun) -> list[Exam]:
+    dataset = read_layout(layout, path)
+    for file, message in dataset.left_out:
+        run.errors.append({"path": str(file), "exam_id": None, "error": message})
+    if not dataset.exams:
+        raise ExamError(f"{path}: no usable mammography exam found in the {layout} layout")
+    return [layout_exam.exam for layout_exam in dataset.exams]
 
 
 def site_calibration(url: str | None, model_key: str) -> SiteCalibration | None:

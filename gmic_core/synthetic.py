@@ -48,7 +48,6 @@ the published convention: right views face left, left views face right.
 
 from __future__ import annotations
 
-import csv
 import functools
 import hashlib
 import math
@@ -74,6 +73,7 @@ from pydicom.uid import (
 from scipy import ndimage
 from scipy.spatial import ConvexHull, Delaunay
 
+from gmic_core.dataset import MANIFEST_NAME, ManifestImage, manifest_columns, write_manifest
 from gmic_core.imaging.exam import BreastLabels
 from gmic_core.imaging.views import Laterality, View, ViewPosition
 from gmic_core.parallel import process_map
@@ -82,19 +82,7 @@ FULL_SIZE = (4096, 3328)  # rows, columns of a Hologic Selenia Dimensions image
 FULL_SIZE_SPACING_MM = 0.07  # its detector pixel pitch (at full size)
 MAGNIFICATION = 1.07  # a typical Estimated Radiographic Magnification Factor for contact mammograms
 WORK_SCALE = 4  # smooth fields (outline distance, tissue) are computed at 1/4 resolution
-MANIFEST_NAME = "manifest.csv"
-MANIFEST_COLUMNS = (
-    "exam_id",
-    "view",
-    "file",
-    "split",
-    "benign",
-    "malignant",
-    "mask_benign",
-    "mask_malignant",
-    "density",
-    "lesions",
-)
+MANIFEST_COLUMNS = manifest_columns(extra=("density",))
 SPLITS = (("train", 0.70), ("val", 0.15), ("test", 0.15))
 DENSITY_CATEGORIES = "abcd"  # BI-RADS 5th edition breast composition
 # DICOM PatientOrientation (PS3.3 C.7.6.1.1.1) of each view in the published convention: rows run
@@ -843,19 +831,15 @@ def write_dataset(
     (out / "masks").mkdir(parents=True, exist_ok=True)
     config = SynthesisConfig(size, malignant_fraction, benign_fraction, bits_stored, frozenset(lesions))
     write = functools.partial(_write_exam, out, seed, config, transfer_syntax, photometric)
-    per_exam = process_map(write, range(exams), workers)
-    manifest = out / MANIFEST_NAME
-    with manifest.open("w", newline="", encoding="utf-8") as file:
-        writer = csv.DictWriter(file, fieldnames=MANIFEST_COLUMNS)
-        writer.writeheader()
-        for rows in per_exam:
-            writer.writerows(rows)
-    return manifest
+    rows = [row for per_exam in process_map(write, range(exams), workers) for row in per_exam]
+    images = [image for image, _ in rows]
+    return write_manifest(out / MANIFEST_NAME, images, [{"density": density} for _, density in rows])
 
 
 def _write_exam(
     out: Path, seed: int, config: SynthesisConfig, transfer_syntax: str, photometric: str, index: int
-) -> list[dict[str, object]]:
+) -> list[tuple[ManifestImage, str]]:
+    """The exam's files, and its manifest rows with their density."""
     exam = generate_exam(seed, index, config)
     folder = out / f"exam_{index:04d}"
     folder.mkdir(exist_ok=True)
@@ -864,29 +848,27 @@ def _write_exam(
         file = folder / f"{view.value}.dcm"
         write_image(file, exam, view, transfer_syntax, photometric)
         benign, malignant = exam.breasts[view.laterality].labels
-        rows.append(
-            {
-                "exam_id": exam.exam_id,
-                "view": view.value,
-                "file": file.relative_to(out).as_posix(),
-                "split": exam.split,
-                "benign": benign,
-                "malignant": malignant,
-                "mask_benign": _write_mask(out, index, view, "benign", image.mask_benign),
-                "mask_malignant": _write_mask(out, index, view, "malignant", image.mask_malignant),
-                "density": exam.density,
-                "lesions": ";".join(lesion.kind.value for lesion in exam.breasts[view.laterality].lesions),
-            }
+        manifest_image = ManifestImage(
+            exam_id=exam.exam_id,
+            view=view,
+            path=file,
+            split=exam.split,
+            benign=benign,
+            malignant=malignant,
+            mask_benign=_write_mask(out, index, view, "benign", image.mask_benign),
+            mask_malignant=_write_mask(out, index, view, "malignant", image.mask_malignant),
+            lesions=tuple(lesion.kind.value for lesion in exam.breasts[view.laterality].lesions),
         )
+        rows.append((manifest_image, exam.density))
     return rows
 
 
-def _write_mask(out: Path, index: int, view: View, kind: str, mask: np.ndarray | None) -> str:
+def _write_mask(out: Path, index: int, view: View, kind: str, mask: np.ndarray | None) -> Path | None:
     if mask is None:
-        return ""
-    relative = Path("masks") / f"exam_{index:04d}_{view.value}_{kind}.png"
-    Image.fromarray(mask.astype(np.uint8) * 255).save(out / relative, optimize=True)
-    return relative.as_posix()
+        return None
+    path = out / "masks" / f"exam_{index:04d}_{view.value}_{kind}.png"
+    Image.fromarray(mask.astype(np.uint8) * 255).save(path, optimize=True)
+    return path
 
 
 def write_image(

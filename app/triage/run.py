@@ -19,6 +19,7 @@ from app.store.results import ensure_exam, save_exam_result
 from app.triage.pipeline import DEFAULT_OVERLAP, DEFAULT_WORKERS, Failure, Overlap, exam_job, score_jobs
 from gmic_core.errors import ExamError, GMICError
 from gmic_core.imaging import Exam, ImageRef, load_exam, scan_folder
+from gmic_core.imaging.layouts import read_layout
 from gmic_core.imaging.manifest import MANIFEST_NAME
 from gmic_core.inference import Predictor
 
@@ -103,6 +104,22 @@ def find_exams(paths: Iterable[Path | str]) -> FoundExams:
     return found
 
 
+def find_layout_exams(layout: str, paths: Iterable[Path | str]) -> FoundExams:
+    """The exams of public-dataset trees (:func:`gmic_core.imaging.layouts.read_layout`), grouped by
+    the dataset's rules; the files each layout left out, as scan failures."""
+    found = FoundExams()
+    for path in (Path(path).resolve() for path in paths):
+        found.roots.append(path)
+        try:
+            dataset = read_layout(layout, path)
+        except GMICError as error:
+            found.failures.append(Failure(str(path), "scan", str(error)))
+            continue
+        found.failures.extend(Failure(str(file), "scan", message) for file, message in dataset.left_out)
+        found.exams.extend(layout_exam.exam for layout_exam in dataset.exams)
+    return found
+
+
 def run_triage(
     store: Store,
     predictor: Predictor,
@@ -111,12 +128,14 @@ def run_triage(
     workers: int = DEFAULT_WORKERS,
     progress: Callable[[TriageProgress], None] | None = None,
     cancelled: Callable[[], bool] = lambda: False,
+    layout: str | None = None,
 ) -> TriageSummary:
     """Score every exam under ``paths`` that ``predictor``'s model has not scored yet and store the
-    results; see the package docstring."""
+    results; see the package docstring. With ``layout``, each path is read as that public dataset's
+    tree (:func:`find_layout_exams`)."""
     started = time.perf_counter()
     model_key = predictor.identity.key
-    found = find_exams(paths)
+    found = find_exams(paths) if layout is None else find_layout_exams(layout, paths)
     with store.session() as session:
         run = TriageRun(
             model_key=model_key,

@@ -1,23 +1,13 @@
-"""Training data: the manifest, the paper's balanced epochs, and a dataset of augmented model inputs.
-
-The manifest is the CSV that ``gmic synth`` writes (one row per image)::
-
-    exam_id,view,file,split,benign,malignant[,mask_benign,mask_malignant,lesions,...]
-
-``file`` and the masks are relative to the manifest's folder (or absolute); ``benign``/``malignant``
-are the labels of the breast the view shows; ``split`` is train, val or test; ``lesions`` names the
-breast's findings, ``;`` separated (evaluation reports per kind). Images may be DICOM or
-published-format 16-bit PNGs (stored as published: R views facing left).
-"""
+"""Training data: the paper's balanced epochs and a dataset of augmented model inputs, over the exams
+of a labelled manifest (:mod:`gmic_core.dataset`, which reads and writes it; ``read_manifest``,
+``read_manifests`` and the manifest's types are re-exported here for the training and evaluation
+code)."""
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import os
-from collections import defaultdict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,128 +15,21 @@ import torch
 from PIL import Image
 
 from gmic_core.config import GMICConfig
-from gmic_core.errors import ExamError
+from gmic_core.dataset import ManifestExam, ManifestImage
+from gmic_core.dataset import read_manifest as read_manifest
+from gmic_core.dataset import read_manifests as read_manifests
 from gmic_core.imaging import read_dicom
-from gmic_core.imaging.views import PUBLISHED_VIEW_ORDER, Laterality, View
+from gmic_core.imaging.views import PUBLISHED_VIEW_ORDER
 from gmic_core.parallel import process_map
 from gmic_core.preprocess import CropMetadata, CroppedBreast, WindowNoise, crop_and_orient, window_input
 
-REQUIRED_COLUMNS = ("exam_id", "view", "file", "split", "benign", "malignant")
-
-
-@dataclass(frozen=True)
-class ManifestImage:
-    exam_id: str
-    view: View
-    path: Path
-    split: str
-    benign: int
-    malignant: int
-    mask_benign: Path | None = None
-    mask_malignant: Path | None = None
-    lesions: tuple[str, ...] = ()  # the breast's findings, e.g. "mass:spiculated" (optional column)
-
-    @property
-    def labels(self) -> tuple[int, int]:
-        return self.benign, self.malignant
-
-
-@dataclass(frozen=True)
-class ManifestExam:
-    exam_id: str
-    split: str
-    images: dict[View, ManifestImage]
-
-    @property
-    def has_finding(self) -> bool:
-        """A benign or malignant finding in either breast (paper section 3.2's positive exams)."""
-        return any(image.benign or image.malignant for image in self.images.values())
-
-    def breast_labels(self, side: Laterality) -> tuple[int, int] | None:
-        image = self._breast_image(side)
-        return image.labels if image else None
-
-    def breast_lesions(self, side: Laterality) -> tuple[str, ...]:
-        image = self._breast_image(side)
-        return image.lesions if image else ()
-
-    def _breast_image(self, side: Laterality) -> ManifestImage | None:
-        """One view of the breast: its labels and findings are the breast's."""
-        return next((image for view, image in self.images.items() if view.laterality is side), None)
-
-
-def read_manifest(path: str | Path) -> list[ManifestExam]:
-    """The manifest's exams, in the order they first appear. Raises ExamError naming the row."""
-    path = Path(path)
-    try:
-        with path.open(newline="", encoding="utf-8") as stream:
-            rows = list(csv.DictReader(stream))
-    except (OSError, UnicodeDecodeError, csv.Error) as error:
-        raise ExamError(f"{path}: cannot read the manifest ({error})") from error
-    if not rows:
-        raise ExamError(f"{path}: the manifest has no rows")
-    missing = [column for column in REQUIRED_COLUMNS if column not in rows[0]]
-    if missing:
-        raise ExamError(f"{path}: the manifest lacks the column(s) {', '.join(missing)}")
-    exams: dict[str, dict[View, ManifestImage]] = defaultdict(dict)
-    splits: dict[str, str] = {}
-    for number, row in enumerate(rows, start=2):
-        try:
-            image = ManifestImage(
-                exam_id=row["exam_id"],
-                view=View(row["view"]),
-                path=_resolve(path.parent, row["file"]),
-                split=row["split"],
-                benign=_label(row["benign"]),
-                malignant=_label(row["malignant"]),
-                mask_benign=_optional_path(path.parent, row.get("mask_benign")),
-                mask_malignant=_optional_path(path.parent, row.get("mask_malignant")),
-                lesions=tuple(kind for kind in (row.get("lesions") or "").split(";") if kind),
-            )
-        except ValueError as error:
-            raise ExamError(f"{path}, line {number}: {error}") from error
-        if image.view in exams[image.exam_id]:
-            raise ExamError(f"{path}, line {number}: exam {image.exam_id} lists {image.view.value} twice")
-        if splits.setdefault(image.exam_id, image.split) != image.split:
-            raise ExamError(f"{path}, line {number}: exam {image.exam_id} is in two splits")
-        exams[image.exam_id][image.view] = image
-    return [ManifestExam(exam_id, splits[exam_id], images) for exam_id, images in exams.items()]
-
-
-def read_manifests(paths: Sequence[str | Path]) -> list[ManifestExam]:
-    """The exams of several manifests (each resolving its files against its own folder), in order, so
-    that a run can combine datasets without copying them. Raises ExamError for an exam listed twice."""
-    exams: list[ManifestExam] = []
-    source: dict[str, Path] = {}
-    for path in map(Path, paths):
-        for exam in read_manifest(path):
-            if exam.exam_id in source:
-                raise ExamError(f"{path}: exam {exam.exam_id} is listed in {source[exam.exam_id]} too")
-            source[exam.exam_id] = path
-            exams.append(exam)
-    return exams
-
-
-def _label(value: str) -> int:
-    if value.strip() not in ("0", "1"):
-        raise ValueError(f"labels are 0 or 1, got {value!r}")
-    return int(value)
-
-
-def _resolve(folder: Path, name: str) -> Path:
-    candidate = Path(name)
-    return candidate if candidate.is_absolute() else folder / candidate
-
-
-def _optional_path(folder: Path, name: str | None) -> Path | None:
-    return _resolve(folder, name) if name else None
-
 
 def read_pixels(image: ManifestImage) -> np.ndarray:
-    """The stored pixels of a manifest image (DICOM oriented to the convention, or a PNG as is)."""
+    """The stored pixels of a manifest image (DICOM oriented to the convention, read with the row's
+    view as hints; a PNG as is)."""
     if image.path.suffix.lower() == ".png":
         return np.asarray(Image.open(image.path))
-    return read_dicom(image.path).pixels
+    return read_dicom(image.path, image.hints).pixels
 
 
 def read_mask(path: Path) -> np.ndarray:
