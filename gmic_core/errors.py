@@ -64,3 +64,8 @@ class LateralityError(DicomError):
 
 class ViewError(DicomError):
     """An image whose view (projection) is contradicted by another source of evidence."""
+
+
+class ExportError(GMICError):
+    """Results that cannot be written as DICOM (an exam read from PNG files has no DICOM header to
+    copy the patient and study from)."""
