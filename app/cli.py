@@ -82,6 +82,12 @@ def _register_predict(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--tta", type=int, default=0, help="average over N random windows (paper: 10)")
     parser.add_argument("--out", type=Path, help="results.json or results.csv (default: JSON on stdout)")
     parser.add_argument("--visualize", type=Path, metavar="DIR", help="write one picture per view here")
+    parser.add_argument(
+        "--dicom-out",
+        type=Path,
+        metavar="DIR",
+        help="write each exam's CAD SR, TID 1500 report and segmentations here",
+    )
     parser.set_defaults(run=_predict)
 
 
@@ -110,7 +116,7 @@ def _predict(args: argparse.Namespace) -> int:
     except (GMICError, ValueError) as error:
         print(f"gmic predict: {error}", file=sys.stderr)
         return 2
-    run = predict_paths(predictor, args.exams, args.visualize)
+    run = predict_paths(predictor, args.exams, args.visualize, args.dicom_out)
     if args.out is not None and args.out.suffix.lower() == ".csv":
         write_csv(run, args.out)
     else:

@@ -14,6 +14,8 @@ from gmic_core.imaging import Exam, load_exam, scan_folder
 from gmic_core.imaging.manifest import MANIFEST_NAME
 from gmic_core.imaging.views import PUBLISHED_VIEW_ORDER, Laterality
 from gmic_core.inference import ExamResult, Predictor, ViewImage, load_standard_views
+from gmic_core.reporting.export import export_exam
+from gmic_core.reporting.identity import Algorithm
 from gmic_core.visualize import save_view
 
 log = logging.getLogger(__name__)
@@ -28,11 +30,11 @@ class PredictionRun:
 
 
 def predict_paths(
-    predictor: Predictor, paths: Sequence[Path], visualize: Path | None = None
+    predictor: Predictor, paths: Sequence[Path], visualize: Path | None = None, dicom_out: Path | None = None
 ) -> PredictionRun:
     """Run every exam found: an ``exam.json`` (or a folder holding one) is one exam, any other folder
     is scanned for DICOM studies. A file or exam that cannot be used is recorded in ``errors`` and
-    the others go on."""
+    the others go on. ``dicom_out``: write each exam's results there as DICOM objects."""
     run = PredictionRun()
     for path in paths:
         try:
@@ -49,6 +51,8 @@ def predict_paths(
                 mammograms = load_standard_views(exam)
                 images = {view: ViewImage(m.pixels, exam.horizontal_flip) for view, m in mammograms.items()}
                 result = predictor.predict(exam.exam_id, images)
+                if dicom_out is not None:
+                    export_exam(result, mammograms, Algorithm.of(predictor.checkpoints), dicom_out)
             except GMICError as error:
                 log.warning("exam from %s could not be processed: %s", path, error)
                 run.errors.append(

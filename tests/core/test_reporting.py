@@ -298,3 +298,30 @@ def test_an_exam_without_dicom_files_is_refused(reference_dir, tmp_path):
     )
     with pytest.raises(ExportError, match="DICOM"):
         export_exam(result, mammograms, Algorithm.of(checkpoints), tmp_path)
+
+
+def test_gmic_predict_writes_dicom_out(folders, tmp_path, capsys):
+    from app.cli import main
+    from gmic_core.model import save_checkpoint
+
+    torch.manual_seed(0)
+    card = ModelCard("tiny", "0", "none", "tests only; not for clinical use")
+    weights = save_checkpoint(tmp_path / "tiny.pt", GMIC(GMICConfig.at_scale(0.25)).eval(), card)
+    out = tmp_path / "dicom"
+    assert (
+        main(
+            [
+                "predict",
+                str(folders[0]),
+                "--weights",
+                str(weights),
+                "--device",
+                "cpu",
+                "--dicom-out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    names = sorted(path.name.split("_")[0] for path in out.iterdir())
+    assert names == ["cad-sr", "measurement-report", *(f"seg-{view.value}" for view in sorted(View))]
