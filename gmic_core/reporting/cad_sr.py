@@ -77,7 +77,7 @@ def cad_sr(
         instance_number=1,
         manufacturer=MANUFACTURER,
         is_complete=True,
-        series_description=_series_description(algorithm),
+        series_description=algorithm.marked("GMIC CAD"),
         software_versions=algorithm.software_versions,
     )
     document.SOPClassUID = document.file_meta.MediaStorageSOPClassUID = MammographyCADSRStorage
@@ -228,8 +228,3 @@ def _summary(name, status, container_name, algorithm: Algorithm, sources) -> lis
     performed.ContentSequence = hd.sr.ContentSequence([detection])
     summary.ContentSequence = hd.sr.ContentSequence([performed])
     return [summary]
-
-
-def _series_description(algorithm: Algorithm) -> str:
-    warning = " - NOT FOR CLINICAL USE" if algorithm.not_for_clinical_use else ""
-    return f"GMIC CAD{warning}"

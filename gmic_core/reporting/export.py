@@ -16,13 +16,14 @@ from gmic_core.reporting.cad_sr import cad_sr
 from gmic_core.reporting.findings import DEFAULT_THRESHOLD, view_findings
 from gmic_core.reporting.identity import Algorithm
 from gmic_core.reporting.measurement_report import measurement_report
+from gmic_core.reporting.secondary_capture import secondary_capture
 from gmic_core.reporting.segmentation import segmentation
 from gmic_core.reporting.sources import read_sources
 
 log = logging.getLogger(__name__)
 
 # Series numbers of the exported series, clear of a modality's usual 1-999.
-SERIES_NUMBER = {"cad-sr": 9001, "measurement-report": 9002, "seg": 9003}
+SERIES_NUMBER = {"cad-sr": 9001, "measurement-report": 9002, "seg": 9003, "sc": 9004}
 
 
 def export_exam(
@@ -32,7 +33,8 @@ def export_exam(
     out_dir: Path,
     threshold: float = DEFAULT_THRESHOLD,
 ) -> list[Path]:
-    """Write the CAD SR, the TID 1500 report and one Segmentation per analysed view into ``out_dir``;
+    """Write the CAD SR, the TID 1500 report, one Segmentation per analysed view and the Secondary
+    Capture of the hanging protocol into ``out_dir``;
     ``mammograms``: the decoded images the result was computed from (their files are the sources).
     A view without a result gets no object. Raises ExportError for an exam without DICOM files."""
     views = [view for view in PUBLISHED_VIEW_ORDER if view in result.views]
@@ -60,6 +62,10 @@ def export_exam(
                 ),
             )
             for number, view in enumerate(views, start=1)
+        ),
+        (
+            "sc",
+            secondary_capture(result, mammograms, sources, algorithm, series["sc"], SERIES_NUMBER["sc"]),
         ),
     ]
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -53,6 +53,10 @@ class Algorithm:
         """Every member, for text items and burned-in captions."""
         return "; ".join(member.label for member in self.members)
 
+    def marked(self, text: str) -> str:
+        """``text`` followed by the demo marking where a member's card asks for it."""
+        return f"{text} - {NOT_FOR_CLINICAL_USE}" if self.not_for_clinical_use else text
+
     @property
     def software_versions(self) -> tuple[str, ...]:
         """Software Versions (0018,1020): this program's, then each member's."""

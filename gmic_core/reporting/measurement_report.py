@@ -129,7 +129,7 @@ def measurement_report(
         instance_number=1,
         manufacturer=MANUFACTURER,
         is_complete=True,
-        series_description=_series_description(algorithm),
+        series_description=algorithm.marked("GMIC measurements"),
         software_versions=algorithm.software_versions,
     )
 
@@ -150,8 +150,3 @@ def _probabilities(
         finding_sites=sites,
         measurements=measurements,
     )
-
-
-def _series_description(algorithm: Algorithm) -> str:
-    warning = " - NOT FOR CLINICAL USE" if algorithm.not_for_clinical_use else ""
-    return f"GMIC measurements{warning}"

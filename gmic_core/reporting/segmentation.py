@@ -54,7 +54,7 @@ def segmentation(
         software_versions=algorithm.software_versions,
         device_serial_number=algorithm.members[0].sha256[:16],
         fractional_type=hd.seg.SegmentationFractionalTypeValues.PROBABILITY,
-        content_description=_description(algorithm),
+        content_description=algorithm.marked("GMIC saliency")[:64],  # LO
         content_label="GMIC_SALIENCY",
         transfer_syntax_uid=TRANSFER_SYNTAX,
         omit_empty_frames=False,
@@ -63,8 +63,3 @@ def segmentation(
     # lie on the source's pixel grid, so the source's orientation is theirs.
     seg.PatientOrientation = source.header.get("PatientOrientation", "")
     return seg
-
-
-def _description(algorithm: Algorithm) -> str:
-    warning = " NOT FOR CLINICAL USE." if algorithm.not_for_clinical_use else ""
-    return f"GMIC saliency.{warning}"[:64]

@@ -3,6 +3,7 @@ the result it came from, and in its source file's own frame (a mirrored copy mir
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -16,7 +17,7 @@ import pytest
 import torch
 from highdicom.sr.utils import find_content_items
 from pydicom.sr.codedict import codes
-from pydicom.uid import MammographyCADSRStorage, generate_uid
+from pydicom.uid import MammographyCADSRStorage, SecondaryCaptureImageStorage, generate_uid
 
 from gmic_core.config import GMICConfig
 from gmic_core.errors import ExportError
@@ -27,6 +28,7 @@ from gmic_core.reporting.export import export_exam
 from gmic_core.reporting.findings import view_findings
 from gmic_core.reporting.frames import FileFrame
 from gmic_core.reporting.identity import Algorithm
+from gmic_core.reporting.picture import MARKING_HEIGHT, MARKING_RGB, WIDTH, marking_rows, render_exam
 from gmic_core.synthetic import SynthesisConfig, generate_exam, write_image
 
 SIZE = (512, 416)
@@ -120,10 +122,10 @@ def test_objects_share_the_study_and_copy_the_patient(exported):
     _, mammograms, paths, _ = exported["plain"]
     source = pydicom.dcmread(mammograms[View.L_CC].source, stop_before_pixels=True)
     datasets = [pydicom.dcmread(path) for path in paths]
-    assert len(datasets) == 2 + 4
+    assert len(datasets) == 2 + 4 + 1
     assert {ds.StudyInstanceUID for ds in datasets} == {source.StudyInstanceUID}
     assert len({ds.SOPInstanceUID for ds in datasets}) == len(datasets)
-    assert len({ds.SeriesInstanceUID for ds in datasets}) == 3  # CAD SR, TID 1500, Segmentations
+    assert len({ds.SeriesInstanceUID for ds in datasets}) == 4  # CAD SR, TID 1500, Segmentations, SC
     for ds in datasets:
         assert (ds.PatientName, ds.PatientID, ds.PatientBirthDate) == (
             source.PatientName,
@@ -147,6 +149,35 @@ def test_segmentations_read_back_equal_the_saliency_on_the_file_grid(exported):
         assert seg.ReferencedSeriesSequence[0].ReferencedInstanceSequence[0].ReferencedSOPInstanceUID == (
             mammograms[view].sop_instance_uid
         )
+
+
+def test_secondary_capture_reads_back_as_the_rendered_hanging_protocol(exported):
+    result, mammograms, paths, _ = exported["plain"]
+    image = hd.imread(_by_kind(paths)["sc"])
+    assert image.SOPClassUID == SecondaryCaptureImageStorage
+    assert (image.PhotometricInterpretation, image.BitsAllocated, image.SamplesPerPixel) == ("RGB", 8, 3)
+    assert image.BurnedInAnnotation == "NO"  # model and probabilities only, no patient identifier
+    assert image.SeriesNumber == 9004
+    assert image.SeriesDescription == "GMIC CAD picture"
+    pixels = image.get_frame(1)
+    np.testing.assert_array_equal(pixels, render_exam(result, mammograms, Algorithm.of([_checkpoint(0)])))
+    assert pixels.shape[1] == WIDTH
+
+
+def test_secondary_capture_burns_in_the_demo_marking(exported):
+    result, mammograms, _, _ = exported["plain"]
+    clinical = Algorithm.of([_checkpoint(0)])
+    demo = dataclasses.replace(clinical, not_for_clinical_use=True)
+    plain, marked = render_exam(result, mammograms, clinical), render_exam(result, mammograms, demo)
+    assert marked.shape[0] == plain.shape[0] + 2 * MARKING_HEIGHT
+    for rows in marking_rows(marked.shape[0]):
+        banner = marked[rows]
+        text = np.any(banner != MARKING_RGB, axis=-1)
+        assert 0.02 < text.mean() < 0.5  # white letters on the red banner
+        assert np.all(banner[~text] == MARKING_RGB)
+    # Header and views are the same picture, moved down by the banner.
+    np.testing.assert_array_equal(marked[MARKING_HEIGHT : MARKING_HEIGHT + plain.shape[0]], plain)
+    assert not np.all(plain[:MARKING_HEIGHT] == MARKING_RGB, axis=-1).any()
 
 
 def _findings(path: Path) -> list[dict]:
@@ -247,6 +278,7 @@ def test_missing_views_give_fewer_objects(folders, tmp_path):
     assert sorted(path.name.split("_")[0] for path in paths) == [
         "cad-sr",
         "measurement-report",
+        "sc",
         "seg-L-CC",
         "seg-L-MLO",
         "seg-R-CC",
@@ -275,6 +307,7 @@ def test_an_ensemble_lists_every_member_and_the_demo_marking(folders, tmp_path):
         )
     assert "NOT FOR CLINICAL USE" in cad.SeriesDescription
     assert "NOT FOR CLINICAL USE" in pydicom.dcmread(paths["seg-L-CC"]).ContentDescription
+    assert "NOT FOR CLINICAL USE" in pydicom.dcmread(paths["sc"], stop_before_pixels=True).SeriesDescription
 
 
 def test_no_patient_identifier_in_file_names_or_log(folders, tmp_path, caplog):
@@ -324,4 +357,4 @@ def test_gmic_predict_writes_dicom_out(folders, tmp_path, capsys):
         == 0
     )
     names = sorted(path.name.split("_")[0] for path in out.iterdir())
-    assert names == ["cad-sr", "measurement-report", *(f"seg-{view.value}" for view in sorted(View))]
+    assert names == ["cad-sr", "measurement-report", "sc", *(f"seg-{view.value}" for view in sorted(View))]
