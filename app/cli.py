@@ -86,7 +86,7 @@ def _register_predict(commands: argparse._SubParsersAction) -> None:
         "--dicom-out",
         type=Path,
         metavar="DIR",
-        help="write each exam's CAD SR, TID 1500 report and segmentations here",
+        help="write each exam's CAD SR, TID 1500 report, segmentations and Secondary Capture here",
     )
     parser.set_defaults(run=_predict)
 
@@ -365,6 +365,12 @@ def _register_triage(commands: argparse._SubParsersAction) -> None:
     triage.add_argument(
         "--compile", action="store_true", help="torch.compile the model (worth it for long runs)"
     )
+    triage.add_argument(
+        "--dicom-out",
+        type=Path,
+        metavar="DIR",
+        help="write each scored exam's CAD SR, TID 1500 report, segmentations and Secondary Capture here",
+    )
     triage.set_defaults(run=_triage)
 
     calibrate = commands.add_parser(
@@ -423,7 +429,15 @@ def _triage(args: argparse.Namespace) -> int:
         predictor = Predictor.from_files(
             args.weights, top_t=args.top_t, device=args.device, precision=args.precision, compile=args.compile
         )
-        summary = run_triage(store, predictor, args.paths, args.overlap, args.workers, progress=ProgressBar())
+        summary = run_triage(
+            store,
+            predictor,
+            args.paths,
+            args.overlap,
+            args.workers,
+            progress=ProgressBar(),
+            dicom_out=args.dicom_out,
+        )
     except (GMICError, ValueError) as error:
         print(f"gmic triage: {error}", file=sys.stderr)
         return 2

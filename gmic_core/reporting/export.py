@@ -9,6 +9,7 @@ from pathlib import Path
 
 import highdicom as hd
 
+from gmic_core.errors import ExportError
 from gmic_core.imaging import Mammogram, View
 from gmic_core.imaging.views import PUBLISHED_VIEW_ORDER
 from gmic_core.inference import ExamResult
@@ -36,7 +37,8 @@ def export_exam(
     """Write the CAD SR, the TID 1500 report, one Segmentation per analysed view and the Secondary
     Capture of the hanging protocol into ``out_dir``;
     ``mammograms``: the decoded images the result was computed from (their files are the sources).
-    A view without a result gets no object. Raises ExportError for an exam without DICOM files."""
+    A view without a result gets no object. Raises ExportError for an exam without DICOM files and
+    for a folder that cannot be written."""
     views = [view for view in PUBLISHED_VIEW_ORDER if view in result.views]
     sources = read_sources({view: mammograms[view] for view in views})
     findings = {view: view_findings(result.views[view], sources[view].frame, threshold) for view in views}
@@ -68,11 +70,17 @@ def export_exam(
             secondary_capture(result, mammograms, sources, algorithm, series["sc"], SERIES_NUMBER["sc"]),
         ),
     ]
-    out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
-    for kind, dataset in objects:
-        path = out_dir / f"{kind}_{dataset.SOPInstanceUID}.dcm"
-        dataset.save_as(path, enforce_file_format=True)
-        paths.append(path)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for kind, dataset in objects:
+            path = out_dir / f"{kind}_{dataset.SOPInstanceUID}.dcm"
+            dataset.save_as(path, enforce_file_format=True)
+            paths.append(path)
+    except OSError as error:
+        raise ExportError(
+            f"{out_dir}: the DICOM objects could not be written ({error.strerror}); choose a folder "
+            "that can be created and written to, with free space"
+        ) from error
     log.info("wrote %d DICOM objects to %s", len(paths), out_dir)
     return paths
