@@ -18,12 +18,13 @@ import torch
 from highdicom.sr.utils import find_content_items
 from pydicom.sr.codedict import codes
 from pydicom.uid import MammographyCADSRStorage, SecondaryCaptureImageStorage, generate_uid
+from scipy import ndimage
 
 from gmic_core.config import GMICConfig
 from gmic_core.errors import ExportError
 from gmic_core.imaging import View, load_exam
 from gmic_core.inference import Predictor, ViewImage, load_standard_views
-from gmic_core.model import GMIC, LoadedCheckpoint, ModelCard
+from gmic_core.model import GMIC, LoadedCheckpoint, ModelCard, load_checkpoint
 from gmic_core.reporting.export import export_exam
 from gmic_core.reporting.findings import view_findings
 from gmic_core.reporting.frames import FileFrame
@@ -358,3 +359,56 @@ def test_gmic_predict_writes_dicom_out(folders, tmp_path, capsys):
     )
     names = sorted(path.name.split("_")[0] for path in out.iterdir())
     assert names == ["cad-sr", "measurement-report", "sc", *(f"seg-{view.value}" for view in sorted(View))]
+
+
+DEMO_MODEL = Path(__file__).resolve().parents[2] / "resources" / "models" / "gmic-demo-r18.pt"
+# With every breast malignant: fine linear branching calcifications on the right, a spiculated mass on
+# the left, each in both views.
+LESION_SEED, LESION_INDEX = 7, 0
+NEAR_MM = 10.0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mirror", [False, True], ids=["as written", "mirrored"])
+def test_the_demo_models_malignant_findings_lie_on_the_lesion_in_the_file_frame(tmp_path, mirror):
+    """The demo model on a full-size synthetic exam: on a view with a malignant lesion, a malignant
+    region's centre in the CAD SR lies within 1 cm of the lesion's mask, mapped to the file frame."""
+    exam = generate_exam(
+        LESION_SEED, LESION_INDEX, SynthesisConfig(malignant_fraction=1.0, benign_fraction=0.0)
+    )
+    written, folder = tmp_path / "written", tmp_path / "exam"
+    written.mkdir()
+    folder.mkdir()
+    for view in View:
+        write_image(written / f"{view.value}.dcm", exam, view, "explicit-little")
+        if mirror:
+            _mirrored(written / f"{view.value}.dcm", folder / f"{view.value}.dcm")
+        else:
+            shutil.copy(written / f"{view.value}.dcm", folder / f"{view.value}.dcm")
+    checkpoints = [load_checkpoint(DEMO_MODEL)]
+    result, mammograms = _run(folder, checkpoints)
+    paths = _by_kind(export_exam(result, mammograms, Algorithm.of(checkpoints), tmp_path / "out"))
+    document = pydicom.dcmread(paths["cad-sr"])
+    centres: dict[str, list[np.ndarray]] = {}
+    for finding in find_content_items(document, name=codes.DCM.SingleImageFinding, recursive=True):
+        texts = [item.TextValue for item in find_content_items(finding, name=codes.DCM.AlgorithmParameters)]
+        if any(text.startswith("malignant saliency") for text in texts):
+            (centre,) = find_content_items(finding, name=codes.DCM.Center)
+            uid = centre.ContentSequence[0].ReferencedSOPSequence[0].ReferencedSOPInstanceUID
+            centres.setdefault(uid, []).append(np.asarray(centre.GraphicData, np.float64))
+    lesion_views = [view for view in View if exam.views[view].mask_malignant is not None]
+    assert lesion_views
+    nearest = {}
+    for view in lesion_views:
+        mammogram = mammograms[view]
+        mask = FileFrame.of(mammogram).image(exam.views[view].mask_malignant)
+        distance_mm = ndimage.distance_transform_edt(~mask, sampling=mammogram.pixel_spacing_mm)
+        rows, columns = mask.shape
+        nearest[view.value] = min(
+            (
+                float(distance_mm[min(int(row), rows - 1), min(int(column), columns - 1)])
+                for column, row in centres.get(mammogram.sop_instance_uid, [])
+            ),
+            default=np.inf,
+        )
+    assert min(nearest.values()) <= NEAR_MM, f"nearest malignant centre per view (mm): {nearest}"
