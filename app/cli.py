@@ -92,6 +92,12 @@ def _register_predict(commands: argparse._SubParsersAction) -> None:
         help="the database holding the model's site calibration (gmic calibrate); default: the SQLite "
         "database in the user data folder, where one exists",
     )
+    parser.add_argument(
+        "--dicom-out",
+        type=Path,
+        metavar="DIR",
+        help="write each exam's CAD SR, TID 1500 report, segmentations and Secondary Capture here",
+    )
     _add_layout_option(parser)
     parser.set_defaults(run=_predict)
 
@@ -131,7 +137,7 @@ def _predict(args: argparse.Namespace) -> int:
     except (GMICError, ValueError) as error:
         print(f"gmic predict: {error}", file=sys.stderr)
         return 2
-    run = predict_paths(predictor, args.exams, args.visualize, args.layout)
+    run = predict_paths(predictor, args.exams, args.visualize, args.layout, args.dicom_out)
     if args.out is not None and args.out.suffix.lower() == ".csv":
         write_csv(run, args.out, calibration)
     else:
@@ -396,6 +402,12 @@ def _register_triage(commands: argparse._SubParsersAction) -> None:
         "--compile", action="store_true", help="torch.compile the model (worth it for long runs)"
     )
     _add_layout_option(triage)
+    triage.add_argument(
+        "--dicom-out",
+        type=Path,
+        metavar="DIR",
+        help="write each scored exam's CAD SR, TID 1500 report, segmentations and Secondary Capture here",
+    )
     triage.set_defaults(run=_triage)
 
     calibrate = commands.add_parser(
@@ -475,6 +487,7 @@ def _triage(args: argparse.Namespace) -> int:
             args.workers,
             progress=ProgressBar(),
             layout=args.layout,
+            dicom_out=args.dicom_out,
         )
     except (GMICError, ValueError) as error:
         print(f"gmic triage: {error}", file=sys.stderr)

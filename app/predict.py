@@ -21,6 +21,8 @@ from gmic_core.imaging.layouts import read_layout
 from gmic_core.imaging.manifest import MANIFEST_NAME
 from gmic_core.imaging.views import PUBLISHED_VIEW_ORDER, Laterality
 from gmic_core.inference import ExamResult, Predictor, ViewImage, load_standard_views
+from gmic_core.reporting.export import export_exam
+from gmic_core.reporting.identity import Algorithm
 from gmic_core.visualize import save_view
 
 log = logging.getLogger(__name__)
@@ -36,12 +38,17 @@ class PredictionRun:
 
 
 def predict_paths(
-    predictor: Predictor, paths: Sequence[Path], visualize: Path | None = None, layout: str | None = None
+    predictor: Predictor,
+    paths: Sequence[Path],
+    visualize: Path | None = None,
+    layout: str | None = None,
+    dicom_out: Path | None = None,
 ) -> PredictionRun:
     """Run every exam found: an ``exam.json`` (or a folder holding one) is one exam, any other folder
     is scanned for DICOM studies, or, with ``layout``, read as that public dataset's tree
     (:func:`gmic_core.imaging.layouts.read_layout`). A file or exam that cannot be used is recorded
-    in ``errors`` and the others go on."""
+    in ``errors`` and the others go on. ``dicom_out``: write each exam's results there as DICOM
+    objects."""
     run = PredictionRun()
     for path in paths:
         try:
@@ -65,6 +72,13 @@ def predict_paths(
                 )
                 continue
             run.results.append((result, exam))
+            if dicom_out is not None:
+                try:
+                    export_exam(result, mammograms, Algorithm.of(predictor.checkpoints), dicom_out)
+                except GMICError as error:
+                    run.errors.append(
+                        {"path": str(exam.source or path), "exam_id": exam.exam_id, "error": str(error)}
+                    )
             if visualize is not None:
                 for view, view_result in result.views.items():
                     target = visualize / f"{exam.exam_id}_{view.value}.png"

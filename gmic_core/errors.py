@@ -69,3 +69,8 @@ class ViewError(DicomError):
 class CalibrationError(GMICError):
     """A calibration set that cannot give a calibration or an operating point (one class only, too few
     cases, unreadable exams), or a stored calibration that cannot be read back."""
+
+
+class ExportError(GMICError):
+    """Results that cannot be written as DICOM (an exam read from PNG files has no DICOM header to
+    copy the patient and study from)."""

@@ -16,6 +16,8 @@ PATCH_SIZE = 160
 MARGIN = 8
 BENIGN_RGB = np.array([0.0, 1.0, 0.0], dtype=np.float32)  # green, as in the workstation
 MALIGNANT_RGB = np.array([1.0, 0.0, 0.0], dtype=np.float32)  # red
+ROI_RGB = (255, 255, 0)  # yellow
+OVERLAY_ALPHA = 0.6  # the alpha of a saliency of 1
 
 
 def render_view(display: np.ndarray, result: ViewResult) -> Image.Image:
@@ -33,17 +35,15 @@ def render_view(display: np.ndarray, result: ViewResult) -> Image.Image:
     )
     saliency = result.saliency_in_stored((PANEL_HEIGHT, panel_w))
     patch_map = _to_image(base)
-    draw = ImageDraw.Draw(patch_map)
-    scale = PANEL_HEIGHT / height
-    for box, weight in zip(result.roi_boxes, result.attention, strict=True):
-        top, left, bottom, right = (v * scale for v in box)
-        draw.rectangle((left, top, right, bottom), outline=(255, 255, 0), width=2)
-        draw.text((left + 3, top + 2), f"{weight:.2f}", fill=(255, 255, 0))
+    draw_rois(ImageDraw.Draw(patch_map), result, PANEL_HEIGHT / height)
     panels = [
         (_to_image(base), "input"),
         (patch_map, "patch map"),
-        (_overlay(base, saliency[0], BENIGN_RGB), f"benign saliency  p={result.benign:.3f}"),
-        (_overlay(base, saliency[1], MALIGNANT_RGB), f"malignant saliency  p={result.malignant:.3f}"),
+        (_rgb_image(overlay(base, saliency[0], BENIGN_RGB)), f"benign saliency  p={result.benign:.3f}"),
+        (
+            _rgb_image(overlay(base, saliency[1], MALIGNANT_RGB)),
+            f"malignant saliency  p={result.malignant:.3f}",
+        ),
     ]
     patch_row = _patch_row(result)
     canvas_w = max(4 * (panel_w + MARGIN) + MARGIN, patch_row.width + 2 * MARGIN)
@@ -67,9 +67,22 @@ def _to_image(grey: np.ndarray) -> Image.Image:
     return Image.fromarray((np.repeat(grey[..., None], 3, axis=2) * 255).astype(np.uint8))
 
 
-def _overlay(grey: np.ndarray, heat: np.ndarray, colour: np.ndarray) -> Image.Image:
-    alpha = np.clip(heat, 0, 1)[..., None] * 0.6
-    rgb = grey[..., None] * (1 - alpha) + colour * alpha
+def overlay(base: np.ndarray, heat: np.ndarray, colour: np.ndarray) -> np.ndarray:
+    """``base`` (grey ``[H, W]`` or RGB ``[H, W, 3]`` in [0, 1]) with ``heat`` (``[H, W]`` in [0, 1])
+    blended in ``colour`` at up to 60 % -> RGB ``[H, W, 3]`` in [0, 1]."""
+    alpha = np.clip(heat, 0, 1)[..., None] * OVERLAY_ALPHA
+    return (base if base.ndim == 3 else base[..., None]) * (1 - alpha) + colour * alpha
+
+
+def draw_rois(draw: ImageDraw.ImageDraw, result: ViewResult, scale: float, font=None) -> None:
+    """``result``'s ROI boxes, each with its attention, on a picture ``scale`` times the stored image."""
+    for box, weight in zip(result.roi_boxes, result.attention, strict=True):
+        top, left, bottom, right = (v * scale for v in box)
+        draw.rectangle((left, top, right, bottom), outline=ROI_RGB, width=2)
+        draw.text((left + 3, top + 2), f"{weight:.2f}", fill=ROI_RGB, font=font)
+
+
+def _rgb_image(rgb: np.ndarray) -> Image.Image:
     return Image.fromarray((rgb * 255).astype(np.uint8))
 
 

@@ -6,7 +6,7 @@ asks it whether the user cancelled. None touches a widget; :mod:`app.gui.workers
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +20,8 @@ from gmic_core.errors import GMICError
 from gmic_core.imaging import Exam, View, load_exam, scan_folder
 from gmic_core.imaging.manifest import MANIFEST_NAME
 from gmic_core.inference import ExamResult, Predictor, ViewImage
+from gmic_core.reporting.export import export_exam
+from gmic_core.reporting.identity import Algorithm
 
 
 class TaskContext(Protocol):
@@ -99,6 +101,21 @@ def triage(context: TaskContext, store: Store, predictor: Predictor, paths: Sequ
 
     context.progress("Triage: reading the folders", 0, 0)
     return run_triage(store, predictor, paths, progress=progress, cancelled=context.cancelled)
+
+
+def export_dicom(
+    context: TaskContext,
+    result: ExamResult,
+    images: Mapping[View, DisplayImage],
+    algorithm: Algorithm,
+    folder: Path,
+) -> list[Path]:
+    """Write the result of the exam on screen as DICOM objects into ``folder``
+    (:func:`gmic_core.reporting.export.export_exam`), from the views decoded for the screen."""
+    context.progress("Exporting the results as DICOM", 0, 1)
+    paths = export_exam(result, {view: image.mammogram for view, image in images.items()}, algorithm, folder)
+    context.progress("Exporting the results as DICOM", 1, 1)
+    return paths
 
 
 def build_predictor(context: TaskContext, weights: Sequence[Path], device: str, precision: str) -> Predictor:

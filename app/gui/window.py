@@ -56,6 +56,7 @@ from app.triage import TriageSummary, stored_calibration, worklist
 from gmic_core.errors import CalibrationError
 from gmic_core.imaging import Exam, View
 from gmic_core.inference import ExamResult, Predictor
+from gmic_core.reporting.identity import Algorithm
 
 log = logging.getLogger(__name__)
 
@@ -201,6 +202,8 @@ class MainWindow(QMainWindow):
     def _build_actions(self) -> None:
         self.open_action = self._action("Open folder...", "Ctrl+O", self._choose_folder)
         self.triage_action = self._action("Triage a folder...", "Ctrl+T", self._choose_triage_folder)
+        self.export_action = self._action("Export results as DICOM...", None, self._choose_export_folder)
+        self.export_action.setEnabled(False)
         self.study_action = self._action("Reader study...", None, self.show_study_panel)
         quit_action = self._action("Quit", "Ctrl+Q", self.close)
         self.overlay_actions = {}
@@ -228,6 +231,7 @@ class MainWindow(QMainWindow):
         file_menu = menus.addMenu("&File")
         file_menu.addAction(self.open_action)
         file_menu.addAction(self.triage_action)
+        file_menu.addAction(self.export_action)
         file_menu.addSeparator()
         file_menu.addAction(quit_action)
         view_menu = menus.addMenu("&View")
@@ -432,6 +436,7 @@ class MainWindow(QMainWindow):
         self.exam = exam
         self.images = {}
         self.result = None
+        self._update_export_action()
         self._loaded = False
         self._analysis_done = False
         self._settled_sent = False
@@ -546,6 +551,7 @@ class MainWindow(QMainWindow):
 
     def _show_result(self, result: ExamResult) -> None:
         self.result = result
+        self._update_export_action()
         self.viewer.set_result(result if self.ai_shown else None)
         self.side.set_result(result if self.ai_shown else None, self.images)
         self._update_worklist_entry(result.exam_id, result)
@@ -659,6 +665,38 @@ class MainWindow(QMainWindow):
         self._update_progress_visibility()
         self._analyse_if_needed()
 
+    # --- results as DICOM -----------------------------------------------------------------------------
+
+    def _update_export_action(self) -> None:
+        """Export needs a result on screen (none while a study hides the model)."""
+        self.export_action.setEnabled(self.result is not None and self.ai_shown)
+
+    def _choose_export_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Export the results as DICOM into a folder")
+        if folder:
+            self.export_results(Path(folder))
+
+    def export_results(self, folder: Path) -> Worker | None:
+        """Write the result on screen as DICOM objects (CAD SR, TID 1500 report, segmentations,
+        Secondary Capture) into ``folder``, in the background; a failure is shown like other errors."""
+        if self.result is None or self.predictor is None:
+            return None
+        if self.result.model.key != self.predictor.identity.key:
+            self.messages.show_message(
+                "The result on screen is of another model: analyse the exam again first."
+            )
+            return None
+        algorithm = Algorithm.of(self.predictor.checkpoints)
+        worker = Worker(
+            "Export as DICOM", tasks.export_dicom, self.result, dict(self.images), algorithm, folder
+        )
+        worker.signals.result.connect(
+            lambda paths: self.messages.show_message(
+                f"Results written as {len(paths)} DICOM objects to {folder}.", error=False
+            )
+        )
+        return self._run(self.io_pool, worker)
+
     # --- reader studies -------------------------------------------------------------------------------
 
     def show_study_panel(self) -> None:
@@ -707,6 +745,7 @@ class MainWindow(QMainWindow):
         for action in self.overlay_actions.values():
             action.setEnabled(shown)
         self.opacity_slider.setEnabled(shown)
+        self._update_export_action()
         self.viewer.set_result(self.result if shown else None)
         self.side.set_result(self.result if shown else None, self.images)
 

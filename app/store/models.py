@@ -236,7 +236,8 @@ class TriageRun(Base):
 
 class TriageFailure(Base):
     """An exam (``exam_id``) or a file that belongs to no exam (``path``) that triage could not score.
-    ``stage`` says where it failed: scan, load, preprocess or inference."""
+    ``stage`` says where it failed: scan, load, preprocess, inference or export (scored, but
+    its results could not be written as DICOM)."""
 
     __tablename__ = "triage_failures"
     __table_args__ = (CheckConstraint("(exam_id IS NULL) <> (path IS NULL)", name="subject"),)

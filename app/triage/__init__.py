@@ -9,7 +9,10 @@ two by default) or processes (``"processes"``); ``"none"`` does one thing at a t
 be read or preprocessed, and a file the scan cannot use (corrupt, not a mammogram), is stored as a
 :class:`~app.store.models.TriageFailure` with its stage and reason, and the run goes on; a later run
 retries it and forgets the failure once it scores. Files that are not DICOM at all are counted as
-ignored. Each run is a :class:`~app.store.models.TriageRun` row (model, paths, counts, status).
+ignored. Each run is a :class:`~app.store.models.TriageRun` row (model, paths, counts, status). With
+``dicom_out`` (``gmic triage --dicom-out DIR``) each exam scored in this run is also written as DICOM
+objects (:mod:`gmic_core.reporting`); an exam that cannot be exported stays scored and gets a failure
+of stage "export".
 
 **Calibration and operating points** (:func:`calibrate`, ``gmic calibrate``): on a labelled
 calibration set (a ``gmic synth`` manifest), a site calibration of the exam and breast malignancy

@@ -37,7 +37,7 @@ from gmic_core.training.data import ManifestExam, read_pixels
 
 Overlap = Literal["none", "threads", "processes"]
 OVERLAPS: tuple[Overlap, ...] = ("none", "threads", "processes")
-Stage = Literal["scan", "load", "preprocess", "inference"]
+Stage = Literal["scan", "load", "preprocess", "inference", "export"]
 # Two reading threads were the fastest on the 2-core development CPU (benchmarks/triage_bench.py).
 DEFAULT_OVERLAP: Overlap = "threads"
 DEFAULT_WORKERS = 2

@@ -21,7 +21,9 @@ from gmic_core.errors import ExamError, GMICError
 from gmic_core.imaging import Exam, ImageRef, load_exam, scan_folder
 from gmic_core.imaging.layouts import read_layout
 from gmic_core.imaging.manifest import MANIFEST_NAME
-from gmic_core.inference import Predictor
+from gmic_core.inference import ExamResult, Predictor, load_standard_views
+from gmic_core.reporting.export import export_exam
+from gmic_core.reporting.identity import Algorithm
 
 log = logging.getLogger(__name__)
 
@@ -129,10 +131,13 @@ def run_triage(
     progress: Callable[[TriageProgress], None] | None = None,
     cancelled: Callable[[], bool] = lambda: False,
     layout: str | None = None,
+    dicom_out: Path | None = None,
 ) -> TriageSummary:
     """Score every exam under ``paths`` that ``predictor``'s model has not scored yet and store the
     results; see the package docstring. With ``layout``, each path is read as that public dataset's
-    tree (:func:`find_layout_exams`)."""
+    tree (:func:`find_layout_exams`). ``dicom_out``: write each scored exam's results there as DICOM
+    objects; an exam that cannot be exported stays scored and gets a failure of stage "export"."""
+    algorithm = Algorithm.of(predictor.checkpoints)
     started = time.perf_counter()
     model_key = predictor.identity.key
     found = find_exams(paths) if layout is None else find_layout_exams(layout, paths)
@@ -174,6 +179,13 @@ def run_triage(
                     assert outcome.failure is not None
                     _record_failure(session, run_id, outcome.failure, exam_id=row.id)
                     summary.failed.append(outcome.failure)
+                exam_row_id = row.id
+            if outcome.result is not None and dicom_out is not None:
+                failure = _export(exam, outcome.result, algorithm, dicom_out)
+                if failure is not None:
+                    with store.session() as session:
+                        _record_failure(session, run_id, failure, exam_id=exam_row_id)
+                    summary.failed.append(failure)
             done += 1
             summary.timings.append(outcome.timings)
             if progress is not None:
@@ -190,6 +202,16 @@ def run_triage(
             run.scored, run.skipped, run.failed = summary.scored, summary.skipped, len(summary.failed)
             run.finished_at = utc_now()
     return summary
+
+
+def _export(exam: Exam, result: ExamResult, algorithm: Algorithm, out_dir: Path) -> Failure | None:
+    """Write ``exam``'s results as DICOM objects (its views decoded again: the scoring workers keep
+    only the model's input); why it could not, as a failure of stage "export"."""
+    try:
+        export_exam(result, load_standard_views(exam), algorithm, out_dir)
+    except (GMICError, ValueError) as error:  # ValueError: a source header highdicom refuses
+        return Failure(exam.exam_id, "export", str(error))
+    return None
 
 
 def _source(exam: Exam) -> str | None:

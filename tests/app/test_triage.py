@@ -314,6 +314,35 @@ def test_calibration_set_operating_points_are_stored_and_flag_the_worklist(store
     assert {row.exam_id: row.score for row in rows} == by_key
 
 
+def test_scored_exams_are_exported_and_an_export_failure_is_recorded(store, predictor, dataset, tmp_path):
+    folder = tmp_path / "incoming"
+    for name in ("exam_0000", "exam_0001"):
+        shutil.copytree(dataset / name, folder / name)
+    out = tmp_path / "dicom"
+    shutil.copytree(dataset / "exam_0002", folder / "exam_0002")
+    first = run_triage(store, predictor, [folder / "exam_0000", folder / "exam_0001"], dicom_out=out)
+    assert (first.scored, first.failed) == (2, [])
+    assert sorted(path.name.split("_")[0] for path in out.glob("cad-sr_*")) == ["cad-sr"] * 2
+    exported = set(out.iterdir())
+    assert len(exported) == 2 * (2 + 4 + 1)
+
+    # The two exams are skipped (not exported again); the third cannot be written (a file is in the
+    # way), stays scored and gets an export failure, and the run goes on.
+    blocked = tmp_path / "blocked"
+    blocked.write_bytes(b"")
+    second = run_triage(store, predictor, [folder], dicom_out=blocked)
+    assert (second.scored, second.skipped) == (1, 2)
+    (failure,) = second.failed
+    assert failure.stage == "export"
+    assert "blocked" in failure.error
+    assert set(out.iterdir()) == exported
+    with store.session() as session:
+        (row,) = session.scalars(select(TriageFailure)).all()
+        assert row.stage == "export"
+        assert row.exam.exam_key == failure.key
+    assert len(_runs_per_exam(store, predictor.identity.key)) == 3
+
+
 def synthetic_exam_ids(dataset: Path) -> list[str]:
     from gmic_core.training.data import read_manifest
 
@@ -364,7 +393,9 @@ def test_the_commands(database_url, weights, dataset, tmp_path, capsys):
     shutil.copytree(dataset / "exam_0000", folder / "exam_0000")
     shutil.copytree(dataset / "exam_0001", folder / "exam_0001")
     (folder / "broken.dcm").write_bytes(b"\0" * 128 + b"DICM" + b"\1" * 50)
-    assert main(["triage", str(folder), *model, "--overlap", "threads"]) == 0
+    dicom = tmp_path / "dicom"
+    assert main(["triage", str(folder), *model, "--overlap", "threads", "--dicom-out", str(dicom)]) == 0
+    assert len(list(dicom.glob("cad-sr_*.dcm"))) == len(list(dicom.glob("sc_*.dcm"))) == 2
     captured = capsys.readouterr()
     assert "2 scored" in captured.err
     assert "0 skipped" in captured.err

@@ -1,0 +1,152 @@
+"""The TID 1500 Measurement Report (Comprehensive SR): the saliency regions and ROI patches as planar
+ROIs on their source images, the probabilities as measurements, so that viewers such as OHIF show
+them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import highdicom as hd
+from pydicom.sr.codedict import codes
+from pydicom.uid import generate_uid
+
+from gmic_core.imaging import View
+from gmic_core.inference import ExamResult
+from gmic_core.reporting.codes import (
+    ATTENTION,
+    BENIGN_PROBABILITY,
+    BREAST,
+    CERTAINTY_OF_FINDING,
+    LATERALITY,
+    MAMMOGRAPHY,
+    NO_UNITS,
+    PERCENT,
+    PROBABILITY_OF_CANCER,
+    ROI_PATCH,
+    SELECTED_REGION,
+)
+from gmic_core.reporting.findings import ViewFindings
+from gmic_core.reporting.geometry import box_outline, graphic_data
+from gmic_core.reporting.identity import MANUFACTURER, Algorithm
+from gmic_core.reporting.sources import SourceImage
+
+TITLE = codes.DCM.ImagingMeasurementReport  # CID 7021
+
+
+def device_context(algorithm: Algorithm) -> hd.sr.ObservationContext:
+    """The algorithm as the observing device (TID 1004); its UID is derived from the checkpoints, so
+    that every report of the same model names the same device."""
+    return hd.sr.ObservationContext(
+        observer_device_context=hd.sr.ObserverContext(
+            observer_type=codes.DCM.Device,  # CID 270
+            observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
+                uid=generate_uid(entropy_srcs=[m.sha256 for m in algorithm.members]),
+                name=algorithm.name,
+                manufacturer_name=MANUFACTURER,
+                model_name=algorithm.version,
+            ),
+        )
+    )
+
+
+def algorithm_id(algorithm: Algorithm, threshold: float | None = None) -> hd.sr.AlgorithmIdentification:
+    """TID 4019: the name, the versions and the checkpoints of every member as parameters."""
+    parameters = [member.label for member in algorithm.members]
+    if threshold is not None:
+        parameters.append(f"saliency threshold {threshold:g}")
+    return hd.sr.AlgorithmIdentification(
+        name=algorithm.name, version=algorithm.version, parameters=parameters
+    )
+
+
+def measurement_report(
+    result: ExamResult,
+    findings: Mapping[View, ViewFindings],
+    sources: Mapping[View, SourceImage],
+    algorithm: Algorithm,
+    series_uid: str,
+    series_number: int,
+) -> hd.sr.ComprehensiveSR:
+    groups: list = []
+    for view, view_findings in findings.items():
+        source = hd.sr.SourceImageForRegion.from_source_image(sources[view].header)
+        identification = algorithm_id(algorithm, view_findings.threshold)
+        site = [hd.sr.FindingSite(BREAST, laterality=LATERALITY[view.laterality.value])]
+        for index, region in enumerate(view_findings.regions, start=1):
+            groups.append(
+                hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
+                    tracking_identifier=hd.sr.TrackingIdentifier(
+                        uid=hd.UID(), identifier=f"{view.value} {region.kind.value} region {index}"
+                    ),
+                    referenced_region=hd.sr.ImageRegion(
+                        hd.sr.GraphicTypeValues.POLYLINE, graphic_data(region.outline), source
+                    ),
+                    finding_type=SELECTED_REGION,
+                    algorithm_id=identification,
+                    finding_sites=site,
+                    measurements=[
+                        hd.sr.Measurement(CERTAINTY_OF_FINDING, round(100 * region.peak, 4), PERCENT)
+                    ],
+                )
+            )
+        for index, roi in enumerate(view_findings.rois, start=1):
+            groups.append(
+                hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
+                    tracking_identifier=hd.sr.TrackingIdentifier(
+                        uid=hd.UID(), identifier=f"{view.value} ROI patch {index}"
+                    ),
+                    referenced_region=hd.sr.ImageRegion(
+                        hd.sr.GraphicTypeValues.POLYLINE, graphic_data(box_outline(roi.box)), source
+                    ),
+                    finding_type=ROI_PATCH,
+                    algorithm_id=identification,
+                    finding_sites=site,
+                    measurements=[hd.sr.Measurement(ATTENTION, roi.attention, NO_UNITS)],
+                )
+            )
+        view_result = result.views[view]
+        groups.append(
+            _probabilities(f"{view.value}", view_result.malignant, view_result.benign, site, algorithm)
+        )
+    for side, breast in result.breasts.items():
+        site = [hd.sr.FindingSite(BREAST, laterality=LATERALITY[side.value])]
+        groups.append(
+            _probabilities(f"breast {side.value}", breast.malignant, breast.benign, site, algorithm)
+        )
+    groups.append(_probabilities("exam", result.malignancy_score, None, None, algorithm))
+    report = hd.sr.MeasurementReport(
+        observation_context=device_context(algorithm),
+        procedure_reported=MAMMOGRAPHY,
+        imaging_measurements=groups,
+        title=TITLE,
+    )
+    return hd.sr.ComprehensiveSR(
+        evidence=[source.header for source in sources.values()],
+        content=report[0],
+        series_instance_uid=series_uid,
+        series_number=series_number,
+        sop_instance_uid=hd.UID(),
+        instance_number=1,
+        manufacturer=MANUFACTURER,
+        is_complete=True,
+        series_description=algorithm.marked("GMIC measurements"),
+        software_versions=algorithm.software_versions,
+    )
+
+
+def _probabilities(
+    label: str,
+    malignant: float,
+    benign: float | None,
+    sites: list[hd.sr.FindingSite] | None,
+    algorithm: Algorithm,
+) -> hd.sr.MeasurementsAndQualitativeEvaluations:
+    measurements = [hd.sr.Measurement(PROBABILITY_OF_CANCER, malignant, NO_UNITS)]
+    if benign is not None:
+        measurements.append(hd.sr.Measurement(BENIGN_PROBABILITY, benign, NO_UNITS))
+    return hd.sr.MeasurementsAndQualitativeEvaluations(
+        tracking_identifier=hd.sr.TrackingIdentifier(uid=hd.UID(), identifier=f"{label} probabilities"),
+        algorithm_id=algorithm_id(algorithm),
+        finding_sites=sites,
+        measurements=measurements,
+    )
