@@ -1,5 +1,12 @@
 """Typed errors with messages a radiologist or an operator can act on."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gmic_core.imaging.views import NotScreening
+
 
 class GMICError(Exception):
     """Base class of every error this project raises on bad input."""
@@ -64,3 +71,12 @@ class LateralityError(DicomError):
 
 class ViewError(DicomError):
     """An image whose view (projection) is contradicted by another source of evidence."""
+
+
+class NotAScreeningViewError(DicomError):
+    """A breast image that is not a screening view: stereotactic, biopsy or localisation images,
+    specimen radiographs, images smaller than a full-field detector. ``reason`` says which."""
+
+    def __init__(self, message: str, reason: NotScreening) -> None:
+        super().__init__(message)
+        self.reason = reason

@@ -41,7 +41,7 @@ from gmic_core.imaging.image import (
 )
 from gmic_core.imaging.manifest import read_exam_manifest, read_png
 from gmic_core.imaging.scan import ScanResult, decode_view, load_exam, load_image, scan_folder
-from gmic_core.imaging.views import Laterality, View, ViewCode, ViewModifier, ViewPosition
+from gmic_core.imaging.views import Laterality, NotScreening, View, ViewCode, ViewModifier, ViewPosition
 from gmic_core.imaging.voi import Voi, VoiFunction, VoiLut, Window, auto_window
 
 __all__ = [
@@ -54,6 +54,7 @@ __all__ = [
     "LesionMasks",
     "Mammogram",
     "MaskFrame",
+    "NotScreening",
     "OrientationSource",
     "PatientIdentifiers",
     "Photometric",
