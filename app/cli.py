@@ -119,8 +119,10 @@ def _predict(args: argparse.Namespace) -> int:
             print(document)
         else:
             args.out.write_text(document)
-    for error in run.errors:
-        print(f"gmic predict: {error['path']}: {error['error']}", file=sys.stderr)
+    for error in run.errors:  # one line per path, file or exam; most messages name the file already
+        message = str(error["error"])
+        named = message if str(error["path"]) in message else f"{error['path']}: {message}"
+        print(f"gmic predict: {named}", file=sys.stderr)
     return 0 if run.results else 1
 
 

@@ -10,8 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from gmic_core.errors import ExamError, GMICError
-from gmic_core.imaging import Exam, load_exam, scan_folder
-from gmic_core.imaging.manifest import MANIFEST_NAME
+from gmic_core.imaging import Exam, find_exams
 from gmic_core.imaging.views import PUBLISHED_VIEW_ORDER, Laterality
 from gmic_core.inference import ExamResult, Predictor, ViewImage, load_standard_views
 from gmic_core.visualize import save_view
@@ -30,48 +29,33 @@ class PredictionRun:
 def predict_paths(
     predictor: Predictor, paths: Sequence[Path], visualize: Path | None = None
 ) -> PredictionRun:
-    """Run every exam found: an ``exam.json`` (or a folder holding one) is one exam, any other folder
-    is scanned for DICOM studies. A file or exam that cannot be used is recorded in ``errors`` and
-    the others go on."""
+    """Run every exam :func:`~gmic_core.imaging.find_exams` finds at ``paths`` (folders, DICOM files,
+    exam.json manifests). A path, file or exam that cannot be used, and an image kept but not scored
+    (a spot compression view, ...), is recorded in ``errors``; the others go on."""
     run = PredictionRun()
-    for path in paths:
-        try:
-            exams = _exams_at(path, run)
-        except GMICError as error:
-            run.errors.append({"path": str(path), "exam_id": None, "error": str(error)})
-            continue
-        for exam in exams:
-            try:
-                if not exam.images:
-                    raise ExamError(
-                        f"exam {exam.exam_id}: none of the standard views R-CC, L-CC, R-MLO, L-MLO"
-                    )
-                mammograms = load_standard_views(exam)
-                images = {view: ViewImage(m.pixels, exam.horizontal_flip) for view, m in mammograms.items()}
-                result = predictor.predict(exam.exam_id, images)
-            except GMICError as error:
-                log.warning("exam from %s could not be processed: %s", path, error)
-                run.errors.append(
-                    {"path": str(exam.source or path), "exam_id": exam.exam_id, "error": str(error)}
-                )
-                continue
-            run.results.append((result, exam))
-            if visualize is not None:
-                for view, view_result in result.views.items():
-                    target = visualize / f"{exam.exam_id}_{view.value}.png"
-                    save_view(mammograms[view].display(), view_result, target)
-    return run
-
-
-def _exams_at(path: Path, run: PredictionRun) -> list[Exam]:
-    if path.is_file() or (path / MANIFEST_NAME).is_file():
-        return [load_exam(path)]
-    scan = scan_folder(path)
-    for file, message in scan.failures:
+    found = find_exams(paths)
+    exam_of = {ref.source: exam.exam_id for exam in found.exams for ref in exam.extra_images}
+    for file, message in found.failures:
         run.errors.append({"path": str(file), "exam_id": None, "error": message})
-    if not scan.exams:
-        raise ExamError(f"{path}: no usable mammography exam found")
-    return scan.exams
+    for file, message in found.not_scored:
+        run.errors.append({"path": str(file), "exam_id": exam_of[file], "error": message})
+    for exam in found.exams:
+        try:
+            if not exam.images:
+                raise ExamError(f"exam {exam.exam_id}: none of the standard views R-CC, L-CC, R-MLO, L-MLO")
+            mammograms = load_standard_views(exam)
+            images = {view: ViewImage(m.pixels, exam.horizontal_flip) for view, m in mammograms.items()}
+            result = predictor.predict(exam.exam_id, images)
+        except GMICError as error:
+            log.warning("exam from %s could not be processed: %s", exam.source, error)
+            run.errors.append({"path": str(exam.source), "exam_id": exam.exam_id, "error": str(error)})
+            continue
+        run.results.append((result, exam))
+        if visualize is not None:
+            for view, view_result in result.views.items():
+                target = visualize / f"{exam.exam_id}_{view.value}.png"
+                save_view(mammograms[view].display(), view_result, target)
+    return run
 
 
 def results_json(run: PredictionRun, predictor: Predictor) -> str:

@@ -150,7 +150,10 @@ def test_corrupt_and_non_mammography_files_are_recorded_and_the_run_goes_on(
     whole = (folder / "exam_0000" / "L-CC.dcm").read_bytes()
     (folder / "damaged.dcm").write_bytes(whole[: len(whole) - 5000])
     chest = dicom_factory.relabelled(
-        dicom_factory.dataset(), SOPClassUID="1.2.840.10008.5.1.4.1.1.7", BodyPartExamined="CHEST"
+        dicom_factory.dataset(),
+        SOPClassUID="1.2.840.10008.5.1.4.1.1.7",
+        Modality="CR",
+        BodyPartExamined="CHEST",
     )
     dicom_factory.save(chest, folder / "chest.dcm")
     (folder / "notes.txt").write_text("not an image")
@@ -331,4 +334,4 @@ def test_progress_and_summary_text(predictor, dataset, tmp_path):
     assert "0 skipped" in text
     assert "1 failed" in text
     assert "failed at scan:" in text
-    assert "no mammography exam found" in text
+    assert "no mammograms found" in text
