@@ -22,6 +22,7 @@ import functools
 import logging
 import os
 import struct
+import warnings
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -116,6 +117,9 @@ class _PydicomToDebug(logging.Handler):
 
 logging.getLogger("pydicom").addHandler(_PydicomToDebug())
 logging.getLogger("pydicom").propagate = False
+# pydicom also issues what it logs as a warning ("End of file reached before delimiter" on a truncated
+# file), which Python would print; the reader reports such files itself, with a typed error.
+warnings.filterwarnings("ignore", category=UserWarning, module=r"pydicom(\.|$)")
 
 # Pixel Data, Float Pixel Data, Double Float Pixel Data (PS3.6 section 6).
 PIXEL_DATA_TAGS = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
