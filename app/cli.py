@@ -80,8 +80,12 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _register_predict(commands: argparse._SubParsersAction) -> None:
-    parser = commands.add_parser("predict", help="run GMIC on exams (DICOM folders or exam.json manifests)")
-    parser.add_argument("exams", nargs="+", type=Path, metavar="EXAM", help="a DICOM folder or an exam.json")
+    parser = commands.add_parser(
+        "predict", help="run GMIC on exams (DICOM folders or files, exam.json manifests)"
+    )
+    parser.add_argument(
+        "exams", nargs="+", type=Path, metavar="EXAM", help="a folder (scanned), a DICOM file or an exam.json"
+    )
     _add_model_options(parser)
     parser.add_argument("--tta", type=int, default=0, help="average over N random windows (paper: 10)")
     parser.add_argument("--out", type=Path, help="results.json or results.csv (default: JSON on stdout)")
@@ -146,8 +150,10 @@ def _predict(args: argparse.Namespace) -> int:
             print(document)
         else:
             args.out.write_text(document)
-    for error in run.errors:
-        print(f"gmic predict: {error['path']}: {error['error']}", file=sys.stderr)
+    for error in run.errors:  # one line per path, file or exam; most messages name the file already
+        message = str(error["error"])
+        named = message if str(error["path"]) in message else f"{error['path']}: {message}"
+        print(f"gmic predict: {named}", file=sys.stderr)
     return 0 if run.results else 1
 
 
@@ -394,7 +400,9 @@ def _register_triage(commands: argparse._SubParsersAction) -> None:
     from app.triage import DEFAULT_OVERLAP, DEFAULT_WORKERS, FLAGS, OVERLAPS, SORTS
 
     triage = commands.add_parser("triage", help="score every exam under folders not yet scored by the model")
-    triage.add_argument("paths", nargs="+", type=Path, metavar="PATH", help="a folder (scanned) or exam.json")
+    triage.add_argument(
+        "paths", nargs="+", type=Path, metavar="PATH", help="a folder (scanned), a DICOM file or exam.json"
+    )
     _add_model_options(triage)
     _add_database_option(triage)
     _add_overlap_options(triage, OVERLAPS, DEFAULT_OVERLAP, DEFAULT_WORKERS)

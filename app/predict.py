@@ -16,9 +16,8 @@ from pathlib import Path
 from app.triage.operating_points import stored_calibration
 from gmic_core.calibration import SiteCalibration
 from gmic_core.errors import ExamError, GMICError
-from gmic_core.imaging import Exam, load_exam, scan_folder
+from gmic_core.imaging import Exam, find_exams
 from gmic_core.imaging.layouts import read_layout
-from gmic_core.imaging.manifest import MANIFEST_NAME
 from gmic_core.imaging.views import PUBLISHED_VIEW_ORDER, Laterality
 from gmic_core.inference import ExamResult, Predictor, ViewImage, load_standard_views
 from gmic_core.reporting.export import export_exam
@@ -44,66 +43,63 @@ def predict_paths(
     layout: str | None = None,
     dicom_out: Path | None = None,
 ) -> PredictionRun:
-    """Run every exam found: an ``exam.json`` (or a folder holding one) is one exam, any other folder
-    is scanned for DICOM studies, or, with ``layout``, read as that public dataset's tree
-    (:func:`gmic_core.imaging.layouts.read_layout`). A file or exam that cannot be used is recorded
-    in ``errors`` and the others go on. ``dicom_out``: write each exam's results there as DICOM
-    objects."""
+    """Run every exam :func:`~gmic_core.imaging.find_exams` finds at ``paths`` (folders, DICOM files,
+    exam.json manifests) or, with ``layout``, every exam of that public dataset's trees
+    (:func:`gmic_core.imaging.layouts.read_layout`). A path, file or exam that cannot be used, and an
+    image kept but not scored (a spot compression view, ...), is recorded in ``errors``; the others go
+    on. ``dicom_out``: write each exam's results there as DICOM objects."""
     run = PredictionRun()
-    for path in paths:
+    exams = _found_exams(paths, run) if layout is None else _layout_exams(layout, paths, run)
+    for exam in exams:
         try:
-            exams = _exams_at(path, run) if layout is None else _layout_exams(layout, path, run)
+            if not exam.images:
+                raise ExamError(f"exam {exam.exam_id}: none of the standard views R-CC, L-CC, R-MLO, L-MLO")
+            mammograms = load_standard_views(exam)
+            images = {view: ViewImage(m.pixels, exam.horizontal_flip) for view, m in mammograms.items()}
+            result = predictor.predict(exam.exam_id, images)
         except GMICError as error:
-            run.errors.append({"path": str(path), "exam_id": None, "error": str(error)})
+            log.warning("exam from %s could not be processed: %s", exam.source, error)
+            run.errors.append({"path": str(exam.source), "exam_id": exam.exam_id, "error": str(error)})
             continue
-        for exam in exams:
+        run.results.append((result, exam))
+        if dicom_out is not None:
             try:
-                if not exam.images:
-                    raise ExamError(
-                        f"exam {exam.exam_id}: none of the standard views R-CC, L-CC, R-MLO, L-MLO"
-                    )
-                mammograms = load_standard_views(exam)
-                images = {view: ViewImage(m.pixels, exam.horizontal_flip) for view, m in mammograms.items()}
-                result = predictor.predict(exam.exam_id, images)
+                export_exam(result, mammograms, Algorithm.of(predictor.checkpoints), dicom_out)
             except GMICError as error:
-                log.warning("exam from %s could not be processed: %s", path, error)
-                run.errors.append(
-                    {"path": str(exam.source or path), "exam_id": exam.exam_id, "error": str(error)}
-                )
-                continue
-            run.results.append((result, exam))
-            if dicom_out is not None:
-                try:
-                    export_exam(result, mammograms, Algorithm.of(predictor.checkpoints), dicom_out)
-                except GMICError as error:
-                    run.errors.append(
-                        {"path": str(exam.source or path), "exam_id": exam.exam_id, "error": str(error)}
-                    )
-            if visualize is not None:
-                for view, view_result in result.views.items():
-                    target = visualize / f"{exam.exam_id}_{view.value}.png"
-                    save_view(mammograms[view].display(), view_result, target)
+                run.errors.append({"path": str(exam.source), "exam_id": exam.exam_id, "error": str(error)})
+        if visualize is not None:
+            for view, view_result in result.views.items():
+                target = visualize / f"{exam.exam_id}_{view.value}.png"
+                save_view(mammograms[view].display(), view_result, target)
     return run
 
 
-def _exams_at(path: Path, run: PredictionRun) -> list[Exam]:
-    if path.is_file() or (path / MANIFEST_NAME).is_file():
-        return [load_exam(path)]
-    scan = scan_folder(path)
-    for file, message in scan.failures:
+def _found_exams(paths: Sequence[Path], run: PredictionRun) -> list[Exam]:
+    found = find_exams(paths)
+    exam_of = {ref.source: exam.exam_id for exam in found.exams for ref in exam.extra_images}
+    for file, message in found.failures:
         run.errors.append({"path": str(file), "exam_id": None, "error": message})
-    if not scan.exams:
-        raise ExamError(f"{path}: no usable mammography exam found")
-    return scan.exams
+    for file, message in found.not_scored:
+        run.errors.append({"path": str(file), "exam_id": exam_of[file], "error": message})
+    return found.exams
 
 
-def _layout_exams(layout: str, path: Path, run: PredictionRun) -> list[Exam]:
-    dataset = read_layout(layout, path)
-    for file, message in dataset.left_out:
-        run.errors.append({"path": str(file), "exam_id": None, "error": message})
-    if not dataset.exams:
-        raise ExamError(f"{path}: no usable mammography exam found in the {layout} layout")
-    return [layout_exam.exam for layout_exam in dataset.exams]
+def _layout_exams(layout: str, paths: Sequence[Path], run: PredictionRun) -> list[Exam]:
+    exams = []
+    for path in paths:
+        try:
+            dataset = read_layout(layout, path)
+        except GMICError as error:
+            run.errors.append({"path": str(path), "exam_id": None, "error": str(error)})
+            continue
+        for file, message in dataset.left_out:
+            run.errors.append({"path": str(file), "exam_id": None, "error": message})
+        if not dataset.exams:
+            run.errors.append(
+                {"path": str(path), "exam_id": None, "error": f"{path}: no exam found in the {layout} layout"}
+            )
+        exams.extend(layout_exam.exam for layout_exam in dataset.exams)
+    return exams
 
 
 def site_calibration(url: str | None, model_key: str) -> SiteCalibration | None:

@@ -1,5 +1,12 @@
 """Typed errors with messages a radiologist or an operator can act on."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gmic_core.imaging.views import NotScreening
+
 
 class GMICError(Exception):
     """Base class of every error this project raises on bad input."""
@@ -74,3 +81,12 @@ class CalibrationError(GMICError):
 class ExportError(GMICError):
     """Results that cannot be written as DICOM (an exam read from PNG files has no DICOM header to
     copy the patient and study from)."""
+
+
+class NotAScreeningViewError(DicomError):
+    """A breast image that is not a screening view: stereotactic, biopsy or localisation images,
+    specimen radiographs, images smaller than a full-field detector. ``reason`` says which."""
+
+    def __init__(self, message: str, reason: NotScreening) -> None:
+        super().__init__(message)
+        self.reason = reason

@@ -27,7 +27,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="GMIC Reader: the reading workstation. With no exam it opens the embedded demo.",
     )
     parser.add_argument(
-        "paths", nargs="*", type=Path, metavar="EXAM_OR_FOLDER", help="DICOM folders or exam.json manifests"
+        "paths",
+        nargs="*",
+        type=Path,
+        metavar="EXAM_OR_FOLDER",
+        help="folders (scanned), DICOM files or exam.json manifests",
     )
     parser.add_argument(
         "--weights", nargs="+", type=Path, metavar="FILE", help=f"checkpoint(s); default: {DEMO_MODEL.name}"

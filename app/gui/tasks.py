@@ -6,7 +6,7 @@ asks it whether the user cancelled. None touches a widget; :mod:`app.gui.workers
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,9 +16,9 @@ from app.gui.decoding import decode_shared, discard_when_done
 from app.gui.imagery import DisplayImage
 from app.store import Store
 from app.triage import TriageProgress, TriageSummary, run_triage
+from gmic_core import imaging
 from gmic_core.errors import GMICError
-from gmic_core.imaging import Exam, View, load_exam, scan_folder
-from gmic_core.imaging.manifest import MANIFEST_NAME
+from gmic_core.imaging import Exam, View
 from gmic_core.inference import ExamResult, Predictor, ViewImage
 from gmic_core.reporting.export import export_exam
 from gmic_core.reporting.identity import Algorithm
@@ -132,29 +132,13 @@ class ScanReport:
 
 
 def find_exams(context: TaskContext, paths: Sequence[Path]) -> ScanReport:
-    """Every exam at ``paths``: an ``exam.json`` (or a folder holding one) is one exam, any other
-    folder is scanned for DICOM studies. One bad path never stops the others."""
-    report = ScanReport()
-    for path in paths:
-        check_cancelled(context, "reading the folder")
-        try:
-            if path.is_file() or (path / MANIFEST_NAME).is_file():
-                report.exams.append(load_exam(path))
-                continue
-            scan = scan_folder(path, _scan_progress(context, path))
-        except GMICError as error:
-            report.failures.append((path, str(error)))
-            continue
-        report.exams.extend(scan.exams)
-        report.failures.extend(scan.failures)
-        if not scan.exams and not scan.failures:
-            report.failures.append((path, f"{path}: no mammograms found"))
-    return report
+    """Every exam at ``paths`` (:func:`gmic_core.imaging.find_exams`: folders, DICOM files, exam.json
+    manifests); a path, file or study that cannot be used is a failure with its reason."""
 
-
-def _scan_progress(context: TaskContext, path: Path) -> Callable[[int, int], None]:
     def progress(done: int, total: int) -> None:
         check_cancelled(context, "reading the folder")
-        context.progress(f"Reading {path.name}", done, total)
+        context.progress("Reading " + ", ".join(path.name for path in paths), done, total)
 
-    return progress
+    check_cancelled(context, "reading the folder")
+    scan = imaging.find_exams(paths, progress)
+    return ScanReport(scan.exams, scan.failures)

@@ -1,12 +1,14 @@
 """Second-reader triage (headless): batch scoring of a worklist, ranking and operating points.
 
-**Scoring** (:func:`run_triage`, ``gmic triage``). The paths are scanned (headers only); every exam
+**Scoring** (:func:`run_triage`, ``gmic triage``). The paths (folders, DICOM files, exam.json
+manifests) are scanned by :func:`gmic_core.imaging.find_exams` (headers only); every exam
 that the predictor's model (``ModelIdentity.key``: checkpoint hashes, precision, TTA) has not scored
 yet is read, preprocessed and run, and its ``ExamResult`` is stored in its own transaction the moment
 it is known, so an interrupted run loses at most the exam in hand and a new run continues without
 duplicates. Reading and preprocessing run ahead of the model in worker threads (``overlap="threads"``,
 two by default) or processes (``"processes"``); ``"none"`` does one thing at a time. An exam that cannot
-be read or preprocessed, and a file the scan cannot use (corrupt, not a mammogram), is stored as a
+be read or preprocessed, a file the scan cannot use (corrupt, not a mammogram, not a screening view)
+and an image kept but not scored (a spot compression view, ...) is stored as a
 :class:`~app.store.models.TriageFailure` with its stage and reason, and the run goes on; a later run
 retries it and forgets the failure once it scores. Files that are not DICOM at all are counted as
 ignored. Each run is a :class:`~app.store.models.TriageRun` row (model, paths, counts, status). With

@@ -17,10 +17,10 @@ from app.store.models import Exam as ExamRow
 from app.store.models import ModelRun, TriageFailure, TriageRun, utc_now
 from app.store.results import ensure_exam, save_exam_result
 from app.triage.pipeline import DEFAULT_OVERLAP, DEFAULT_WORKERS, Failure, Overlap, exam_job, score_jobs
-from gmic_core.errors import ExamError, GMICError
-from gmic_core.imaging import Exam, ImageRef, load_exam, scan_folder
+from gmic_core.errors import GMICError
+from gmic_core.imaging import Exam, ImageRef
+from gmic_core.imaging import find_exams as find_exams_at
 from gmic_core.imaging.layouts import read_layout
-from gmic_core.imaging.manifest import MANIFEST_NAME
 from gmic_core.inference import ExamResult, Predictor, load_standard_views
 from gmic_core.reporting.export import export_exam
 from gmic_core.reporting.identity import Algorithm
@@ -70,8 +70,8 @@ class TriageSummary:
 
 @dataclass
 class FoundExams:
-    """What :func:`find_exams` found: the exams, the paths that failed (stage "scan"), the files that
-    are not DICOM, and the scanned roots."""
+    """What :func:`find_exams` found: the exams, the paths that failed and the images kept but not
+    scored (stage "scan"), the files that are not DICOM, and the scanned roots."""
 
     exams: list[Exam] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
@@ -80,30 +80,12 @@ class FoundExams:
 
 
 def find_exams(paths: Iterable[Path | str]) -> FoundExams:
-    """Every exam under ``paths`` (folders scanned recursively, reading headers only; an exam.json or
-    a folder holding one is one exam), each once; what could not be used, as scan failures."""
-    found = FoundExams()
-    seen: set[str] = set()
-    for path in (Path(path).resolve() for path in paths):
-        found.roots.append(path)
-        try:
-            if path.is_file() or (path / MANIFEST_NAME).is_file():
-                exams = [load_exam(path)]
-            else:
-                scan = scan_folder(path)
-                exams = scan.exams
-                if not exams and not scan.failures:
-                    raise ExamError(f"{path}: no mammography exam found")
-                found.failures.extend(Failure(str(file), "scan", message) for file, message in scan.failures)
-                found.ignored.extend(scan.skipped)
-        except GMICError as error:
-            found.failures.append(Failure(str(path), "scan", str(error)))
-            continue
-        for exam in exams:
-            if exam.exam_id not in seen:
-                seen.add(exam.exam_id)
-                found.exams.append(exam)
-    return found
+    """Every exam at ``paths`` (:func:`gmic_core.imaging.find_exams` of the resolved paths); what
+    could not be used, and what is kept but never scored, as scan failures."""
+    roots = [Path(path).resolve() for path in paths]
+    scan = find_exams_at(roots)
+    failures = [Failure(str(file), "scan", message) for file, message in (*scan.failures, *scan.not_scored)]
+    return FoundExams(scan.exams, failures, scan.skipped, roots)
 
 
 def find_layout_exams(layout: str, paths: Iterable[Path | str]) -> FoundExams:

@@ -5,7 +5,9 @@ Two steps, so that nothing decodes pixels before it has to:
 * **Headers.** :func:`scan_folder` walks a folder (recursively; DICOM files with or without an
   extension, and ``exam.json`` manifests of published-format PNGs) reading headers only, and returns
   a :class:`ScanResult`: :class:`Exam` objects grouped by StudyInstanceUID, plus every file it could
-  not use with the reason. :func:`load_exam` does the same for one study folder or manifest;
+  not use with the reason. :func:`find_exams` does it for any paths (folders, single DICOM files,
+  manifests) and is what ``gmic predict``, ``gmic triage`` and the workstation use; :func:`load_exam`
+  for one exam;
   :func:`read_dicom_header` for one file. An exam holds :class:`ImageRef` objects: frozen,
   picklable headers (laterality, view, intent, photometric, VOI, spacing, UIDs).
 * **Pixels.** :func:`load_image` decodes one :class:`ImageRef` into a :class:`Mammogram`;
@@ -27,7 +29,15 @@ The rules (VOI default, orientation, view and laterality sources, duplicate view
 """
 
 from gmic_core.imaging.dicom import read_dicom, read_dicom_header
-from gmic_core.imaging.exam import BreastLabels, Exam, LesionMasks, MaskFrame, assemble_exam, selection_key
+from gmic_core.imaging.exam import (
+    BreastLabels,
+    Exam,
+    LesionMasks,
+    MaskFrame,
+    assemble_exam,
+    not_scored,
+    selection_key,
+)
 from gmic_core.imaging.image import (
     Hints,
     ImageFormat,
@@ -40,8 +50,8 @@ from gmic_core.imaging.image import (
     ViewInfo,
 )
 from gmic_core.imaging.manifest import read_exam_manifest, read_png
-from gmic_core.imaging.scan import ScanResult, decode_view, load_exam, load_image, scan_folder
-from gmic_core.imaging.views import Laterality, View, ViewCode, ViewModifier, ViewPosition
+from gmic_core.imaging.scan import ScanResult, decode_view, find_exams, load_exam, load_image, scan_folder
+from gmic_core.imaging.views import Laterality, NotScreening, View, ViewCode, ViewModifier, ViewPosition
 from gmic_core.imaging.voi import Voi, VoiFunction, VoiLut, Window, auto_window
 
 __all__ = [
@@ -54,6 +64,7 @@ __all__ = [
     "LesionMasks",
     "Mammogram",
     "MaskFrame",
+    "NotScreening",
     "OrientationSource",
     "PatientIdentifiers",
     "Photometric",
@@ -71,8 +82,10 @@ __all__ = [
     "assemble_exam",
     "auto_window",
     "decode_view",
+    "find_exams",
     "load_exam",
     "load_image",
+    "not_scored",
     "read_dicom",
     "read_dicom_header",
     "read_exam_manifest",

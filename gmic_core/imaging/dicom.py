@@ -18,9 +18,13 @@ a typed error. Everything else is validated before it is used.
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
 import struct
+import warnings
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -73,6 +77,7 @@ from gmic_core.errors import (
     NoPixelDataError,
     NotABreastImageError,
     NotAnImageError,
+    NotAScreeningViewError,
     NotDicomError,
     PixelDecodeError,
     TomosynthesisError,
@@ -80,6 +85,7 @@ from gmic_core.errors import (
     UnsupportedTransferSyntaxError,
     ViewError,
 )
+from gmic_core.imaging import evidence
 from gmic_core.imaging.image import (
     Hints,
     ImageFormat,
@@ -91,12 +97,29 @@ from gmic_core.imaging.image import (
     PresentationIntent,
     ViewInfo,
 )
-from gmic_core.imaging.views import Laterality, ViewCode, ViewModifier
+from gmic_core.imaging.views import Laterality, NotScreening, ViewCode, ViewModifier
 from gmic_core.imaging.voi import Voi, VoiFunction, VoiLut, Window
+
+logger = logging.getLogger(__name__)
 
 # pydicom's value validation (on by default) warns *and logs* offending values, which for PN, LO and
 # DA attributes are patient names, IDs and birth dates. This reader validates what it uses itself.
 pydicom.config.settings.reading_validation_mode = pydicom.config.IGNORE
+
+
+class _PydicomToDebug(logging.Handler):
+    """pydicom's own records (a decoder plugin's failure with its traceback, one per plugin tried)
+    go to this module's log at DEBUG: the user sees one line per file, the typed error's message."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        logger.debug("pydicom: %s", record.getMessage(), exc_info=record.exc_info)
+
+
+logging.getLogger("pydicom").addHandler(_PydicomToDebug())
+logging.getLogger("pydicom").propagate = False
+# pydicom also issues what it logs as a warning ("End of file reached before delimiter" on a truncated
+# file), which Python would print; the reader reports such files itself, with a typed error.
+warnings.filterwarnings("ignore", category=UserWarning, module=r"pydicom(\.|$)")
 
 # Pixel Data, Float Pixel Data, Double Float Pixel Data (PS3.6 section 6).
 PIXEL_DATA_TAGS = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
@@ -111,8 +134,8 @@ MAX_PIXELS = 100_000_000
 MAMMOGRAPHY_CLASSES = frozenset(
     {DigitalMammographyXRayImageStorageForPresentation, DigitalMammographyXRayImageStorageForProcessing}
 )
-# Read when Body Part Examined (0018,0015) is BREAST.
-BREAST_IF_BODY_PART_CLASSES = frozenset(
+# Read when Modality is MG or Body Part Examined (0018,0015) names the breast ("BREAST", "LEFT BREAST").
+BREAST_IF_STATED_CLASSES = frozenset(
     {
         DigitalXRayImageStorageForPresentation,
         DigitalXRayImageStorageForProcessing,
@@ -225,8 +248,20 @@ VIEW_POSITION_LABELS: dict[str, tuple[ViewCode, frozenset[ViewModifier]]] = {
 }
 IMPLANT_DISPLACED_SUFFIX = "ID"
 
-# The fraction of the columns on each side compared when the pixels decide the orientation.
-EDGE_FRACTION = 0.05
+# The smallest image that is a full-field mammogram, (short side, long side) in mm: two thirds of the
+# smallest full-field detector, 18 x 24 cm, so that images cropped to the breast still pass. The 788 x
+# 1318 aperture of a stereotactic unit (about 67 x 112 mm at 0.085 mm) is well below it.
+FULL_FIELD_MIN_MM = (120.0, 160.0)
+# Header text that may name a stereotactic, biopsy, specimen, spot or magnification image.
+PROCEDURE_TEXT = ("ImageType", "SeriesDescription", "ProtocolName", "AcquisitionDeviceProcessingDescription")
+# Header text that may name the laterality and projection, in precedence order.
+HEADER_TEXT = ("SeriesDescription", "ProtocolName", "PatientID")
+# Path names consulted where the header is silent: the file's and its parent folders' up to this many.
+FOLDER_LEVELS = 3
+
+# Decoded values in the file frame, Modality LUT applied, MONOCHROME1 inverted; called only where
+# the evidence of the header and the path names leaves the laterality or the view open.
+_Pixels = Callable[["_PixelModule", "_ModalityLut"], np.ndarray]
 
 _Code = TypeVar("_Code", ViewCode, ViewModifier)
 
@@ -398,7 +433,11 @@ def read_dicom_header(path: Path | str, hints: Hints | None = None) -> ImageRef:
     evidence (:class:`Hints`)."""
     path = Path(path)
     dataset, pixel_element, file_size = _read_dataset(path, header_only=True)
-    return _parse(dataset, path, pixel_element, file_size, hints).ref
+
+    def pixels(module: _PixelModule, modality_lut: _ModalityLut) -> np.ndarray:
+        return _values(_read_dataset(path, header_only=False)[0], path, module, modality_lut)
+
+    return _parse(dataset, path, pixel_element, file_size, hints, pixels).ref
 
 
 def read_dicom(path: Path | str, hints: Hints | None = None) -> Mammogram:
@@ -406,12 +445,9 @@ def read_dicom(path: Path | str, hints: Hints | None = None) -> Mammogram:
     convention. Raises a :class:`DicomError` subclass for any file it cannot read."""
     path = Path(path)
     dataset, pixel_element, file_size = _read_dataset(path, header_only=False)
-    parsed = _parse(dataset, path, pixel_element, file_size, hints)
-    stored = _decode(dataset, parsed)
-    values = parsed.modality_lut.apply(stored)
-    if parsed.ref.photometric is Photometric.MONOCHROME1:
-        low, high = parsed.modality_lut.output_range(parsed.pixel_module)
-        values = _invert(values, low + high)
+    pixels = functools.cache(functools.partial(_values, dataset, path))
+    parsed = _parse(dataset, path, pixel_element, file_size, hints, pixels)
+    values = pixels(parsed.pixel_module, parsed.modality_lut)
     mirror, source = _needs_mirroring(values, parsed.ref.laterality, parsed.patient_orientation)
     if mirror:
         values = np.ascontiguousarray(values[:, ::-1])
@@ -470,11 +506,14 @@ def _parse(
     path: Path,
     pixel_element: _PixelElement | None,
     file_size: int,
-    hints: Hints | None = None,
+    hints: Hints | None,
+    pixels: _Pixels,
 ) -> _Parsed:
     attributes = _Attributes(dataset, path)
     _check_image_kind(attributes, pixel_element)
     pixel_module = _pixel_module(attributes)
+    spacing = _pixel_spacing(attributes)
+    _check_screening(attributes, pixel_module, spacing)
     transfer_syntax = _transfer_syntax(dataset, path)
     if pixel_element is not None and pixel_element.tag != PIXEL_DATA_TAG:
         raise UnsupportedImageError(
@@ -494,17 +533,28 @@ def _parse(
         study_date=attributes.text("StudyDate"),
         accession_number=attributes.text("AccessionNumber"),
     )
-    laterality, laterality_source = _laterality(attributes, hints)
+    texts = [(keyword, evidence.read_text(attributes.text(keyword))) for keyword in HEADER_TEXT]
+    names = [
+        (source, evidence.read_text(part.name))
+        for source, part in [("file name", path), *(("folder name", folder) for folder in path.parents)][
+            : 1 + FOLDER_LEVELS
+        ]
+    ]
+
+    def values() -> np.ndarray:
+        return pixels(pixel_module, modality_lut)
+
+    laterality, laterality_source = _laterality(attributes, hints, texts, names, values)
     ref = ImageRef(
         source=path,
         format=ImageFormat.DICOM,
         laterality=laterality,
-        position=_view_info(attributes, hints),
+        position=_view_info(attributes, hints, texts, names, values),
         presentation_intent=_presentation_intent(attributes),
         photometric=pixel_module.photometric,
         shape=(pixel_module.rows, pixel_module.columns),
         bits_stored=pixel_module.bits_stored,
-        pixel_spacing_mm=_pixel_spacing(attributes),
+        pixel_spacing_mm=spacing,
         voi=voi,
         acquisition_time=_acquisition_time(attributes),
         instance_number=attributes.integer("InstanceNumber"),
@@ -532,15 +582,17 @@ def _check_image_kind(attributes: _Attributes, pixel_element: _PixelElement | No
         )
     if sop_class.startswith(STRUCTURED_REPORT_CLASS_PREFIX):
         raise NotAnImageError(f"{path}: {name}: a structured report (such as a dose report), not an image")
-    if sop_class not in MAMMOGRAPHY_CLASSES | BREAST_IF_BODY_PART_CLASSES:
+    if sop_class not in MAMMOGRAPHY_CLASSES | BREAST_IF_STATED_CLASSES:
         if pixel_element is None:
             raise NotAnImageError(f"{path}: {name}: not an image")
         raise NotABreastImageError(f"{path}: {name} is not a mammogram")
     if sop_class not in MAMMOGRAPHY_CLASSES:
         body_part = attributes.text("BodyPartExamined").upper()
-        if body_part != "BREAST":
+        modality = attributes.text("Modality").upper()
+        if modality != "MG" and "BREAST" not in evidence.tokens(body_part):
             raise NotABreastImageError(
-                f"{path}: {name} of body part {body_part or '(not stated)'}, not a breast image"
+                f"{path}: {name} of modality {modality or '(not stated)'} and body part "
+                f"{body_part or '(not stated)'}, not a breast image"
             )
     if pixel_element is None:
         raise NoPixelDataError(f"{path}: {name} without pixel data (a QC or placeholder object?)")
@@ -614,10 +666,17 @@ def _check_native_length(
         )
 
 
-def _decode(dataset: FileDataset, parsed: _Parsed) -> np.ndarray:
-    path = parsed.ref.source
+def _values(dataset: FileDataset, path: Path, module: _PixelModule, modality_lut: _ModalityLut) -> np.ndarray:
+    """The decoded pixels in the file frame: Modality LUT applied, MONOCHROME1 inverted."""
+    values = modality_lut.apply(_decode(dataset, path, module))
+    if module.photometric is Photometric.MONOCHROME1:
+        low, high = modality_lut.output_range(module)
+        values = _invert(values, low + high)
+    return values
+
+
+def _decode(dataset: FileDataset, path: Path, module: _PixelModule) -> np.ndarray:
     transfer_syntax = UID(dataset.file_meta.TransferSyntaxUID)
-    module = parsed.pixel_module
     if not transfer_syntax.is_encapsulated:
         data = _Attributes(dataset, path).raw_bytes("PixelData") or b""
         if len(data) < module.native_bytes:
@@ -697,34 +756,76 @@ def _lut(item: _Attributes, little_endian: bool) -> VoiLut | None:
     return VoiLut(first, data.astype(np.uint16), bits, item.text("LUTExplanation"))
 
 
-def _laterality(attributes: _Attributes, hints: Hints | None) -> tuple[Laterality, str]:
-    """ImageLaterality, then Laterality, then FrameLaterality, then a layout's hint; every one present
-    must agree. Returns the laterality and the source it was read from."""
+def _check_screening(
+    attributes: _Attributes, module: _PixelModule, spacing: tuple[float, float] | None
+) -> None:
+    """Refuse what is not a screening view, by its header alone: a stereotactic, biopsy or
+    localisation image (ImageType STEREO, or such words in the procedure text), a specimen (the
+    specimen view code, or the word), an image whose physical size is under a full-field
+    mammogram's. Without a pixel spacing the size is unknown and never refused."""
     path = attributes.path
-    sources = [
+    for keyword in PROCEDURE_TEXT:
+        text = attributes.text(keyword)
+        if (kind := evidence.not_screening(text)) is not None:
+            raise NotAScreeningViewError(
+                f"{path}: not a screening view: {kind.value} ({keyword} {text}); not scored", kind
+            )
+    if _header_view(attributes).code is ViewCode.SPECIMEN:
+        kind = NotScreening.SPECIMEN
+        raise NotAScreeningViewError(
+            f"{path}: not a screening view: {kind.value} (ViewCodeSequence); not scored", kind
+        )
+    if spacing is None:
+        return
+    extent = sorted((module.rows * spacing[0], module.columns * spacing[1]))
+    if extent[0] < FULL_FIELD_MIN_MM[0] or extent[1] < FULL_FIELD_MIN_MM[1]:
+        kind = NotScreening.TOO_SMALL
+        raise NotAScreeningViewError(
+            f"{path}: not a screening view: {kind.value} ({module.rows} x {module.columns} pixels cover "
+            f"{extent[0]:.0f} x {extent[1]:.0f} mm, a full-field mammogram at least "
+            f"{FULL_FIELD_MIN_MM[0]:.0f} x {FULL_FIELD_MIN_MM[1]:.0f} mm); not scored",
+            kind,
+        )
+
+
+def _consistent(path: Path, what: str, stated: list[tuple[str, str]], error: type[DicomError]) -> None:
+    """Every consulted source that states a value states the same one; else an error naming them."""
+    if len({value for _, value in stated}) > 1:
+        listed = ", ".join(f"{source} {value}" for source, value in stated)
+        raise error(f"{path}: contradictory {what} ({listed}); check which {what} this image shows")
+
+
+def _laterality(
+    attributes: _Attributes,
+    hints: Hints | None,
+    texts: list[tuple[str, evidence.TextEvidence]],
+    names: list[tuple[str, evidence.TextEvidence]],
+    values: Callable[[], np.ndarray],
+) -> tuple[Laterality, str]:
+    """ImageLaterality, Laterality, FrameLaterality, a layout's hint and the header text: every one
+    that states a laterality must agree, the first wins. Where none does, the path names (which
+    must agree), else the pixels. Returns the laterality and its source."""
+    path = attributes.path
+    tags = [
         ("ImageLaterality", attributes.text("ImageLaterality").upper()),
         ("Laterality", attributes.text("Laterality").upper()),
         ("FrameLaterality", _frame_laterality(attributes)),
     ]
-    if hints is not None and hints.laterality is not None:
-        sources.append((hints.source, hints.laterality.value))
-    present = [(keyword, value) for keyword, value in sources if value]
-    if not present:
-        raise LateralityError(
-            f"{path}: no laterality (none of ImageLaterality, Laterality, FrameLaterality): "
-            "which breast the image shows is unknown"
-        )
-    for keyword, value in present:
-        if value not in (Laterality.RIGHT.value, Laterality.LEFT.value):
+    for keyword, value in tags:
+        if value and value not in (Laterality.RIGHT.value, Laterality.LEFT.value):
             raise LateralityError(
                 f"{path}: {keyword} is {value!r}; a mammogram shows the right (R) or left (L) breast"
             )
-    if len({value for _, value in present}) > 1:
-        stated = ", ".join(f"{keyword} {value}" for keyword, value in present)
-        raise LateralityError(
-            f"{path}: contradictory laterality ({stated}); check which breast this image shows"
-        )
-    return Laterality(present[0][1]), present[0][0]
+    stated = [(keyword, value) for keyword, value in tags if value]
+    if hints is not None and hints.laterality is not None:
+        stated.append((hints.source, hints.laterality.value))
+    stated += [(source, text.laterality.value) for source, text in texts if text.laterality is not None]
+    if not stated:
+        stated = [(source, name.laterality.value) for source, name in names if name.laterality is not None]
+    _consistent(path, "laterality", stated, LateralityError)
+    if stated:
+        return Laterality(stated[0][1]), stated[0][0]
+    return evidence.laterality_from_pixels(values()), "pixels"
 
 
 def _frame_laterality(attributes: _Attributes) -> str:
@@ -735,20 +836,38 @@ def _frame_laterality(attributes: _Attributes) -> str:
     return ""
 
 
-def _view_info(attributes: _Attributes, hints: Hints | None) -> ViewInfo:
-    """The view from the header (:func:`_header_view`), checked against a layout's hint and taken from
-    it where the header names none."""
+def _view_info(
+    attributes: _Attributes,
+    hints: Hints | None,
+    texts: list[tuple[str, evidence.TextEvidence]],
+    names: list[tuple[str, evidence.TextEvidence]],
+    values: Callable[[], np.ndarray],
+) -> ViewInfo:
+    """The view from the header (:func:`_header_view`), a layout's hint and the header text: every one
+    that names a projection must agree, the first wins. Where none does, the path names (which must
+    agree), else, only when the header has no view attribute at all, the pixels. Modifiers from the
+    View Modifier Code Sequence and the words SPOT and MAG in the header text."""
     header = _header_view(attributes)
-    if hints is None or hints.view is None:
-        return header
-    if header.code is ViewCode.OTHER:
-        return ViewInfo(hints.view, header.modifiers, hints.source, hints.view.value)
-    if header.code is not hints.view:
-        raise ViewError(
-            f"{attributes.path}: contradictory view ({header.source} {header.label or header.code.value}, "
-            f"{hints.source} {hints.view.value}); check which projection this image is"
-        )
-    return header
+    modifiers = header.modifiers | frozenset(
+        modifier
+        for keyword in (*PROCEDURE_TEXT, "ViewPosition")
+        for modifier in evidence.modifiers(attributes.text(keyword))
+    )
+    stated: list[tuple[str, ViewCode, str]] = []
+    if header.code is not ViewCode.OTHER:
+        stated.append((header.source, header.code, header.label or header.code.value))
+    if hints is not None and hints.view is not None:
+        stated.append((hints.source, hints.view, hints.view.value))
+    stated += [(source, text.view, text.view.value) for source, text in texts if text.view is not None]
+    if not stated:
+        stated = [(source, name.view, name.view.value) for source, name in names if name.view is not None]
+    _consistent(attributes.path, "view", [(source, code.value) for source, code, _ in stated], ViewError)
+    if stated:
+        source, code, label = stated[0]
+        return ViewInfo(code, modifiers, source, label)
+    if header.source:
+        return ViewInfo(header.code, modifiers, header.source, header.label)
+    return ViewInfo(evidence.view_from_pixels(values()), modifiers, "pixels")
 
 
 def _header_view(attributes: _Attributes) -> ViewInfo:
@@ -847,18 +966,15 @@ def _needs_mirroring(
 
     PatientOrientation's first value is the direction of increasing column (PS3.3 C.7.6.1.1.1): a
     breast faces right when its rows run toward the nipple (A, anterior) and left when they run toward
-    the chest wall (P, posterior). Without an A or P there, the edge columns decide: the chest wall is
-    on the side whose edge is brighter (tissue against background).
+    the chest wall (P, posterior). Without an A or P there, the pixels decide
+    (:func:`evidence.chest_wall_on_left`).
     """
     row_direction = patient_orientation[0].upper() if patient_orientation else ""
     if ("A" in row_direction) != ("P" in row_direction):
         faces_right = "A" in row_direction
         source = OrientationSource.PATIENT_ORIENTATION
     else:
-        edge = max(1, round(values.shape[1] * EDGE_FRACTION))
-        left = float(np.mean(values[:, :edge], dtype=np.float64))
-        right = float(np.mean(values[:, -edge:], dtype=np.float64))
-        faces_right = left >= right
+        faces_right = evidence.chest_wall_on_left(values)
         source = OrientationSource.PIXELS
     should_face_right = laterality is Laterality.LEFT
     return faces_right != should_face_right, source

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from gmic_core.errors import ExamError
 from gmic_core.imaging.image import ImageRef, PatientIdentifiers, PresentationIntent
-from gmic_core.imaging.views import Laterality, View
+from gmic_core.imaging.views import Laterality, View, ViewCode
 
 # Duplicate-view rule, first criterion: For Presentation images are what radiologists read and what
 # GMIC was trained on; images that do not state an intent (Secondary Capture, CR) come next.
@@ -127,3 +127,21 @@ def assemble_exam(exam_id: str, refs: Iterable[ImageRef], source: Path | None = 
         patient=chosen[0].patient,
         source=source,
     )
+
+
+def not_scored(exam: Exam) -> list[tuple[Path, str]]:
+    """(path, message) for each extra image that is not a copy or duplicate of a standard view: spot
+    compression, magnification and other modified views, other projections. They are kept and shown,
+    never scored; the message says why, so that a site sees what the model did not read."""
+    reported = []
+    for ref in exam.extra_images:
+        if ref.view is not None:
+            continue  # a duplicate of a standard view, the decode-time fallback of the one chosen
+        if ref.position.modifiers:
+            what = " and ".join(sorted(modifier.value for modifier in ref.position.modifiers)) + " view"
+        elif ref.position.code is ViewCode.OTHER:
+            what = f"view {ref.position.label!r}" if ref.position.label else "no view stated"
+        else:
+            what = f"{ref.position.code.value} projection"
+        reported.append((ref.source, f"{ref.source}: not scored: {what}, not a standard screening view"))
+    return reported

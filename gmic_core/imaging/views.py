@@ -89,3 +89,11 @@ class ViewModifier(StrEnum):
     AXILLARY_TISSUE = "axillary tissue"
     INFRAMAMMARY_FOLD = "infra-mammary fold"
     ANTERIOR_COMPRESSION = "anterior compression"
+
+
+class NotScreening(StrEnum):
+    """Why an image is not a screening view and is never part of an exam (docs/imaging.md)."""
+
+    STEREOTACTIC = "stereotactic, biopsy or localisation image"
+    SPECIMEN = "specimen radiograph"
+    TOO_SMALL = "smaller than a full-field mammogram"

@@ -15,6 +15,7 @@ import torch
 from sqlalchemy import delete, func, select
 
 from app.cli import main
+from app.predict import predict_paths
 from app.store import open_store
 from app.store.models import Exam, ModelRun, OperatingPoint, ScoreCalibration, TriageFailure, TriageRun
 from app.store.results import load_exam_result
@@ -39,6 +40,7 @@ from app.triage.run import TriageProgress, find_exams
 from gmic_core import metrics, synthetic
 from gmic_core.calibration import Deciles, SiteCalibration, fit_calibration
 from gmic_core.config import GMICConfig
+from gmic_core.imaging import View
 from gmic_core.inference import Predictor
 from gmic_core.model import GMIC, ModelCard, save_checkpoint
 from tests.core import dicom_factory
@@ -156,7 +158,10 @@ def test_corrupt_and_non_mammography_files_are_recorded_and_the_run_goes_on(
     whole = (folder / "exam_0000" / "L-CC.dcm").read_bytes()
     (folder / "damaged.dcm").write_bytes(whole[: len(whole) - 5000])
     chest = dicom_factory.relabelled(
-        dicom_factory.dataset(), SOPClassUID="1.2.840.10008.5.1.4.1.1.7", BodyPartExamined="CHEST"
+        dicom_factory.dataset(),
+        SOPClassUID="1.2.840.10008.5.1.4.1.1.7",
+        Modality="CR",
+        BodyPartExamined="CHEST",
     )
     dicom_factory.save(chest, folder / "chest.dcm")
     (folder / "notes.txt").write_text("not an image")
@@ -467,4 +472,57 @@ def test_progress_and_summary_text(predictor, dataset, tmp_path):
     assert "0 skipped" in text
     assert "1 failed" in text
     assert "failed at scan:" in text
-    assert "no mammography exam found" in text
+    assert "no mammograms found" in text
+
+
+# What the exams are: a corrupt copy never stands in for a valid one, a single file is a path, images
+# kept but not scored are listed with the reason; in prediction and triage alike.
+
+
+@pytest.mark.parametrize("kind", dicom_factory.CORRUPTIONS)
+@pytest.mark.parametrize("name", ["0_copy.dcm", "z_copy.dcm"], ids=["sorts first", "sorts last"])
+def test_a_corrupt_copy_never_stands_in_for_a_valid_one(store, predictor, dataset, tmp_path, kind, name):
+    folder = tmp_path / "exam"
+    shutil.copytree(dataset / "exam_0000", folder)
+    ((clean, _),) = predict_paths(predictor, [folder]).results
+    dicom_factory.corrupt_copy(folder / "L-CC.dcm", folder / name, kind)
+
+    run = predict_paths(predictor, [folder])
+    ((result, _),) = run.results
+    assert result.malignancy_score == clean.malignancy_score
+    assert set(result.views) == set(View)
+    summary = run_triage(store, predictor, [folder])
+    assert summary.scored == 1
+    with store.session() as session:
+        stored = load_exam_result(session, clean.exam_id, predictor.identity.key)
+    assert stored.malignancy_score == pytest.approx(clean.malignancy_score)
+    # A copy whose header cannot be read is reported; one that only fails to decode is passed over.
+    reported = [] if kind == "encoded pixels" else [name]
+    assert [Path(error["path"]).name for error in run.errors] == reported
+    assert [Path(failure.key).name for failure in summary.failed] == reported
+
+
+def test_a_single_file_is_an_exam_and_unscored_images_are_listed(store, predictor, dataset, tmp_path):
+    folder = tmp_path / "exam"
+    shutil.copytree(dataset / "exam_0001", folder)
+    spot = dicom_factory.relabelled(pydicom.dcmread(folder / "R-CC.dcm"), SeriesDescription="R CC SPOT")
+    dicom_factory.save(spot, folder / "spot.dcm")
+
+    single = predict_paths(predictor, [folder / "R-MLO.dcm"])
+    ((result, exam),) = single.results
+    assert (set(result.views), exam.missing_views) == ({View.R_MLO}, [View.R_CC, View.L_CC, View.L_MLO])
+    assert single.errors == []
+    summary = run_triage(store, predictor, [folder / "R-MLO.dcm"])
+    assert (summary.exams_found, summary.scored, summary.failed) == (1, 1, [])
+
+    whole = predict_paths(predictor, [folder])
+    reason = f"{folder / 'spot.dcm'}: not scored: spot compression view, not a standard screening view"
+    assert whole.errors == [{"path": str(folder / "spot.dcm"), "exam_id": exam.exam_id, "error": reason}]
+    summary = run_triage(store, predictor, [folder])
+    assert [(failure.key, failure.stage, failure.error) for failure in summary.failed] == [
+        (str(folder / "spot.dcm"), "scan", reason)
+    ]
+    with store.session() as session:
+        assert session.scalar(
+            select(TriageFailure.error).where(TriageFailure.path == str(folder / "spot.dcm"))
+        )

@@ -91,3 +91,23 @@ def relabelled(ds: Dataset, **attributes: object) -> Dataset:
         else:
             setattr(out, keyword, value)
     return out
+
+
+CORRUPTIONS = ("header", "native pixels", "encoded pixels")
+
+
+def corrupt_copy(original: Path, target: Path, kind: str) -> Path:
+    """A damaged copy of ``original`` (same SOP Instance UID), one of :data:`CORRUPTIONS`: its header
+    cut short; its native pixel data cut short (both found by a header read); or re-encoded as JPEG 2000
+    and then cut short (the header reads, only decoding fails)."""
+    data = original.read_bytes()
+    if kind == "header":
+        target.write_bytes(data[:600])
+    elif kind == "native pixels":
+        target.write_bytes(data[: len(data) // 2])
+    else:
+        buffer = io.BytesIO()
+        encode(pydicom.dcmread(original), JPEG2000Lossless).save_as(buffer, enforce_file_format=True)
+        encoded = buffer.getvalue()
+        target.write_bytes(encoded[: len(encoded) - 2000])
+    return target

@@ -8,6 +8,7 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
+import pydicom
 import pytest
 from PIL import Image
 from pydicom.dataset import Dataset
@@ -23,6 +24,7 @@ from gmic_core.errors import (
     NoPixelDataError,
     NotABreastImageError,
     NotAnImageError,
+    NotAScreeningViewError,
     NotDicomError,
     PixelDecodeError,
     TomosynthesisError,
@@ -36,6 +38,7 @@ from gmic_core.imaging import (
     ImageFormat,
     Laterality,
     MaskFrame,
+    NotScreening,
     OrientationSource,
     Photometric,
     PresentationIntent,
@@ -61,30 +64,10 @@ REFERENCE_EXPECTATIONS: dict[
 ] = {
     "BTO_stub_3frames.dcm": TomosynthesisError,
     "DX-Im-SiemensMultix.dcm": NotABreastImageError,
-    "MG-Im-GE-SenDS-scaled.dcm": (
-        View.L_CC,
-        Laterality.LEFT,
-        PresentationIntent.FOR_PROCESSING,
-        Photometric.MONOCHROME1,
-    ),
-    "MG-Im-GE_Seno_1_ForPresentation.dcm": (
-        View.L_CC,
-        Laterality.LEFT,
-        PresentationIntent.FOR_PRESENTATION,
-        Photometric.MONOCHROME2,
-    ),
-    "MG-Im-GE_Seno_1_ForProcessing.dcm": (
-        View.L_CC,
-        Laterality.LEFT,
-        PresentationIntent.FOR_PROCESSING,
-        Photometric.MONOCHROME1,
-    ),
-    "MG-Im-GE_Seno_2_ForPresentation.dcm": (
-        View.L_CC,
-        Laterality.LEFT,
-        PresentationIntent.FOR_PRESENTATION,
-        Photometric.MONOCHROME2,
-    ),
+    "MG-Im-GE-SenDS-scaled.dcm": NotAScreeningViewError,
+    "MG-Im-GE_Seno_1_ForPresentation.dcm": NotAScreeningViewError,
+    "MG-Im-GE_Seno_1_ForProcessing.dcm": NotAScreeningViewError,
+    "MG-Im-GE_Seno_2_ForPresentation.dcm": NotAScreeningViewError,
     "MG-Im-Hologic-PropProj.dcm": NoPixelDataError,
     "MG-RDSR-GEPristina-2D.dcm": NotAnImageError,
     "MG-RDSR-GEPristina-DBT.dcm": NotAnImageError,
@@ -187,8 +170,29 @@ def test_monochrome1_reference_displays_as_its_monochrome2_twin(dicom_dir: Path)
     np.testing.assert_allclose(inverted.display(), plain.display(), atol=1e-3)
 
 
-def test_ge_voi_rule_first_window_wins_over_the_lut_sequence(dicom_dir: Path) -> None:
-    voi = read_dicom_header(dicom_dir / "MG-Im-GE_Seno_1_ForPresentation.dcm").voi
+def _full_field(dicom_dir: Path, name: str, folder: Path) -> Path:
+    """A copy of a GE reference file read as a screening image: its 1 x 2 stub pixels tiled to a
+    2560 x 2048 detector, its STEREO protocol name removed; the rest of the header as it is."""
+    ds = pydicom.dcmread(dicom_dir / name)
+    pixels = np.resize(ds.pixel_array, (2560, 2048))
+    ds.Rows, ds.Columns = pixels.shape
+    ds.PixelData = pixels.tobytes()
+    del ds.ProtocolName
+    return factory.save(ds, folder / name)
+
+
+def test_ge_reference_files_are_refused_as_stereotactic_or_too_small(dicom_dir: Path) -> None:
+    with pytest.raises(NotAScreeningViewError, match=r"stereotactic.*\(ProtocolName STEREO\)") as stereo:
+        read_dicom_header(dicom_dir / "MG-Im-GE_Seno_1_ForPresentation.dcm")
+    assert stereo.value.reason is NotScreening.STEREOTACTIC
+    with pytest.raises(NotAScreeningViewError, match=r"4 x 4 pixels cover 0 x 0 mm") as small:
+        read_dicom_header(dicom_dir / "MG-Im-GE-SenDS-scaled.dcm")  # ProtocolName ROUTINE
+    assert small.value.reason is NotScreening.TOO_SMALL
+
+
+def test_ge_voi_rule_first_window_wins_over_the_lut_sequence(dicom_dir: Path, tmp_path: Path) -> None:
+    voi = read_dicom_header(_full_field(dicom_dir, "MG-Im-GE_Seno_1_ForPresentation.dcm", tmp_path)).voi
+
     assert [window.explanation for window in voi.windows] == ["NORMAL", "HARDER", "SOFTER"]
     assert [lut.explanation for lut in voi.luts] == ["NORMAL", "HARDER", "SOFTER"]
     assert voi.default == Window(2262.0, 380.0, VoiFunction.SIGMOID, "NORMAL")
@@ -196,18 +200,18 @@ def test_ge_voi_rule_first_window_wins_over_the_lut_sequence(dicom_dir: Path) ->
     assert voi.apply(np.array([2262.0]))[0] == pytest.approx(0.5)
 
 
-def test_a_file_without_voi_gets_an_automatic_window(dicom_dir: Path) -> None:
-    image = read_dicom(dicom_dir / "MG-Im-GE_Seno_1_ForProcessing.dcm")
+def test_a_file_without_voi_gets_an_automatic_window(dicom_dir: Path, tmp_path: Path) -> None:
+    image = read_dicom(_full_field(dicom_dir, "MG-Im-GE_Seno_1_ForProcessing.dcm", tmp_path))
     assert image.ref.voi.default is None
     assert image.voi.default.explanation == "AUTO"
 
 
-def test_pixel_spacing_is_imager_spacing_over_magnification(dicom_dir: Path) -> None:
+def test_pixel_spacing_is_imager_spacing_over_magnification(dicom_dir: Path, tmp_path: Path) -> None:
     assert read_dicom_header(dicom_dir / "MG_Explicit_Little.dcm").pixel_spacing_mm == pytest.approx(
         (1 / 3, 1 / 3)
     )
     ge = read_dicom_header(
-        dicom_dir / "MG-Im-GE_Seno_1_ForPresentation.dcm"
+        _full_field(dicom_dir, "MG-Im-GE_Seno_1_ForPresentation.dcm", tmp_path)
     )  # its PixelSpacing is meaningless
     assert ge.pixel_spacing_mm == pytest.approx((0.094090909, 0.094090909))
     assert read_dicom_header(dicom_dir / "MG1_J2KI").pixel_spacing_mm is None
@@ -292,8 +296,12 @@ def test_frame_laterality(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "attributes",
-    [{"ImageLaterality": None}, {"ImageLaterality": "L", "Laterality": "R"}, {"ImageLaterality": "B"}],
-    ids=["missing", "contradictory", "both"],
+    [
+        {"PatientID": "Mass-Test_P_00173_RIGHT_CC"},
+        {"ImageLaterality": "L", "Laterality": "R"},
+        {"ImageLaterality": "B"},
+    ],
+    ids=["contradicted by text", "contradictory", "both"],
 )
 def test_bad_laterality(tmp_path: Path, attributes: dict) -> None:
     ds = factory.relabelled(factory.dataset(), PatientName="Doe^Jane", **attributes)
@@ -408,7 +416,10 @@ def test_modality_lut_sequence(tmp_path: Path) -> None:
     ("attributes", "error"),
     [
         ({"SOPClassUID": "1.2.840.10008.5.1.4.1.1.2"}, NotABreastImageError),  # CT
-        ({"SOPClassUID": "1.2.840.10008.5.1.4.1.1.7", "BodyPartExamined": "CHEST"}, NotABreastImageError),
+        (
+            {"SOPClassUID": "1.2.840.10008.5.1.4.1.1.7", "BodyPartExamined": "CHEST", "Modality": "OT"},
+            NotABreastImageError,
+        ),
         ({"NumberOfFrames": "2"}, UnsupportedImageError),
         ({"PhotometricInterpretation": "RGB"}, UnsupportedImageError),
         ({"Rows": None}, CorruptDicomError),
@@ -541,7 +552,7 @@ def test_exam_keeps_identifiers_out_of_repr_and_logs(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     datasets = _write_exam(tmp_path)
-    ds = factory.relabelled(datasets[View.R_CC], ImageLaterality=None, PatientName="Doe^Jane")
+    ds = factory.relabelled(datasets[View.R_CC], Laterality="L", PatientName="Doe^Jane")
     factory.save(ds, tmp_path / "unknown_side")
     exam = load_exam(tmp_path)
     name = str(datasets[View.R_CC].PatientName)

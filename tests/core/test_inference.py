@@ -200,7 +200,7 @@ def test_predict_command_json_with_a_bad_exam(reference_dir, weights_file, tmp_p
         assert len(view[key]) == 2
     assert len(view["attention"]) == len(view["patch_locations"]) == len(view["roi_boxes"]) == 6
     assert set(exam["breasts"]) == {"L", "R"}
-    assert document["errors"][0]["path"] == str(broken)
+    assert document["errors"][0]["path"] == str(broken / "exam.json")
     assert document["errors"][0]["exam_id"] is None
     assert "broken" in capsys.readouterr().err
 

@@ -172,6 +172,13 @@ def test_finding_exams_reports_bad_paths_and_goes_on(tmp_path, exams_folder):
     assert "no mammograms found" in reasons
 
 
+def test_the_workstation_opens_a_single_file(exams_folder):
+    file = exams_folder / "exam_0000" / "L-CC.dcm"
+    report = find_exams(Context(), [file])
+    assert [list(exam.images) for exam in report.exams] == [[View.L_CC]]
+    assert report.failures == []
+
+
 def test_a_view_decoded_in_a_worker_comes_back_through_shared_memory(exams_folder):
     exam = find_exams(Context(), [exams_folder]).exams[0]
     view = next(iter(exam.images))
