@@ -65,9 +65,7 @@ def secondary_capture(pixels: np.ndarray, **attributes: object) -> Dataset:
     ds.SOPClassUID = SecondaryCaptureImageStorage
     ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
     ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
-    ds.Modality = "MG"
-    # Real CBIS-DDSM files state no usable body part for today's reader; "BREAST" lets it read them.
-    ds.BodyPartExamined = "BREAST"
+    ds.Modality = "MG"  # and no Body Part Examined: the reader takes Modality MG as a breast image
     ds.Rows, ds.Columns = pixels.shape
     ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
     bits = 8 if pixels.dtype == np.uint8 else 16

@@ -174,11 +174,14 @@ def test_vindr_mammo_views_labels_and_box_masks(tmp_path):
     np.testing.assert_array_equal(_mask(benign.mask_benign), factory.lesion_mask())
 
 
-def test_vindr_mammo_without_its_tables_keeps_viewless_images_as_extras(tmp_path):
+def test_vindr_mammo_without_its_tables_takes_the_views_from_the_pixels(tmp_path):
     root = factory.write_vindr_mammo(tmp_path / "vindr", with_csvs=False)
     dataset = read_layout("vindr-mammo", root)
-    assert [len(layout_exam.exam.extra_images) for layout_exam in dataset.exams] == [4, 4]
-    assert all(not layout_exam.exam.images for layout_exam in dataset.exams)
+    for layout_exam in dataset.exams:
+        assert set(layout_exam.exam.images) == set(View)
+        assert not layout_exam.exam.extra_images
+        sources = {(ref.position.source, ref.laterality_source) for ref in layout_exam.exam.images.values()}
+        assert sources == {("pixels", "ImageLaterality")}
 
 
 # CMMD ---------------------------------------------------------------------------------------------
@@ -190,19 +193,19 @@ def test_cmmd_labels_per_breast_and_breasts_without_a_row_left_out(tmp_path):
     exams = {layout_exam.exam.exam_id: layout_exam for layout_exam in dataset.exams}
     assert exams["D1-0001"].breast_labels == {LEFT: (0, 1)}
     assert exams["D2-0001"].breast_labels == {RIGHT: (1, 0)}
-    assert set(exams["D2-0001"].exam.images) == {View.R_CC}
+    assert set(exams["D2-0001"].exam.images) == {View.R_CC, View.R_MLO}  # R-MLO's view from the pixels
+    assert exams["D2-0001"].exam.images[View.R_MLO].position.source == "pixels"
     summary = import_layout(dataset, tmp_path / "out")
-    assert (summary.exams, summary.images) == (2, 3)
+    assert (summary.exams, summary.images) == (2, 4)
     assert summary.breasts == {"benign": 1, "malignant": 1, "normal": 0}
     reasons = [reason for _, reason in summary.left_out]
     assert sum("not known to be normal" in reason for reason in reasons) == 2  # D1-0001's right views
-    assert sum("no view in the header" in reason for reason in reasons) == 1
     assert {exam.split for exam in read_manifest(summary.manifest)} == {"test"}
 
 
 def test_cmmd_reads_without_its_table(tmp_path):
     dataset = read_layout("cmmd", factory.write_cmmd(tmp_path, with_table=False))
-    assert [len(layout_exam.exam.images) for layout_exam in dataset.exams] == [4, 1]
+    assert [len(layout_exam.exam.images) for layout_exam in dataset.exams] == [4, 2]
     with pytest.raises(ExamError, match="no label files of cmmd"):
         import_layout(dataset, tmp_path / "out")
 

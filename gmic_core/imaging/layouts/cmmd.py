@@ -2,8 +2,9 @@
 clinical table ``CMMD_clinicaldata_revision`` exported as CSV (anywhere under the root).
 
 * **Exam**: a patient (``<ID1>``, such as ``D1-0001``). Laterality is in the headers (ImageLaterality).
-  Where a header names no view, the image is an extra image with that reason: this layout does not
-  guess CC or MLO from the order of the files.
+  Where a header names no view, the reader's evidence chain decides (docs/imaging.md: text patterns,
+  then the pectoral muscle in the pixels); this layout never guesses CC or MLO from the order of the
+  files, and an image that no evidence places stays an extra image with that reason.
 * **Split**: CMMD has none; every exam is ``test``.
 * **Labels**: the table's ``classification`` per ``ID1`` and ``LeftRight``: Malignant is malignant,
   Benign benign. A breast without a row has no label (it is not known to be normal) and is not

@@ -111,7 +111,7 @@ def _extra_reason(ref: ImageRef) -> str:
     if ref.view is not None:
         return f"another image of {ref.view.value} (the duplicate-view rule chose one)"
     if ref.position.source == "":
-        return "no view in the header or the layout's names (CC or MLO is not guessed)"
+        return "no view in the header, the layout's names or the pixels (CC or MLO is not guessed)"
     return f"not one of the standard views CC and MLO ({label})"
 
 
