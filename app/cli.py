@@ -129,7 +129,7 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from app.predict import predict_paths, results_json, site_calibration, write_csv
+    from app.predict import predict_paths, results_json, stored_site_settings, write_csv
     from gmic_core.errors import GMICError
     from gmic_core.inference import Predictor
 
@@ -137,11 +137,12 @@ def _predict(args: argparse.Namespace) -> int:
         predictor = Predictor.from_files(
             args.weights, top_t=args.top_t, device=args.device, precision=args.precision, tta=args.tta
         )
-        calibration = site_calibration(args.db, predictor.identity.key)
+        settings = stored_site_settings(args.db, predictor.identity.key)
     except (GMICError, ValueError) as error:
         print(f"gmic predict: {error}", file=sys.stderr)
         return 2
-    run = predict_paths(predictor, args.exams, args.visualize, args.layout, args.dicom_out)
+    calibration = settings.calibration
+    run = predict_paths(predictor, args.exams, args.visualize, args.layout, args.dicom_out, settings)
     if args.out is not None and args.out.suffix.lower() == ".csv":
         write_csv(run, args.out, calibration)
     else:

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from app.triage.operating_points import stored_calibration
+from app.triage.operating_points import SiteSettings, site_settings
 from gmic_core.calibration import SiteCalibration
 from gmic_core.errors import ExamError, GMICError
 from gmic_core.imaging import Exam, find_exams
@@ -42,12 +42,14 @@ def predict_paths(
     visualize: Path | None = None,
     layout: str | None = None,
     dicom_out: Path | None = None,
+    settings: SiteSettings | None = None,
 ) -> PredictionRun:
     """Run every exam :func:`~gmic_core.imaging.find_exams` finds at ``paths`` (folders, DICOM files,
     exam.json manifests) or, with ``layout``, every exam of that public dataset's trees
     (:func:`gmic_core.imaging.layouts.read_layout`). A path, file or exam that cannot be used, and an
     image kept but not scored (a spot compression view, ...), is recorded in ``errors``; the others go
-    on. ``dicom_out``: write each exam's results there as DICOM objects."""
+    on. ``dicom_out``: write each exam's results there as DICOM objects, with the site's ``settings``."""
+    settings = settings or SiteSettings()
     run = PredictionRun()
     exams = _found_exams(paths, run) if layout is None else _layout_exams(layout, paths, run)
     for exam in exams:
@@ -64,7 +66,14 @@ def predict_paths(
         run.results.append((result, exam))
         if dicom_out is not None:
             try:
-                export_exam(result, mammograms, Algorithm.of(predictor.checkpoints), dicom_out)
+                export_exam(
+                    result,
+                    mammograms,
+                    Algorithm.of(predictor.checkpoints),
+                    dicom_out,
+                    settings.report_threshold,
+                    settings.calibration,
+                )
             except GMICError as error:
                 run.errors.append({"path": str(exam.source), "exam_id": exam.exam_id, "error": str(error)})
         if visualize is not None:
@@ -102,18 +111,18 @@ def _layout_exams(layout: str, paths: Sequence[Path], run: PredictionRun) -> lis
     return exams
 
 
-def site_calibration(url: str | None, model_key: str) -> SiteCalibration | None:
-    """The site calibration of the model stored in the database at ``url``; with no URL, in the default
-    database where one exists (predicting never creates a database)."""
+def stored_site_settings(url: str | None, model_key: str) -> SiteSettings:
+    """The site's calibration and reporting threshold of the model stored in the database at ``url``;
+    with no URL, in the default database where one exists (predicting never creates a database)."""
     from app.store import open_store
     from app.store.database import DATABASE_FILE, user_data_dir
 
     if url is None and not (user_data_dir() / DATABASE_FILE).is_file():
-        return None
+        return SiteSettings()
     store = open_store(url)
     try:
         with store.session() as session:
-            return stored_calibration(session, model_key)
+            return site_settings(session, model_key)
     finally:
         store.dispose()
 

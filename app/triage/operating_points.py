@@ -39,6 +39,7 @@ from gmic_core.calibration import AUTO, Deciles, Method, SiteCalibration, fit_ca
 from gmic_core.errors import CalibrationError
 from gmic_core.imaging.views import Laterality
 from gmic_core.inference import Predictor
+from gmic_core.reporting.findings import DEFAULT_THRESHOLD
 from gmic_core.training.data import read_manifest
 
 HIGH_SUSPICION = "high_suspicion"
@@ -207,6 +208,24 @@ def stored_calibration(session: Session, model_key: str) -> SiteCalibration | No
         select(ScoreCalibration.calibration).where(ScoreCalibration.model_key == model_key)
     )
     return None if document is None else SiteCalibration.from_json(document)
+
+
+@dataclass(frozen=True)
+class SiteSettings:
+    """What a site stored for one model and the results it exports use: its calibration (None where it
+    has none) and the saliency level of the regions reported as DICOM findings, its ``high_suspicion``
+    operating point where one is stored (a region of the map above the threshold that flags an exam),
+    else the reporting default."""
+
+    calibration: SiteCalibration | None = None
+    report_threshold: float = DEFAULT_THRESHOLD
+
+
+def site_settings(session: Session, model_key: str) -> SiteSettings:
+    point = operating_points(session, model_key).get(HIGH_SUSPICION)
+    return SiteSettings(
+        stored_calibration(session, model_key), DEFAULT_THRESHOLD if point is None else point.threshold
+    )
 
 
 def operating_points(session: Session, model_key: str) -> dict[str, OperatingPoint]:

@@ -16,6 +16,7 @@ from app.store import Store
 from app.store.models import Exam as ExamRow
 from app.store.models import ModelRun, TriageFailure, TriageRun, utc_now
 from app.store.results import ensure_exam, save_exam_result
+from app.triage.operating_points import SiteSettings, site_settings
 from app.triage.pipeline import DEFAULT_OVERLAP, DEFAULT_WORKERS, Failure, Overlap, exam_job, score_jobs
 from gmic_core.errors import GMICError
 from gmic_core.imaging import Exam, ImageRef
@@ -138,6 +139,7 @@ def run_triage(
         already = set(
             session.scalars(select(ExamRow.exam_key).join(ModelRun).where(ModelRun.model_key == model_key))
         )
+        settings = site_settings(session, model_key) if dicom_out is not None else SiteSettings()
     summary = TriageSummary(run_id, model_key, exams_found=len(found.exams), ignored=found.ignored)
     summary.failed.extend(found.failures)
     to_score = [exam for exam in found.exams if exam.exam_id not in already]
@@ -163,7 +165,7 @@ def run_triage(
                     summary.failed.append(outcome.failure)
                 exam_row_id = row.id
             if outcome.result is not None and dicom_out is not None:
-                failure = _export(exam, outcome.result, algorithm, dicom_out)
+                failure = _export(exam, outcome.result, algorithm, dicom_out, settings)
                 if failure is not None:
                     with store.session() as session:
                         _record_failure(session, run_id, failure, exam_id=exam_row_id)
@@ -186,11 +188,20 @@ def run_triage(
     return summary
 
 
-def _export(exam: Exam, result: ExamResult, algorithm: Algorithm, out_dir: Path) -> Failure | None:
-    """Write ``exam``'s results as DICOM objects (its views decoded again: the scoring workers keep
-    only the model's input); why it could not, as a failure of stage "export"."""
+def _export(
+    exam: Exam, result: ExamResult, algorithm: Algorithm, out_dir: Path, settings: SiteSettings
+) -> Failure | None:
+    """Write ``exam``'s results as DICOM objects with the site's settings (its views decoded again: the
+    scoring workers keep only the model's input); why it could not, as a failure of stage "export"."""
     try:
-        export_exam(result, load_standard_views(exam), algorithm, out_dir)
+        export_exam(
+            result,
+            load_standard_views(exam),
+            algorithm,
+            out_dir,
+            settings.report_threshold,
+            settings.calibration,
+        )
     except (GMICError, ValueError) as error:  # ValueError: a source header highdicom refuses
         return Failure(exam.exam_id, "export", str(error))
     return None

@@ -16,10 +16,14 @@ from highdicom.sr.templates import DEFAULT_LANGUAGE
 from pydicom.sr.codedict import codes
 from pydicom.uid import MammographyCADSRStorage
 
+from gmic_core.calibration import SiteCalibration
 from gmic_core.imaging import View
 from gmic_core.inference import ExamResult
 from gmic_core.reporting.codes import (
+    CALIBRATED_PROBABILITY,
     CERTAINTY_OF_FINDING,
+    DECILE_SCORE,
+    DECILE_UNIT,
     INDIVIDUAL_IMPRESSION,
     LATERALITY,
     PERCENT,
@@ -46,8 +50,10 @@ def cad_sr(
     algorithm: Algorithm,
     series_uid: str,
     series_number: int,
+    calibration: SiteCalibration | None = None,
 ) -> hd.sr.ComprehensiveSR:
-    """A Comprehensive SR document object whose SOP class is Mammography CAD SR."""
+    """A Comprehensive SR document object whose SOP class is Mammography CAD SR; with a site
+    ``calibration``, the calibrated probabilities and the exam's decile score beside the raw ones."""
     # TID 4000 row 1: the root container.
     root = hd.sr.ContainerContentItem(codes.DCM.MammographyCADReport, template_id="4000")
     content = [
@@ -55,7 +61,7 @@ def cad_sr(
         hd.sr.LanguageOfContentItemAndDescendants(DEFAULT_LANGUAGE)[0],
         # TID 4000 row 3 (TID 1001, 1004): the algorithm as the observing device.
         *device_context(algorithm),
-        _overall_impression(result, findings, sources, algorithm),
+        _overall_impression(result, findings, sources, algorithm, calibration),
         _image_library(sources),
         *_summary(
             codes.DCM.SummaryOfDetections,
@@ -89,6 +95,7 @@ def _overall_impression(
     findings: Mapping[View, ViewFindings],
     sources: Mapping[View, SourceImage],
     algorithm: Algorithm,
+    calibration: SiteCalibration | None,
 ) -> hd.sr.CodeContentItem:
     """TID 4000 row 4 -> TID 4001: the summary, the exam's probability and one individual impression
     per breast holding the single image findings of its views."""
@@ -102,6 +109,17 @@ def _overall_impression(
         R.CONTAINS,
     )
     items = [_probability(result.malignancy_score, R.HAS_PROPERTIES)]
+    if calibration is not None:
+        # Beside TID 4001's probability, in the private scheme (PS3.16 has no calibrated concept).
+        items += [
+            _calibrated(calibration.exam_probability(result.malignancy_score), R.HAS_PROPERTIES),
+            hd.sr.NumContentItem(
+                DECILE_SCORE,
+                calibration.decile(result.malignancy_score),
+                DECILE_UNIT,
+                relationship_type=R.HAS_PROPERTIES,
+            ),
+        ]
     for side, breast in result.breasts.items():
         # TID 4001 row 2 -> TID 4003 row 1: Individual Impression/Recommendation, one per breast.
         impression = hd.sr.ContainerContentItem(INDIVIDUAL_IMPRESSION, relationship_type=R.HAS_PROPERTIES)
@@ -109,6 +127,11 @@ def _overall_impression(
             [
                 hd.sr.CodeContentItem(codes.DCM.ImageLaterality, LATERALITY[side.value], R.HAS_CONCEPT_MOD),
                 _probability(breast.malignant, R.CONTAINS),
+                *(
+                    [_calibrated(calibration.breast_probability(breast.malignant), R.CONTAINS)]
+                    if calibration is not None
+                    else []
+                ),
                 *(
                     finding
                     for view in breast.views
@@ -126,6 +149,13 @@ def _probability(malignant: float, relationship: hd.sr.RelationshipTypeValues) -
     """The malignancy probability (CID 6048), in percent."""
     return hd.sr.NumContentItem(
         PROBABILITY_OF_CANCER, 100 * malignant, PERCENT, relationship_type=relationship
+    )
+
+
+def _calibrated(probability: float, relationship: hd.sr.RelationshipTypeValues) -> hd.sr.NumContentItem:
+    """The site-calibrated malignancy probability, in percent."""
+    return hd.sr.NumContentItem(
+        CALIBRATED_PROBABILITY, 100 * probability, PERCENT, relationship_type=relationship
     )
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import highdicom as hd
 
+from gmic_core.calibration import SiteCalibration
 from gmic_core.errors import ExportError
 from gmic_core.imaging import Mammogram, View
 from gmic_core.imaging.views import PUBLISHED_VIEW_ORDER
@@ -33,10 +34,14 @@ def export_exam(
     algorithm: Algorithm,
     out_dir: Path,
     threshold: float = DEFAULT_THRESHOLD,
+    calibration: SiteCalibration | None = None,
 ) -> list[Path]:
     """Write the CAD SR, the TID 1500 report, one Segmentation per analysed view and the Secondary
     Capture of the hanging protocol into ``out_dir``;
-    ``mammograms``: the decoded images the result was computed from (their files are the sources).
+    ``mammograms``: the decoded images the result was computed from (their files are the sources);
+    ``threshold``: the saliency level of the reported regions (the caller's stored operating point);
+    ``calibration``: the site's calibration of the model, whose probabilities and decile score both
+    reports then carry beside the raw ones.
     A view without a result gets no object. Raises ExportError for an exam without DICOM files and
     for a folder that cannot be written."""
     views = [view for view in PUBLISHED_VIEW_ORDER if view in result.views]
@@ -44,7 +49,18 @@ def export_exam(
     findings = {view: view_findings(result.views[view], sources[view].frame, threshold) for view in views}
     series = {kind: hd.UID() for kind in SERIES_NUMBER}
     objects = [
-        ("cad-sr", cad_sr(result, findings, sources, algorithm, series["cad-sr"], SERIES_NUMBER["cad-sr"])),
+        (
+            "cad-sr",
+            cad_sr(
+                result,
+                findings,
+                sources,
+                algorithm,
+                series["cad-sr"],
+                SERIES_NUMBER["cad-sr"],
+                calibration,
+            ),
+        ),
         (
             "measurement-report",
             measurement_report(
@@ -54,6 +70,7 @@ def export_exam(
                 algorithm,
                 series["measurement-report"],
                 SERIES_NUMBER["measurement-report"],
+                calibration,
             ),
         ),
         *(

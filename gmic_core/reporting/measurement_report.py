@@ -10,13 +10,17 @@ import highdicom as hd
 from pydicom.sr.codedict import codes
 from pydicom.uid import generate_uid
 
+from gmic_core.calibration import SiteCalibration
 from gmic_core.imaging import View
 from gmic_core.inference import ExamResult
 from gmic_core.reporting.codes import (
     ATTENTION,
     BENIGN_PROBABILITY,
     BREAST,
+    CALIBRATED_PROBABILITY,
     CERTAINTY_OF_FINDING,
+    DECILE_SCORE,
+    DECILE_UNIT,
     LATERALITY,
     MAMMOGRAPHY,
     NO_UNITS,
@@ -66,7 +70,10 @@ def measurement_report(
     algorithm: Algorithm,
     series_uid: str,
     series_number: int,
+    calibration: SiteCalibration | None = None,
 ) -> hd.sr.ComprehensiveSR:
+    """The TID 1500 report; with a site ``calibration``, each breast's and the exam's calibrated
+    probability and the exam's decile score as measurements beside the raw ones."""
     groups: list = []
     for view, view_findings in findings.items():
         source = hd.sr.SourceImageForRegion.from_source_image(sources[view].header)
@@ -106,14 +113,26 @@ def measurement_report(
             )
         view_result = result.views[view]
         groups.append(
-            _probabilities(f"{view.value}", view_result.malignant, view_result.benign, site, algorithm)
+            _probabilities(f"{view.value}", view_result.malignant, view_result.benign, site, algorithm, [])
         )
     for side, breast in result.breasts.items():
         site = [hd.sr.FindingSite(BREAST, laterality=LATERALITY[side.value])]
-        groups.append(
-            _probabilities(f"breast {side.value}", breast.malignant, breast.benign, site, algorithm)
+        calibrated = (
+            [] if calibration is None else _calibrated(calibration.breast_probability(breast.malignant))
         )
-    groups.append(_probabilities("exam", result.malignancy_score, None, None, algorithm))
+        groups.append(
+            _probabilities(
+                f"breast {side.value}", breast.malignant, breast.benign, site, algorithm, calibrated
+            )
+        )
+    calibrated = []
+    if calibration is not None:
+        score = result.malignancy_score
+        calibrated = [
+            *_calibrated(calibration.exam_probability(score)),
+            hd.sr.Measurement(DECILE_SCORE, calibration.decile(score), DECILE_UNIT),
+        ]
+    groups.append(_probabilities("exam", result.malignancy_score, None, None, algorithm, calibrated))
     report = hd.sr.MeasurementReport(
         observation_context=device_context(algorithm),
         procedure_reported=MAMMOGRAPHY,
@@ -134,16 +153,22 @@ def measurement_report(
     )
 
 
+def _calibrated(probability: float) -> list[hd.sr.Measurement]:
+    return [hd.sr.Measurement(CALIBRATED_PROBABILITY, probability, NO_UNITS)]
+
+
 def _probabilities(
     label: str,
     malignant: float,
     benign: float | None,
     sites: list[hd.sr.FindingSite] | None,
     algorithm: Algorithm,
+    calibrated: list[hd.sr.Measurement],
 ) -> hd.sr.MeasurementsAndQualitativeEvaluations:
     measurements = [hd.sr.Measurement(PROBABILITY_OF_CANCER, malignant, NO_UNITS)]
     if benign is not None:
         measurements.append(hd.sr.Measurement(BENIGN_PROBABILITY, benign, NO_UNITS))
+    measurements += calibrated
     return hd.sr.MeasurementsAndQualitativeEvaluations(
         tracking_identifier=hd.sr.TrackingIdentifier(uid=hd.UID(), identifier=f"{label} probabilities"),
         algorithm_id=algorithm_id(algorithm),

@@ -33,7 +33,7 @@ from app.triage import (
     stored_calibration,
     worklist,
 )
-from app.triage.operating_points import CalibrationError, choose_operating_points
+from app.triage.operating_points import CalibrationError, SiteSettings, choose_operating_points, site_settings
 from app.triage.pipeline import exam_job, score_jobs
 from app.triage.progress import ProgressBar, format_summary
 from app.triage.run import TriageProgress, find_exams
@@ -43,6 +43,7 @@ from gmic_core.config import GMICConfig
 from gmic_core.imaging import View
 from gmic_core.inference import Predictor
 from gmic_core.model import GMIC, ModelCard, save_checkpoint
+from gmic_core.reporting.findings import DEFAULT_THRESHOLD
 from tests.core import dicom_factory
 
 EXAMS = 6
@@ -250,11 +251,14 @@ def test_a_site_calibration_and_its_three_operating_points_are_stored_and_replac
     first, second = _synthetic_calibration(1), _synthetic_calibration(2)
     with store.session() as session:
         assert stored_calibration(session, "model-a") is None
+        assert site_settings(session, "model-a") == SiteSettings(None, DEFAULT_THRESHOLD)
         save_calibration(session, "model-a", first)
         save_operating_points(session, "model-a", first)
     with store.session() as session:
         assert stored_calibration(session, "model-a") == first.site
         points = operating_points(session, "model-a")
+        # Exported DICOM findings are the saliency regions above the high-suspicion threshold.
+        assert site_settings(session, "model-a") == SiteSettings(first.site, points[HIGH_SUSPICION].threshold)
     assert {name: point.metric for name, point in points.items()} == {
         LIKELY_NORMAL: "sensitivity",
         HIGH_SUSPICION: "specificity",

@@ -20,11 +20,13 @@ from pydicom.sr.codedict import codes
 from pydicom.uid import MammographyCADSRStorage, SecondaryCaptureImageStorage, generate_uid
 from scipy import ndimage
 
+from gmic_core.calibration import CalibrationFit, Calibrator, Deciles, SiteCalibration
 from gmic_core.config import GMICConfig
 from gmic_core.errors import ExportError
 from gmic_core.imaging import View, load_exam
 from gmic_core.inference import Predictor, ViewImage, load_standard_views
 from gmic_core.model import GMIC, LoadedCheckpoint, ModelCard, load_checkpoint
+from gmic_core.reporting.codes import CALIBRATED_PROBABILITY, DECILE_SCORE
 from gmic_core.reporting.export import export_exam
 from gmic_core.reporting.findings import view_findings
 from gmic_core.reporting.frames import FileFrame
@@ -251,6 +253,38 @@ def test_measurement_report_reads_back_with_highdicom(exported):
         result.malignancy_score,
     ]
     assert sorted(probabilities) == pytest.approx(sorted(expected), abs=1e-9)
+
+
+def test_both_reports_carry_a_site_calibration_beside_the_raw_probabilities(folders, tmp_path):
+    checkpoints = [_checkpoint(0)]
+    result, mammograms = _run(folders[0], checkpoints)
+    platt = CalibrationFit(Calibrator("platt", slope=0.5, intercept=-1.0), {}, 0.0, 0.0, 10, 5)
+    calibration = SiteCalibration(platt, platt, Deciles(tuple(np.linspace(0.05, 0.95, 9))))
+    paths = _by_kind(export_exam(result, mammograms, Algorithm.of(checkpoints), tmp_path, 0.5, calibration))
+    score, breasts = result.malignancy_score, result.breasts.values()
+    calibrated = [
+        calibration.exam_probability(score),
+        *(calibration.breast_probability(b.malignant) for b in breasts),
+    ]
+    document = pydicom.dcmread(paths["cad-sr"])
+
+    def values(name):
+        items = find_content_items(document, name=name, recursive=True)
+        return [float(item.MeasuredValueSequence[0].NumericValue) for item in items]
+
+    assert values(CALIBRATED_PROBABILITY) == pytest.approx([100 * p for p in calibrated], abs=1e-6)
+    assert values(DECILE_SCORE) == [calibration.decile(score)]
+    report = hd.sr.srread(paths["measurement-report"])
+    measured = [
+        measurement.value
+        for group in report.content.get_image_measurement_groups()
+        for measurement in group.get_measurements(name=CALIBRATED_PROBABILITY)
+    ]
+    assert sorted(measured) == pytest.approx(sorted(calibrated), abs=1e-9)
+    dciodvfy = _validator("dciodvfy")
+    for kind in ("cad-sr", "measurement-report"):
+        report_text = subprocess.run([dciodvfy, str(paths[kind])], capture_output=True, text=True).stderr
+        assert not [line for line in report_text.splitlines() if line.startswith("Error")], report_text
 
 
 def test_a_mirrored_copy_mirrors_every_point_and_segment(exported):
