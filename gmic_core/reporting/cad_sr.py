@@ -121,8 +121,9 @@ def _overall_impression(
             ),
         ]
     for side, breast in result.breasts.items():
-        # TID 4001 row 2 -> TID 4003 row 1: Individual Impression/Recommendation, one per breast.
-        impression = hd.sr.ContainerContentItem(INDIVIDUAL_IMPRESSION, relationship_type=R.HAS_PROPERTIES)
+        # TID 4001 row 3 (INFERRED FROM) -> TID 4003 row 1: Individual Impression/Recommendation, one
+        # per breast.
+        impression = hd.sr.ContainerContentItem(INDIVIDUAL_IMPRESSION, relationship_type=R.INFERRED_FROM)
         impression.ContentSequence = hd.sr.ContentSequence(
             [
                 hd.sr.CodeContentItem(codes.DCM.ImageLaterality, LATERALITY[side.value], R.HAS_CONCEPT_MOD),
@@ -162,7 +163,8 @@ def _calibrated(probability: float, relationship: hd.sr.RelationshipTypeValues) 
 def _single_image_findings(
     findings: ViewFindings, source: SourceImage, algorithm: Algorithm
 ) -> list[hd.sr.CodeContentItem]:
-    """TID 4003 row "CONTAINS" -> TID 4006, one per saliency region and one per ROI patch."""
+    """TID 4003 -> TID 4006, one per saliency region and one per ROI patch, CONTAINS as the Mammography
+    CAD SR IOD's relationship constraints allow from the impression's container (dsrdump checks them)."""
     items = []
     for region in findings.regions:
         parameters = f"{region.kind.value} saliency above {findings.threshold:g}"
