@@ -8,7 +8,7 @@ scale of the paper's hybrid."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -26,9 +26,16 @@ from PySide6.QtWidgets import (
 )
 
 from app.gui.imagery import DisplayImage, thumbnail
-from app.gui.readings import BIRADS_CATEGORIES, Reading, ReadingBook, hybrid_score
 from app.gui.state import ViewerState
-from app.study.workstation import ModelShown
+from app.reading.book import ReadingBook
+from app.reading.readings import (
+    BIRADS_CATEGORIES,
+    Estimate,
+    ModelShown,
+    from_percent,
+    hybrid_score,
+    to_percent,
+)
 from gmic_core.calibration import SiteCalibration
 from gmic_core.imaging import Exam, Laterality, View
 from gmic_core.inference import ExamResult
@@ -37,6 +44,7 @@ SIDES = (Laterality.RIGHT, Laterality.LEFT)
 SIDE_NAMES = {Laterality.RIGHT: "Right breast", Laterality.LEFT: "Left breast"}
 THUMBNAIL_SIZE = 96
 NOT_SET = "not set"
+SETTLE_MS = 700  # spin arrows and the wheel: the estimate is given once the value rests this long
 MALIGNANT_LABELS = {True: "Model, malignant (calibrated)", False: "Model, malignant (uncalibrated)"}
 
 
@@ -45,9 +53,12 @@ def percent(value: float | None) -> str:
 
 
 class BreastBox(QGroupBox):
-    """One breast: model probabilities, the reader's estimate, the hybrid."""
+    """One breast: model probabilities, the reader's estimate, the hybrid.
 
-    reading_entered = Signal(object, object)  # Laterality, Reading
+    The estimate is given (``reading_entered``) on Enter, on leaving the field, when the reader moves
+    on (:meth:`commit_pending`) or once spin arrows rest for ``SETTLE_MS``; never per keystroke."""
+
+    reading_entered = Signal(object, object)  # Laterality, Estimate
 
     def __init__(self, side: Laterality) -> None:
         super().__init__(SIDE_NAMES[side])
@@ -60,6 +71,11 @@ class BreastBox(QGroupBox):
         self.probability.setSpecialValueText(NOT_SET)
         self.probability.setSuffix(" %")
         self.probability.setToolTip("Your probability of malignancy for this breast (0-100 %)")
+        self.probability.setKeyboardTracking(False)  # typing changes the value at Enter or leaving only
+        self._settling = QTimer(self)
+        self._settling.setSingleShot(True)
+        self._settling.setInterval(SETTLE_MS)
+        self._settling.timeout.connect(self._entered)
         self.birads = QComboBox()
         self.birads.addItem(NOT_SET, None)
         for category in BIRADS_CATEGORIES:
@@ -75,21 +91,33 @@ class BreastBox(QGroupBox):
         form.addRow("", self.recall)
         form.addRow("Hybrid", self.hybrid)
         self.form = form
-        self.probability.valueChanged.connect(self._entered)
+        self.probability.valueChanged.connect(self._settling.start)
+        self.probability.editingFinished.connect(self._entered)
         self.birads.currentIndexChanged.connect(self._entered)
         self.recall.toggled.connect(self._entered)
 
-    def reading(self) -> Reading:
+    def reading(self) -> Estimate:
         value = self.probability.value()
-        return Reading(None if value < 0 else value / 100, self.birads.currentData(), self.recall.isChecked())
+        return Estimate(
+            None if value < 0 else from_percent(value), self.birads.currentData(), self.recall.isChecked()
+        )
+
+    def commit_pending(self) -> None:
+        """The reader moves on: an estimate still settling is given now."""
+        if self._settling.isActive():
+            self._entered()
 
     def _entered(self) -> None:
+        self._settling.stop()
         self.reading_entered.emit(self.side, self.reading())
 
-    def show_reading(self, reading: Reading) -> None:
+    def show_reading(self, reading: Estimate) -> None:
+        self._settling.stop()
         for widget in (self.probability, self.birads, self.recall):
             widget.blockSignals(True)
-        self.probability.setValue(-1 if reading.probability is None else round(reading.probability * 100))
+        self.probability.setValue(
+            -1 if reading.probability is None else round(to_percent(reading.probability))
+        )
         self.birads.setCurrentIndex(0 if reading.birads is None else reading.birads + 1)
         self.recall.setChecked(reading.recall)
         for widget in (self.probability, self.birads, self.recall):
@@ -150,7 +178,7 @@ class SidePanel(QWidget):
         for side, box in self.breasts.items():
             present = exam is not None and any(view.laterality is side for view in exam.images)
             box.setEnabled(present)
-            box.show_reading(self.readings.get(exam.exam_id, side) if exam else Reading())
+            box.show_reading(self.readings.get(exam.exam_id, side) if exam else Estimate())
         self._refresh()
 
     def set_result(self, result: ExamResult | None, images: dict[View, DisplayImage]) -> None:
@@ -189,7 +217,11 @@ class SidePanel(QWidget):
         view, box = item.data(Qt.ItemDataRole.UserRole)
         self.patch_selected.emit(view, box)
 
-    def _reading_entered(self, side: Laterality, reading: Reading) -> None:
+    def commit_pending(self) -> None:
+        for box in self.breasts.values():
+            box.commit_pending()
+
+    def _reading_entered(self, side: Laterality, reading: Estimate) -> None:
         if self.exam is None:
             return
         breast = self.result.breasts.get(side) if self.result else None
@@ -216,6 +248,6 @@ class SidePanel(QWidget):
             )
             box.malignant.setText(percent(shown))
             box.malignant.setToolTip(f"raw score {percent(raw)}" if raw is not None else "")
-            reading = self.readings.get(self.exam.exam_id, side) if self.exam else Reading()
-            score = hybrid_score(reading, breast.malignant if breast else None, self.state.hybrid_weight)
+            reading = self.readings.get(self.exam.exam_id, side) if self.exam else Estimate()
+            score = hybrid_score(reading.probability, raw, self.state.hybrid_weight)
             box.hybrid.setText(percent(score))

@@ -5,7 +5,9 @@ The panel shows exactly what the protocol allows of the model: in an unaided pha
 window hides overlays, patches and worklist scores on :attr:`StudyPanel.task_changed`), in an aided
 phase the study model's malignancy probability per breast and the hybrid for the reader's estimate.
 The service measures reading time, commits each reading before ``submit`` returns and resumes where
-the reader left off; the panel only ever shows the reader's own case in hand.
+the reader left off; the panel only ever shows the reader's own case in hand. Submit is enabled only
+while the window says the case is on screen (:meth:`StudyPanel.set_on_screen`), and carries the case
+and phase shown, so a stale window's submission is refused by the service.
 """
 
 from __future__ import annotations
@@ -23,10 +25,10 @@ from PySide6.QtWidgets import (
 )
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.gui.readings import Reading
 from app.gui.side_panel import SIDES, BreastBox, percent
+from app.reading.readings import Estimate, hybrid_score
 from app.store import Store
-from app.study.service import BreastEstimate, CaseTask, ReaderSession, StudyService
+from app.study.service import CaseTask, ReaderSession, StudyService
 from gmic_core.errors import GMICError
 
 FAILURES = (GMICError, SQLAlchemyError)  # what the service raises: the study's rules, the database
@@ -42,6 +44,9 @@ class StudyPanel(QWidget):
         self.service = None if store is None else StudyService(store)
         self.session: ReaderSession | None = None
         self.task: CaseTask | None = None
+        self.unaided: frozenset[str] = frozenset()  # exams the reader has still to read unaided
+        self.on_screen = False  # the case's views (and in an aided phase the model) are shown
+        self.model_on_screen = False
         form = QFormLayout()
         self.reader = QLineEdit(reader)
         self.reader.setToolTip("Your reader id (not a patient's)")
@@ -63,7 +68,7 @@ class StudyPanel(QWidget):
         for box in self.breasts.values():
             box.benign.setText("-")
             box.form.setRowVisible(box.benign, False)
-            box.reading_entered.connect(lambda _side, _reading: self._refresh_hybrid())
+            box.probability.valueChanged.connect(lambda _value: self._refresh_hybrid())  # shown, not recorded
         navigation = QHBoxLayout()
         self.back_button = QPushButton("Back")
         self.back_button.setToolTip("Read the previous case again (only where the protocol allows it)")
@@ -115,22 +120,33 @@ class StudyPanel(QWidget):
         self._show_task(None)
         self.left.emit()
 
+    def set_on_screen(self, on_screen: bool, model_on_screen: bool) -> None:
+        """What the window shows of the case in hand: all its views (and, in an aided phase, the
+        study model's result), and whether the model's output is on screen."""
+        self.on_screen = on_screen
+        self.model_on_screen = model_on_screen
+        self.submit_button.setEnabled(self.task is not None and on_screen)
+
     def submit(self) -> None:
         if self.session is None or self.task is None:
             return
+        if not self.on_screen:
+            self.error.emit(f"Case {self.task.position + 1} is not on screen yet: wait for its views.")
+            return
         estimates = {}
         for side in self.task.breasts:
-            reading = self.breasts[side].reading()
+            box = self.breasts[side]
+            box.commit_pending()
+            reading = box.reading()
             if reading.probability is None:
                 self.error.emit(f"Give your probability of malignancy for the {side.name.lower()} breast.")
                 return
-            estimates[side] = BreastEstimate(
-                round(reading.probability * 100, 6), reading.recall, reading.birads
-            )
+            estimates[side] = reading
         try:
-            self.session.submit(estimates)
+            self.session.submit(self.task, estimates, model_shown=self.model_on_screen)
         except FAILURES as error:
             self.error.emit(str(error))
+            self._next()  # a stale case (read in another window): show the one to read now
             return
         self._next()
 
@@ -146,8 +162,10 @@ class StudyPanel(QWidget):
 
     def _next(self) -> None:
         assert self.session is not None
+        assert self.service is not None
         try:
             task = self.session.current()
+            self.unaided = self.service.exams_to_read_unaided(self.session.reader)
         except FAILURES as error:
             self.error.emit(str(error))
             return
@@ -158,7 +176,8 @@ class StudyPanel(QWidget):
         reading = self.session is not None
         self.start_button.setEnabled(not reading)
         self.leave_button.setEnabled(reading)
-        self.submit_button.setEnabled(task is not None)
+        self.on_screen = self.model_on_screen = False
+        self.submit_button.setEnabled(False)
         self.back_button.setEnabled(task is not None and task.may_go_back)
         if self.session is None:
             self.progress.setText("Not reading a study.")
@@ -179,7 +198,7 @@ class StudyPanel(QWidget):
             )
         for side, box in self.breasts.items():
             box.setEnabled(task is not None and side in task.breasts)
-            box.show_reading(Reading())
+            box.show_reading(Estimate())
             box.show_model(task is not None and task.ai is not None)
             box.form.setRowVisible(box.benign, False)
         self._refresh_hybrid()
@@ -190,7 +209,5 @@ class StudyPanel(QWidget):
         for side, box in self.breasts.items():
             score = ai.scores.get(side) if ai is not None else None
             box.malignant.setText(percent(score))
-            probability = box.reading().probability
-            box.hybrid.setText(
-                percent(None if score is None or probability is None else ai.hybrid(side, probability * 100))
-            )
+            weight = ai.hybrid_weight if ai is not None else 0.0
+            box.hybrid.setText(percent(hybrid_score(box.reading().probability, score, weight)))

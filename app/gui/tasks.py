@@ -12,12 +12,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from app.gui.decoding import decode_shared, discard_when_done
 from app.gui.imagery import DisplayImage
-from app.store import Store
-from app.triage import TriageProgress, TriageSummary, run_triage
+from app.store import Store, StoreError
+from app.study.service import exams_to_read_unaided
+from app.triage import TriageProgress, TriageSummary, WorklistRow, run_triage, stored_calibration, worklist
 from gmic_core import imaging
-from gmic_core.errors import GMICError
+from gmic_core.calibration import SiteCalibration
+from gmic_core.errors import CalibrationError, GMICError
 from gmic_core.imaging import Exam, View
 from gmic_core.inference import ExamResult, Predictor, ViewImage
 from gmic_core.reporting.export import export_exam
@@ -142,3 +146,32 @@ def find_exams(context: TaskContext, paths: Sequence[Path]) -> ScanReport:
     check_cancelled(context, "reading the folder")
     scan = imaging.find_exams(paths, progress)
     return ScanReport(scan.exams, scan.failures)
+
+
+@dataclass(frozen=True)
+class StoredScores:
+    """The stored worklist rows and site calibration of one model."""
+
+    model_key: str
+    rows: list[WorklistRow]
+    calibration: SiteCalibration | None
+
+
+def stored_scores(context: TaskContext, store: Store, model_key: str) -> StoredScores:
+    """The scores, flags and calibration stored for ``model_key`` (triage, earlier sessions)."""
+    try:
+        with store.session() as session:
+            return StoredScores(
+                model_key, worklist(session, model_key), stored_calibration(session, model_key)
+            )
+    except (SQLAlchemyError, CalibrationError) as error:
+        raise StoreError(f"The stored scores could not be read: {error}") from error
+
+
+def unaided_exams(context: TaskContext, store: Store, reader: str) -> frozenset[str]:
+    """The exams ``reader`` still has to read unaided in a study (``app.reading.session``)."""
+    try:
+        with store.session() as session:
+            return exams_to_read_unaided(session, reader)
+    except SQLAlchemyError as error:
+        raise StoreError(f"The study assignments could not be read: {error}") from error

@@ -58,7 +58,7 @@ class Worker(QRunnable):
 
     def run(self) -> None:
         try:
-            value = self._function(self, *self._args)
+            value = None if self.cancelled() else self._function(self, *self._args)
         except InterruptedError:
             self.signals.cancelled.emit()
         except GMICError as error:
@@ -97,6 +97,5 @@ class WorkerPool:
     def shut_down(self, timeout_ms: int = 30000) -> bool:
         """Cancel every worker and wait for the threads; True when all have stopped."""
         for worker in self._running:
-            worker.cancel()
-        self._pool.clear()
+            worker.cancel()  # one not started yet runs at once to its cancelled and finished signals
         return self._pool.waitForDone(timeout_ms)

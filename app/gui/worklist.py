@@ -9,6 +9,7 @@ score, headed "uncalibrated". Sorting follows the raw score either way (the cali
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -81,15 +82,15 @@ class WorklistModel(QAbstractTableModel):
         super().__init__()
         self.entries: list[WorklistEntry] = []
         self._rows: dict[str, int] = {}
-        self.ai_shown = True
+        self.model_visible: Callable[[str], bool] = lambda _exam_id: True
         self.calibrated = False
 
-    def set_ai_shown(self, shown: bool) -> None:
-        """Show or hide the model's scores and flags (hidden in a blinded reading)."""
-        if shown != self.ai_shown:
-            self.beginResetModel()
-            self.ai_shown = shown
-            self.endResetModel()
+    def set_model_visible(self, visible: Callable[[str], bool]) -> None:
+        """Which exams' scores and flags may be shown (``ReadingSession.model_visible``): the others
+        show none, sort as unscored and never match a flag filter."""
+        self.beginResetModel()
+        self.model_visible = visible
+        self.endResetModel()
 
     def set_calibrated(self, calibrated: bool) -> None:
         """Whether the model has a site calibration: the score column's header says which it shows."""
@@ -113,14 +114,14 @@ class WorklistModel(QAbstractTableModel):
             return None
         entry = self.entries[index.row()]
         column = index.column()
-        hidden = not self.ai_shown and column in (SCORE_COLUMN, FLAGS_COLUMN)
+        hidden = column in (SCORE_COLUMN, FLAGS_COLUMN) and not self.model_visible(entry.exam.exam_id)
         if role == Qt.ItemDataRole.DisplayRole:
             return "" if hidden else self._text(entry, column)
         if role == SORT_ROLE:
+            if column == SCORE_COLUMN:
+                return -1.0 if hidden or entry.score is None else entry.score
             if hidden:
                 return ""
-            if column == SCORE_COLUMN:
-                return -1.0 if entry.score is None else entry.score
             return self._text(entry, column)
         if role == Qt.ItemDataRole.TextAlignmentRole and column == SCORE_COLUMN:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
@@ -206,7 +207,10 @@ class WorklistFilter(QSortFilterProxyModel):
 
     def filterAcceptsRow(self, source_row: int, source_parent: QModelIndex) -> bool:
         model = self.sourceModel()
-        if self.flag is not None and (not model.ai_shown or self.flag not in model.entries[source_row].flags):
+        entry = model.entries[source_row]
+        if self.flag is not None and (
+            not model.model_visible(entry.exam.exam_id) or self.flag not in entry.flags
+        ):
             return False
         return super().filterAcceptsRow(source_row, source_parent)
 
@@ -263,14 +267,13 @@ class WorklistPanel(QWidget):
         layout.addWidget(self.flag_filter)
         layout.addWidget(self.table)
 
-    def set_ai_shown(self, shown: bool) -> None:
-        """In a blinded reading: no scores, no flags, no sorting or filtering by them."""
-        self.model.set_ai_shown(shown)
-        self.flag_filter.setEnabled(shown)
-        if not shown:
+    def set_model_visible(self, visible: Callable[[str], bool], blinding: bool) -> None:
+        """Scores and flags only for the exams ``visible`` allows; while ``blinding`` (some exam is
+        hidden) the flag filter is off, so that what it leaves out says nothing of a hidden exam."""
+        self.model.set_model_visible(visible)
+        self.flag_filter.setEnabled(not blinding)
+        if blinding:
             self.flag_filter.setCurrentIndex(0)
-        for column in (SCORE_COLUMN, FLAGS_COLUMN):
-            self.table.setColumnHidden(column, not shown)
 
     def add(self, exam: Exam) -> None:
         self.model.add(exam)

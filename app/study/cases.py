@@ -8,11 +8,12 @@ Two formats, found from the file's columns:
       exam_id,left_malignant,right_malignant[,path]
 
   with 0/1 (empty for a breast that is not read, for example after a mastectomy) and an optional
-  exam folder or ``exam.json``;
+  exam folder or ``exam.json`` (relative to the case list);
 * the **manifest** that ``gmic synth`` writes (one row per image, ``exam_id,view,file,...,malignant``),
   whose per-breast labels give the ground truth.
 
-A folder stands for the ``manifest.csv`` in it.
+A folder stands for the ``manifest.csv`` in it. Exam locations come back absolute, so that a study
+created from one folder finds its exams from any other.
 """
 
 from __future__ import annotations
@@ -87,8 +88,8 @@ def _read_case_rows(path: Path) -> list[CaseSpec]:
             if not truth:
                 raise CaseListError(f"{path}, line {number}: exam {key} has no breast to read")
             source = (row.get("path") or "").strip() or None
-            if source and not Path(source).is_absolute():
-                source = str(path.parent / source)
+            if source:
+                source = str((path.parent / source).resolve())
             cases[key] = CaseSpec(key, truth, source)
     return list(cases.values())
 
@@ -107,6 +108,6 @@ def _read_manifest(path: Path) -> list[CaseSpec]:
             labels = exam.breast_labels(side)
             if labels is not None:
                 truth[side] = bool(labels[1])
-        source = next(iter(exam.images.values())).path.parent
+        source = next(iter(exam.images.values())).path.parent.resolve()
         cases.append(CaseSpec(exam.exam_id, truth, str(source)))
     return cases

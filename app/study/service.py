@@ -15,8 +15,8 @@ Reading (the panel, one reader)::
         show(task.exam_key, task.source)                   # the exam; never its ground truth
         if task.ai is not None:                            # the model's output may be shown
             show_ai(task.ai.scores, task.ai.hybrid_weight)
-        estimates = ask_reader(task.breasts)               # {Laterality: BreastEstimate}
-        session.submit(estimates)                          # committed before it returns
+        estimates = ask_reader(task.breasts)               # {Laterality: Estimate}, fractions
+        session.submit(task, estimates, model_shown=True)  # committed before it returns
         print(session.progress())                          # Progress(done=n, total=N)
 
 The rules it enforces:
@@ -29,6 +29,10 @@ The rules it enforces:
   model's output shown, logged as a second reading (phase ``aided``). ``ai_assisted``: shown from
   the start. The model's output is the malignancy probability per breast of the stored result of
   the study's ``model_key`` and the hybrid ``lambda * reader + (1 - lambda) * model``.
+* **The case on screen.** :meth:`ReaderSession.submit` takes the :class:`CaseTask` the reader saw and
+  refuses (:class:`StaleCaseError`) a submission for any case or phase other than the one to read
+  now, so two windows of one reader never misfile. ``ai_shown`` records whether the model's output
+  was on screen (``model_shown``), not only whether the protocol meant it.
 * **Immutability.** :meth:`ReaderSession.submit` commits the reading before it returns; a
   submitted reading is never edited. Going back is allowed only in the ``ai_assisted`` protocol
   (:meth:`ReaderSession.go_back`), and re-reading a case there adds a reading that supersedes the
@@ -39,26 +43,32 @@ The rules it enforces:
 * **Reading time** runs from the moment :meth:`ReaderSession.current` first hands a case to this
   session (a resumed session restarts the clock of the case that was open) to the submission.
 * **Blinding between readers.** A session only ever reads its own reader's readings; ground truth
-  is read by the analysis alone (``app.study.analysis``), never by this module.
+  is read by the analysis alone (``app.study.analysis``), never by this module. On PostgreSQL the
+  database enforces it too (:mod:`app.store.roles`).
+* **Blinding across the workstation.** :func:`exams_to_read_unaided` lists the exams a reader still
+  has to read without the model, in every blinded or sequential study they read in;
+  :class:`app.reading.session.ReadingSession` hides the model for them everywhere.
 """
 
 from __future__ import annotations
 
 import hashlib
-import math
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.reading.readings import Estimate, InvalidReadingError, ModelShown, ensure_reader, reading_row
 from app.store.database import Store
 from app.store.models import (
     Assignment,
+    Exam,
     GroundTruth,
     Phase,
     Protocol,
@@ -95,18 +105,8 @@ class AlreadySubmittedError(StudyError):
     """A reading for this case and phase was already submitted; submitted readings are final."""
 
 
-class InvalidReadingError(StudyError, ValueError):
-    """A reading with values out of range or breasts that the case does not have."""
-
-
-@dataclass(frozen=True)
-class BreastEstimate:
-    """A reader's assessment of one breast: probability of malignancy in percent (0-100), BI-RADS
-    (0-6, optional) and the recall decision."""
-
-    probability: float
-    recall: bool
-    birads: int | None = None
+class StaleCaseError(StudyError):
+    """A submission for a case or phase that is not the one to read now (another window moved on)."""
 
 
 @dataclass(frozen=True)
@@ -117,9 +117,8 @@ class AIDisplay:
     scores: Mapping[Laterality, float]
     hybrid_weight: float
 
-    def hybrid(self, side: Laterality, probability: float) -> float:
-        """The hybrid score for a reader's ``probability`` (percent) on breast ``side``."""
-        return self.hybrid_weight * probability / 100 + (1 - self.hybrid_weight) * self.scores[side]
+    def shown(self, side: Laterality) -> ModelShown:
+        return ModelShown(self.scores[side], self.hybrid_weight)
 
 
 @dataclass(frozen=True)
@@ -215,7 +214,8 @@ class StudyService:
             )
             session.add(study)
             for case in cases:
-                exam = ensure_exam(session, case.case_key, case.source)
+                source = None if case.source is None else str(Path(case.source).resolve())
+                exam = ensure_exam(session, case.case_key, source)
                 study_case = StudyCase(
                     exam=exam, case_key=case.case_key, breasts="".join(side.value for side in case.breasts)
                 )
@@ -242,19 +242,40 @@ class StudyService:
             _assign(session, study_row, reader_row)
             return ReaderSession(self.store, study_row, reader_row, self.clock)
 
+    def exams_to_read_unaided(self, reader: str) -> frozenset[str]:
+        with self.store.session() as session:
+            return exams_to_read_unaided(session, reader)
+
     def study_names(self) -> list[str]:
         with self.store.session() as session:
             return list(session.scalars(select(Study.name).order_by(Study.name)))
 
 
-def ensure_reader(session: Session, name: str) -> Reader:
-    """The reader called ``name``, registered on first use."""
-    reader = session.scalar(select(Reader).where(Reader.name == name))
-    if reader is None:
-        reader = Reader(name=name)
-        session.add(reader)
-        session.flush()
-    return reader
+def exams_to_read_unaided(session: Session, reader: str) -> frozenset[str]:
+    """The exam keys ``reader`` still has to read without the model, in every blinded or sequential
+    study they read in: while one is listed, nothing of the model may be shown for it anywhere."""
+    read = (
+        select(Reading.id)
+        .where(
+            Reading.reader_id == Assignment.reader_id,
+            Reading.study_case_id == StudyCase.id,
+            Reading.phase == Phase.UNAIDED.value,
+        )
+        .exists()
+    )
+    rows = session.scalars(
+        select(Exam.exam_key)
+        .join(StudyCase, StudyCase.exam_id == Exam.id)
+        .join(Assignment, Assignment.study_case_id == StudyCase.id)
+        .join(Reader, Assignment.reader_id == Reader.id)
+        .join(Study, StudyCase.study_id == Study.id)
+        .where(
+            Reader.name == reader,
+            Study.protocol.in_([protocol.value for protocol in PHASES if Phase.UNAIDED in PHASES[protocol]]),
+            ~read,
+        )
+    )
+    return frozenset(rows)
 
 
 def _study(session: Session, name: str) -> Study:
@@ -328,11 +349,17 @@ class ReaderSession:
             return self._describe(session, assignment, phase)
 
     def submit(
-        self, estimates: Mapping[Laterality | str, BreastEstimate], submission_key: str | None = None
+        self,
+        task: CaseTask,
+        estimates: Mapping[Laterality | str, Estimate],
+        model_shown: bool,
+        submission_key: str | None = None,
     ) -> list[SubmittedReading]:
-        """Record the reader's estimates for the current case, one per breast read, in one
-        transaction committed before this returns. ``submission_key`` (default: a new UUID) makes a
-        retried call a no-op that returns the readings already stored."""
+        """Record the reader's estimates for ``task`` (the case and phase on screen), one per breast
+        read, in one transaction committed before this returns. ``model_shown``: whether the study
+        model's output was on screen. ``submission_key`` (default: a new UUID) makes a retried call a
+        no-op that returns the readings already stored. A task that is no longer the case to read
+        (submitted from another window) raises :class:`StaleCaseError`."""
         key = submission_key or str(uuid.uuid4())
         estimates = {Laterality(side): estimate for side, estimate in estimates.items()}
         try:
@@ -344,7 +371,14 @@ class ReaderSession:
                 if found is None:
                     raise AlreadySubmittedError("every case of this study has been read")
                 assignment, phase = found
-                readings = self._new_readings(session, assignment, phase, estimates, key)
+                if (assignment.study_case.case_key, phase) != (task.case_key, task.phase):
+                    raise StaleCaseError(
+                        f"case {task.case_key} ({task.phase.value}) was already read, from another window "
+                        f"or workstation: nothing was recorded. The case to read now is case "
+                        f"{assignment.position + 1} ({phase.value}); it opens when you carry on."
+                    )
+                shown = task.ai is not None and model_shown
+                readings = self._new_readings(session, assignment, phase, estimates, key, shown)
                 session.add_all(readings)
                 session.flush()
                 result = [self._summary(reading, assignment.study_case.case_key) for reading in readings]
@@ -461,24 +495,22 @@ class ReaderSession:
         session: Session,
         assignment: Assignment,
         phase: Phase,
-        estimates: Mapping[Laterality, BreastEstimate],
+        estimates: Mapping[Laterality, Estimate],
         key: str,
+        model_shown: bool,
     ) -> list[Reading]:
         case = assignment.study_case
         breasts = {Laterality(side) for side in case.breasts}
         if set(estimates) != breasts:
             wanted = " and ".join(sorted(side.value for side in breasts))
             raise InvalidReadingError(f"case {case.case_key}: give an estimate for breast(s) {wanted}")
-        for side, estimate in estimates.items():
-            validate_estimate(side, estimate)
-        ai = self._ai(session, case.exam.exam_key, phase)
+        ai = self._ai(session, case.exam.exam_key, phase) if model_shown else None
         submitted = self._clock()
         started = (
             assignment.opened_at
             if assignment.opened_phase == phase.value and assignment.opened_at
             else submitted
         )
-        started = min(started, submitted)
         previous = {
             reading.laterality: reading
             for reading in session.scalars(
@@ -494,34 +526,23 @@ class ReaderSession:
         }
         if previous and self._revisit is None:
             raise AlreadySubmittedError(f"case {case.case_key} was already read ({phase.value})")
-        readings = []
-        for side in sorted(breasts, key=lambda side: side.value):
-            estimate = estimates[side]
-            earlier = previous.get(side.value)
-            readings.append(
-                Reading(
-                    submission_key=key,
-                    study_id=self._study_id,
-                    reader_id=self._reader_id,
-                    exam_id=case.exam_id,
-                    study_case_id=case.id,
-                    laterality=side.value,
-                    phase=phase.value,
-                    revision=0 if earlier is None else earlier.revision + 1,
-                    supersedes_id=None if earlier is None else earlier.id,
-                    probability=float(estimate.probability),
-                    birads=estimate.birads,
-                    recall=bool(estimate.recall),
-                    ai_shown=ai is not None,
-                    model_score=None if ai is None else ai.scores[side],
-                    hybrid_weight=None if ai is None else ai.hybrid_weight,
-                    hybrid=None if ai is None else ai.hybrid(side, estimate.probability),
-                    started_at=started,
-                    submitted_at=submitted,
-                    duration_s=(submitted - started).total_seconds(),
-                )
+        return [
+            reading_row(
+                submission_key=key,
+                reader_id=self._reader_id,
+                exam_id=case.exam_id,
+                side=side,
+                estimate=estimates[side],
+                phase=phase,
+                model=None if ai is None else ai.shown(side),
+                previous=previous.get(side.value),
+                started_at=started,
+                submitted_at=submitted,
+                study_id=self._study_id,
+                study_case_id=case.id,
             )
-        return readings
+            for side in sorted(breasts, key=lambda side: side.value)
+        ]
 
     def _readings_of_submission(self, session: Session, key: str) -> list[SubmittedReading]:
         rows = session.execute(
@@ -550,19 +571,3 @@ class ReaderSession:
             submitted_at=reading.submitted_at,
             duration_s=reading.duration_s,
         )
-
-
-def validate_estimate(side: Laterality, estimate: BreastEstimate) -> None:
-    probability = estimate.probability
-    if (
-        not isinstance(probability, int | float)
-        or not math.isfinite(probability)
-        or not 0 <= probability <= 100
-    ):
-        raise InvalidReadingError(
-            f"breast {side.value}: the probability is a percentage 0-100, got {probability!r}"
-        )
-    if estimate.birads is not None and (
-        not isinstance(estimate.birads, int) or not 0 <= estimate.birads <= 6
-    ):
-        raise InvalidReadingError(f"breast {side.value}: BI-RADS is 0-6, got {estimate.birads!r}")

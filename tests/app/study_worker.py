@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import sys
 
+from app.reading.readings import Estimate
 from app.store import open_store
-from app.study.service import AlreadySubmittedError, BreastEstimate, StudyService
+from app.study.service import AlreadySubmittedError, StaleCaseError, StudyService
 
 
 def main(url: str, study: str, reader: str) -> None:
@@ -19,12 +20,10 @@ def main(url: str, study: str, reader: str) -> None:
     count = 0
     while (task := session.current()) is not None:
         count += 1
-        estimates = {
-            side: BreastEstimate(float(count % 101), count % 2 == 0, count % 7) for side in task.breasts
-        }
+        estimates = {side: Estimate((count % 101) / 100, count % 7, count % 2 == 0) for side in task.breasts}
         try:
-            readings = session.submit(estimates)
-        except AlreadySubmittedError:
+            readings = session.submit(task, estimates, model_shown=True)
+        except (AlreadySubmittedError, StaleCaseError):
             print(f"raced {task.case_key}", flush=True)
             continue
         print(f"submitted {task.case_key} {' '.join(str(r.id) for r in readings)}", flush=True)

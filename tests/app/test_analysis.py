@@ -15,11 +15,12 @@ import pytest
 from scipy import stats
 
 from app.cli import main
+from app.reading.readings import Estimate
 from app.store.models import Protocol
 from app.store.results import save_exam_result
 from app.study.analysis import AnalysisError, read_ratings_csv
 from app.study.cases import CaseSpec
-from app.study.service import BreastEstimate, StudyService
+from app.study.service import StudyService
 from gmic_core.imaging.views import Laterality
 from tests.app.factories import IDENTITY, fake_exam_result
 
@@ -111,9 +112,10 @@ def test_a_simulated_study_recovers_the_readers_true_aucs(store, tmp_path, monke
         while (task := session.current()) is not None:
             index = int(task.case_key.split("-")[1])
             values = percent[task.phase.value][index]
-            session.submit(
-                {side: BreastEstimate(float(values[k]), bool(values[k] > 50)) for k, side in enumerate(sides)}
-            )
+            estimates = {
+                side: Estimate(values[k] / 100, recall=bool(values[k] > 50)) for k, side in enumerate(sides)
+            }
+            session.submit(task, estimates, model_shown=True)
     database = store.engine.url.render_as_string(hide_password=False)
     out = tmp_path / "report"
     assert main(["study", "report", "sim", "--db", database, "--out", str(out)]) == 0

@@ -9,14 +9,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import select
 
+from app.reading.readings import Estimate
 from app.store.models import Phase, Protocol, Reading
 from app.store.results import save_exam_result
 from app.study.cases import CaseListError, CaseSpec, read_case_list
 from app.study.service import (
     AlreadySubmittedError,
-    BreastEstimate,
     InvalidReadingError,
     ProtocolError,
+    StaleCaseError,
     StudyError,
     StudyService,
     reading_order,
@@ -50,7 +51,7 @@ def _with_model_results(store, cases=CASES):
 
 
 def _estimate(probability=30.0, recall=False, birads=2):
-    return {L: BreastEstimate(probability, recall, birads), R: BreastEstimate(10.0, False, 1)}
+    return {L: Estimate(probability / 100, birads, recall), R: Estimate(0.1, 1, False)}
 
 
 def test_case_lists_from_csv_and_from_a_synthetic_manifest(tmp_path):
@@ -110,16 +111,16 @@ def test_a_blinded_study_hides_the_model_and_keeps_truth_apart(store):
     assert task.total == 6
     assert not any("truth" in field.name or "malignant" in field.name for field in dataclasses.fields(task))
     order = [CASES.index(next(c for c in CASES if c.case_key == task.case_key))]
-    session.submit(_estimate())
+    session.submit(session.current(), _estimate(), model_shown=True)
     while (task := session.current()) is not None:
         order.append(int(task.case_key.split("-")[1]))
-        session.submit(_estimate())
+        session.submit(session.current(), _estimate(), model_shown=True)
     assert order == reading_order(3, "reader-1", 6)
     assert session.progress().done == 6
     with pytest.raises(ProtocolError):
         session.go_back()
     with pytest.raises(AlreadySubmittedError):
-        session.submit(_estimate())
+        session.submit(session.current(), _estimate(), model_shown=True)
 
 
 def test_the_ai_protocols_need_a_model_result_for_every_case(store):
@@ -146,7 +147,7 @@ def test_a_sequential_read_logs_a_blinded_then_an_aided_reading(store):
     assert first.phase is Phase.UNAIDED
     assert first.ai is None
     clock.advance(42)
-    (left, _right) = session.submit(_estimate(probability=80.0))
+    (left, _right) = session.submit(session.current(), _estimate(probability=80.0), model_shown=True)
     assert left.duration_s == 42.0
     assert not left.ai_shown
     assert left.hybrid is None
@@ -156,7 +157,7 @@ def test_a_sequential_read_logs_a_blinded_then_an_aided_reading(store):
     index = int(first.case_key.split("-")[1])
     assert second.ai.scores == {L: pytest.approx(0.1 * index), R: pytest.approx(0.05)}
     clock.advance(7.5)
-    aided_left, _ = session.submit(_estimate(probability=60.0))
+    aided_left, _ = session.submit(session.current(), _estimate(probability=60.0), model_shown=True)
     assert aided_left.ai_shown
     assert aided_left.phase is Phase.AIDED
     assert aided_left.duration_s == 7.5
@@ -180,12 +181,12 @@ def test_an_ai_assisted_read_may_go_back_and_supersede(store):
     assert first.ai is not None
     assert first.may_go_back
     clock.advance(30)
-    (original, _) = session.submit(_estimate(probability=20.0))
+    (original, _) = session.submit(session.current(), _estimate(probability=20.0), model_shown=True)
     revisit = session.go_back()
     assert revisit.case_key == first.case_key
     assert revisit.revisiting
     clock.advance(5)
-    (replacement, _) = session.submit(_estimate(probability=70.0))
+    (replacement, _) = session.submit(session.current(), _estimate(probability=70.0), model_shown=True)
     assert replacement.revision == 1
     assert replacement.duration_s == 5.0  # timed from going back, not from the first reading
     assert session.current().position == 1
@@ -204,7 +205,7 @@ def test_sessions_resume_where_the_reader_was(store):
     session = service.open_session("resume", "reader-1")
     for _ in range(2):
         session.current()
-        session.submit(_estimate())
+        session.submit(session.current(), _estimate(), model_shown=True)
     pending = session.current()
     clock.advance(3600)  # the application is closed for an hour with a case open
     reopened = StudyService(store, clock).open_session("resume", "reader-1")
@@ -213,7 +214,7 @@ def test_sessions_resume_where_the_reader_was(store):
     assert task.case_key == pending.case_key
     assert task.position == 2
     clock.advance(12)
-    (reading, _) = reopened.submit(_estimate())
+    (reading, _) = reopened.submit(reopened.current(), _estimate(), model_shown=True)
     assert reading.duration_s == 12.0  # the clock restarts when the case is shown again
 
 
@@ -222,12 +223,12 @@ def test_readers_never_see_each_others_readings(store):
     service.create_study("two", CASES, Protocol.BLINDED, seed=4)
     first = service.open_session("two", "reader-1")
     first.current()
-    first.submit(_estimate(probability=99.0))
+    first.submit(first.current(), _estimate(probability=99.0), model_shown=True)
     second = service.open_session("two", "reader-2")
     assert second.my_readings() == []
     assert second.progress().done == 0
     assert second.current().position == 0
-    second.submit(_estimate(probability=1.0))
+    second.submit(second.current(), _estimate(probability=1.0), model_shown=True)
     assert [r.probability for r in first.my_readings() if r.laterality is L] == [99.0]
     assert [r.probability for r in second.my_readings() if r.laterality is L] == [1.0]
 
@@ -237,12 +238,12 @@ def test_bad_readings_are_refused_and_nothing_is_stored(store):
     service.create_study("bad", CASES, Protocol.BLINDED, seed=4)
     session = service.open_session("bad", "reader-1")
     session.current()
-    with pytest.raises(InvalidReadingError, match="percentage"):
-        session.submit(_estimate(probability=120.0))
+    with pytest.raises(InvalidReadingError, match="0-100 %"):
+        session.submit(session.current(), _estimate(probability=120.0), model_shown=True)
     with pytest.raises(InvalidReadingError, match="BI-RADS"):
-        session.submit(_estimate(birads=7))
+        session.submit(session.current(), _estimate(birads=7), model_shown=True)
     with pytest.raises(InvalidReadingError, match="breast"):
-        session.submit({L: BreastEstimate(10.0, False)})
+        session.submit(session.current(), {L: Estimate(0.1)}, model_shown=True)
     with pytest.raises(StudyError, match="no study"):
         service.open_session("missing", "reader-1")
     assert session.my_readings() == []
@@ -253,7 +254,49 @@ def test_a_retried_submission_is_stored_once(store):
     service.create_study("retry", CASES, Protocol.BLINDED, seed=4)
     session = service.open_session("retry", "reader-1")
     session.current()
-    first = session.submit(_estimate(), submission_key="key-1")
-    again = session.submit(_estimate(), submission_key="key-1")
+    first = session.submit(session.current(), _estimate(), model_shown=True, submission_key="key-1")
+    again = session.submit(session.current(), _estimate(), model_shown=True, submission_key="key-1")
     assert [r.id for r in again] == [r.id for r in first]
     assert session.progress().done == 1
+
+
+def test_a_stale_window_cannot_file_its_reading_on_another_case(store):
+    service = StudyService(store)
+    _with_model_results(store)
+    service.create_study("two", CASES, Protocol.SEQUENTIAL, seed=5, model_key=IDENTITY.key)
+    first, second = service.open_session("two", "ann"), service.open_session("two", "ann")
+    seen_by_both = first.current()
+    assert second.current() == seen_by_both
+    first.submit(seen_by_both, _estimate(), model_shown=True)
+    with pytest.raises(StaleCaseError, match=f"case {seen_by_both.case_key} \\(unaided\\) was already read"):
+        second.submit(seen_by_both, _estimate(probability=77.0), model_shown=True)
+    assert [reading.probability for reading in second.my_readings()] == [30.0, 10.0]
+
+
+def test_ai_shown_records_what_was_on_screen(store):
+    service = StudyService(store)
+    _with_model_results(store)
+    service.create_study("aided", CASES, Protocol.AI_ASSISTED, seed=5, model_key=IDENTITY.key)
+    session = service.open_session("aided", "ann")
+    left, _ = session.submit(session.current(), _estimate(), model_shown=False)
+    assert (left.ai_shown, left.model_score, left.hybrid) == (False, None, None)
+
+
+def test_blinded_and_sequential_cases_stay_hidden_until_read_unaided(store):
+    service = StudyService(store)
+    _with_model_results(store)
+    service.create_study("seq", CASES, Protocol.SEQUENTIAL, seed=5, model_key=IDENTITY.key)
+    assert service.exams_to_read_unaided("ann") == frozenset()  # not a reader of the study yet
+    session = service.open_session("seq", "ann")
+    task = session.current()
+    assert service.exams_to_read_unaided("ann") == {case.case_key for case in CASES}
+    session.submit(task, _estimate(), model_shown=False)
+    assert service.exams_to_read_unaided("ann") == {case.case_key for case in CASES} - {task.case_key}
+    assert service.exams_to_read_unaided("bob") == frozenset()
+
+
+def test_case_paths_are_stored_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "cases.csv").write_text("exam_id,left_malignant,right_malignant,path\na,1,0,exams/a\n")
+    (case,) = read_case_list("cases.csv")
+    assert case.source == str(tmp_path / "exams" / "a")

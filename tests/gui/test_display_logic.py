@@ -18,9 +18,10 @@ from app.gui.imagery import (
     prepare_display,
     thumbnail,
 )
-from app.gui.readings import MemoryResultCache, Reading, ReadingBook, hybrid_score
 from app.gui.state import Overlay, ViewerState, WindowAdjustment
 from app.gui.tasks import find_exams
+from app.reading.book import MemoryResultCache, ReadingBook
+from app.reading.readings import Estimate, hybrid_score
 from gmic_core.imaging import Laterality, Mammogram, View, VoiLut, Window, decode_view
 from gmic_core.imaging.image import OrientationSource
 from gmic_core.imaging.voi import VoiFunction
@@ -121,16 +122,16 @@ def test_readings_are_kept_per_exam_and_breast_and_make_the_hybrid():
     book = ReadingBook()
     book.set_probability("a", Laterality.LEFT, 0.9)
     book.set_birads("a", Laterality.LEFT, 4)
-    assert book.get("a", Laterality.LEFT) == Reading(0.9, 4)
-    assert book.get("a", Laterality.RIGHT) == Reading()
-    assert book.get("b", Laterality.LEFT) == Reading()
+    assert book.get("a", Laterality.LEFT) == Estimate(0.9, 4)
+    assert book.get("a", Laterality.RIGHT) == Estimate()
+    assert book.get("b", Laterality.LEFT) == Estimate()
     assert not book.is_read("a", (Laterality.LEFT, Laterality.RIGHT))
     book.set_probability("a", Laterality.RIGHT, 0.1)
     assert book.is_read("a", (Laterality.LEFT, Laterality.RIGHT))
-    assert hybrid_score(Reading(0.9), 0.5, 0.25) == pytest.approx(0.25 * 0.9 + 0.75 * 0.5)
-    assert hybrid_score(Reading(), 0.5, 0.25) is None
+    assert hybrid_score(0.9, 0.5, 0.25) == pytest.approx(0.25 * 0.9 + 0.75 * 0.5)
+    assert hybrid_score(None, 0.5, 0.25) is None
     with pytest.raises(ValueError, match="BI-RADS"):
-        Reading(birads=7)
+        Estimate(birads=7)
 
 
 def test_the_cache_is_keyed_by_exam_and_model(tmp_path):

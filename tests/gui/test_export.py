@@ -26,12 +26,14 @@ def test_export_writes_the_open_exams_objects(
     qtbot.waitUntil(lambda: "DICOM objects" in window.messages.text.text(), timeout=60000)
     names = sorted(path.name.split("_")[0] for path in out.iterdir())
     assert names == ["cad-sr", "measurement-report", "sc", *(f"seg-{view.value}" for view in sorted(View))]
-    source = pydicom.dcmread(window.images[View.L_CC].mammogram.source, stop_before_pixels=True)
+    source = pydicom.dcmread(window.session.images[View.L_CC].mammogram.source, stop_before_pixels=True)
     picture = pydicom.dcmread(next(out.glob("sc_*")), stop_before_pixels=True)
     assert picture.StudyInstanceUID == source.StudyInstanceUID
     assert "NOT FOR CLINICAL USE" in picture.SeriesDescription  # the test model's card says so
 
-    other = next(entry.exam for entry in window.worklist.model.entries if entry.exam is not window.exam)
+    other = next(
+        entry.exam for entry in window.worklist.model.entries if entry.exam is not window.session.exam
+    )
     window.open_exam(other)
     assert not window.export_action.isEnabled()  # until the other exam's result is shown
     qtbot.waitUntil(window.export_action.isEnabled, timeout=60000)

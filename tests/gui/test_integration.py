@@ -16,12 +16,14 @@ from app.gui.settings import Settings
 from app.gui.side_panel import percent
 from app.gui.window import MainWindow
 from app.gui.worklist import FLAGS_COLUMN, SCORE_COLUMN
+from app.reading.readings import hybrid_score
 from app.store.models import OperatingPoint, Reading, ScoreCalibration
 from app.study.cases import CaseSpec
 from app.study.service import StudyService
 from app.triage import HIGH_SUSPICION, LIKELY_NORMAL
 from gmic_core.calibration import CalibrationFit, Calibrator, Deciles, SiteCalibration
 from gmic_core.imaging import Laterality
+from tests.gui.estimates import give
 
 READER = "reader-7"
 
@@ -36,29 +38,31 @@ def open_views(qtbot, window: MainWindow, exams_folder: Path) -> None:
 def test_a_stored_result_survives_a_restart_without_recomputing(qtbot, make_window, checkpoint, exams_folder):
     first = make_window([checkpoint])
     open_views(qtbot, first, exams_folder)
-    exam_id, stored = first.exam.exam_id, first.result
+    exam_id, stored = first.session.exam.exam_id, first.session.result
     first.close()
 
     second = make_window([checkpoint])
     started = []
     second.analysis_started.connect(started.append)
     open_views(qtbot, second, exams_folder)
-    assert second.exam.exam_id == exam_id
+    assert second.session.exam.exam_id == exam_id
     assert started == []
-    assert second.result is not None
-    assert second.result.model.key == stored.model.key
-    assert second.result.breasts[Laterality.LEFT].malignant == stored.breasts[Laterality.LEFT].malignant
+    assert second.session.result is not None
+    assert second.session.result.model.key == stored.model.key
+    assert (
+        second.session.result.breasts[Laterality.LEFT].malignant == stored.breasts[Laterality.LEFT].malignant
+    )
     assert second.worklist.model.entry(exam_id).score == pytest.approx(stored.malignancy_score)
 
 
 def test_the_readers_estimate_is_committed_and_survives_a_restart(qtbot, make_window, exams_folder):
     first = make_window()
     open_views(qtbot, first, exams_folder)
-    exam_id = first.exam.exam_id
+    exam_id = first.session.exam.exam_id
     box = first.side.breasts[Laterality.RIGHT]
     box.birads.setCurrentIndex(4 + 1)
-    box.probability.setValue(35)
-    box.probability.setValue(40)  # a changed estimate: a new reading superseding the first
+    give(box, 35)
+    give(box, 40)  # a changed estimate: a new reading superseding the first
     box.recall.setChecked(True)
     with first.store.session() as session:
         rows = session.scalars(select(Reading).order_by(Reading.id)).all()
@@ -74,7 +78,7 @@ def test_the_readers_estimate_is_committed_and_survives_a_restart(qtbot, make_wi
 
     second = make_window()
     open_views(qtbot, second, exams_folder)
-    assert second.exam.exam_id == exam_id
+    assert second.session.exam.exam_id == exam_id
     box = second.side.breasts[Laterality.RIGHT]
     assert (box.probability.value(), box.birads.currentData(), box.recall.isChecked()) == (40, 4, True)
 
@@ -105,12 +109,12 @@ def test_a_blinded_study_hides_the_model_submits_advances_and_resumes(
 ):
     window = make_window([checkpoint])
     open_views(qtbot, window, exams_folder)
-    assert window.worklist.model.entry(window.exam.exam_id).score is not None
+    assert window.worklist.model.entry(window.session.exam.exam_id).score is not None
     create_study(window, exams_folder, "blinded")
     start_study(qtbot, window, "pilot")
     panel = window.study_panel
     task = panel.task
-    assert window.exam.exam_id == task.exam_key
+    assert window.session.exam.exam_id == task.exam_key
     assert task.ai is None
     assert panel.progress.text() == "Read 0 / 3"
     # nothing of the model: no overlays or boxes, no probabilities or patches, no worklist scores
@@ -123,7 +127,7 @@ def test_a_blinded_study_hides_the_model_submits_advances_and_resumes(
         for row in range(model.rowCount())
         for column in (SCORE_COLUMN, FLAGS_COLUMN)
     )
-    assert window.worklist.table.isColumnHidden(SCORE_COLUMN)
+    assert not window.worklist.flag_filter.isEnabled()
     for side in task.breasts:
         assert not panel.breasts[side].malignant.isVisible()
     assert not panel.back_button.isEnabled()  # blinded: no going back
@@ -134,7 +138,7 @@ def test_a_blinded_study_hides_the_model_submits_advances_and_resumes(
         panel.submit_button.click()
     assert panel.progress.text() == "Read 1 / 3"
     assert panel.task.position == 1
-    assert window.exam.exam_id == panel.task.exam_key
+    assert window.session.exam.exam_id == panel.task.exam_key
     second_case = panel.task.exam_key
     window.close()
 
@@ -142,9 +146,21 @@ def test_a_blinded_study_hides_the_model_submits_advances_and_resumes(
     open_views(qtbot, reopened, exams_folder)
     start_study(qtbot, reopened, "pilot")
     assert reopened.study_panel.progress.text() == "Read 1 / 3"
-    assert reopened.study_panel.task.exam_key == second_case == reopened.exam.exam_id
+    assert reopened.study_panel.task.exam_key == second_case == reopened.session.exam.exam_id
+    # N, P and the worklist cannot open another exam during the study: the reason shows
+    reopened.step_exam(1)
+    other = next(entry.exam for entry in reopened.worklist.model.entries if entry.exam.exam_id != second_case)
+    reopened.open_exam(other)
+    assert reopened.session.exam.exam_id == second_case
+    assert "leave the study" in reopened.messages.text.text()
+    # leaving the study: the cases still to read unaided stay blinded everywhere
     reopened.study_panel.leave_button.click()
-    assert not reopened.worklist.table.isColumnHidden(SCORE_COLUMN)
+    assert not reopened.session.studying
+    assert not reopened.session.model_visible(second_case)
+    assert all(cell.result is None for cell in reopened.viewer.cells.values())
+    assert not reopened.export_action.isEnabled()
+    model = reopened.worklist.model
+    assert model.data(model.index(model.row_of(second_case), SCORE_COLUMN)) == ""
 
 
 def test_a_submission_without_a_probability_is_refused_in_the_window(qtbot, make_window, exams_folder):
@@ -195,7 +211,9 @@ def test_triage_from_the_window_fills_scores_and_flags_and_the_flag_filter(
                     positives=1,
                 )
             )
-    window.refresh_scores()
+    reading_scores = window.refresh_scores()
+    qtbot.waitUntil(lambda: reading_scores.done, timeout=10000)
+    qtbot.wait(100)  # its result, queued to the GUI thread, is delivered
     flags = {entry.exam.exam_id: entry.flags for entry in model.entries}
     highest = max(model.entries, key=lambda entry: entry.score).exam.exam_id
     lowest = min(model.entries, key=lambda entry: entry.score).exam.exam_id
@@ -232,7 +250,9 @@ def test_triage_from_the_window_fills_scores_and_flags_and_the_flag_filter(
                 model_key=key, calibration=site.to_json(), calibration_set="t", exams=3, positives=1
             )
         )
-    window.refresh_scores()
+    reading_scores = window.refresh_scores()
+    qtbot.waitUntil(lambda: reading_scores.done, timeout=10000)
+    qtbot.wait(100)  # its result, queued to the GUI thread, is delivered
     top = model.entry(highest)
     assert (top.probability, top.decile) == (site.exam_probability(top.score), 10)
     assert header() == "Score (calibrated) [1-10]"
@@ -258,8 +278,10 @@ def test_an_unusable_database_shows_in_the_window_and_the_window_goes_on(qtbot, 
         assert "database could not be opened" in window.messages.text.text()
         open_views(qtbot, window, exams_folder)
         box = window.side.breasts[Laterality.LEFT]
-        box.probability.setValue(70)
-        assert window.readings.get(window.exam.exam_id, Laterality.LEFT).probability == pytest.approx(0.7)
+        give(box, 70)
+        assert window.readings.get(window.session.exam.exam_id, Laterality.LEFT).probability == pytest.approx(
+            0.7
+        )
     finally:
         window.close()
 
@@ -272,10 +294,12 @@ def test_a_failing_save_keeps_the_estimate_and_says_so(qtbot, make_window, exams
         raise OperationalError("INSERT", {}, Exception("disk I/O error"))
 
     monkeypatch.setattr(window.store, "session", broken_session)
-    window.side.breasts[Laterality.RIGHT].probability.setValue(55)
+    give(window.side.breasts[Laterality.RIGHT], 55)
     assert window.messages.isVisible()
     assert "not saved" in window.messages.text.text()
-    assert window.readings.get(window.exam.exam_id, Laterality.RIGHT).probability == pytest.approx(0.55)
+    assert window.readings.get(window.session.exam.exam_id, Laterality.RIGHT).probability == pytest.approx(
+        0.55
+    )
 
 
 def test_a_sequential_study_shows_the_model_only_in_the_aided_phase(
@@ -291,6 +315,8 @@ def test_a_sequential_study_shows_the_model_only_in_the_aided_phase(
     exam_key = panel.task.exam_key
     assert panel.task.ai is None
     assert all(cell.result is None for cell in window.viewer.cells.values())
+    model = window.worklist.model
+    assert all(model.data(model.index(row, SCORE_COLUMN)) == "" for row in range(model.rowCount()))
     for side in panel.task.breasts:
         panel.breasts[side].probability.setValue(50)
     with qtbot.waitSignal(window.settled, timeout=60000):
@@ -301,10 +327,18 @@ def test_a_sequential_study_shows_the_model_only_in_the_aided_phase(
     assert panel.progress.text() == "Read 0 / 3"
     assert all(cell.result is not None for cell in window.viewer.cells.values())
     assert any(action.isEnabled() for action in window.overlay_actions.values())
-    assert not window.worklist.table.isColumnHidden(SCORE_COLUMN)
+    # the worklist in the aided phase: the score of the case read aided, none of the cases still to read
+    scores = {
+        entry.exam.exam_id: model.data(model.index(row, SCORE_COLUMN))
+        for row, entry in enumerate(model.entries)
+    }
+    assert scores[exam_key] != ""
+    assert all(score == "" for key, score in scores.items() if key != exam_key)
     side = task.breasts[0]
     box = panel.breasts[side]
     assert box.malignant.isVisible()
     assert box.malignant.text() == f"{100 * task.ai.scores[side]:.1f} %"
     box.probability.setValue(80)
-    assert box.hybrid.text() == f"{100 * task.ai.hybrid(side, 80):.1f} %"
+    assert (
+        box.hybrid.text() == f"{100 * hybrid_score(0.8, task.ai.scores[side], task.ai.hybrid_weight):.1f} %"
+    )

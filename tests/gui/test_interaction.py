@@ -127,12 +127,12 @@ def test_worklist_filters_sorts_and_steps_through_exams(qtbot, window, exams_fol
         window.open_exam(first)
     with qtbot.waitSignal(window.settled, timeout=60000):
         qtbot.keyClick(window, Qt.Key.Key_N)
-    assert window.exam.patient.patient_id == "SYN-5-0001"
+    assert window.session.exam.patient.patient_id == "SYN-5-0001"
     worklist.table.setFocus()
     worklist.table.selectRow(2)
     with qtbot.waitSignal(window.settled, timeout=60000):
         qtbot.keyClick(worklist.table, Qt.Key.Key_Return)
-    assert window.exam.patient.patient_id == "SYN-5-0002"
+    assert window.session.exam.patient.patient_id == "SYN-5-0002"
 
 
 def test_the_magnifier_shows_full_resolution_pixels(qtbot, window, exams_folder, start_and_settle):
@@ -195,6 +195,6 @@ def test_with_no_exam_the_demo_opens(qtbot, make_window, checkpoint, monkeypatch
     window = make_window([checkpoint])
     start_and_settle(window, [])
     qtbot.waitUntil(lambda: window.worklist.model.rowCount() == 2, timeout=60000)
-    assert window.result is not None
+    assert window.session.result is not None
     assert (window.settings.demo_folder / "demo_00" / demo.COMPLETE_MARKER).is_file()
     assert window.settings.db_url.endswith("gmic-reader.sqlite3")

@@ -6,14 +6,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
+from sqlalchemy import select
 
 from app.gui.imagery import expanded_box
-from app.gui.readings import hybrid_score
 from app.gui.side_panel import percent
 from app.gui.state import Overlay
 from app.gui.viewer import FOCUS_MINIMUM
 from app.gui.worklist import ExamStatus
+from app.reading.readings import hybrid_score
+from app.store.models import Reading
 from gmic_core.imaging import Laterality, View
+from tests.gui.estimates import give
 
 
 def test_opening_a_folder_shows_the_four_views_and_the_worklist(
@@ -21,7 +24,7 @@ def test_opening_a_folder_shows_the_four_views_and_the_worklist(
 ):
     exam_id = start_and_settle(window, [exams_folder])
     qtbot.waitUntil(lambda: window.worklist.model.rowCount() == 3)
-    assert window.exam.exam_id == exam_id
+    assert window.session.exam.exam_id == exam_id
     for view, cell in window.viewer.cells.items():
         assert cell.image is not None, view
         assert cell.image_item.image is not None
@@ -49,7 +52,7 @@ def test_hanging_protocol_puts_the_chest_walls_at_the_centre_line(
 
 def test_inference_completes_through_the_worker_and_is_cached(qtbot, window, exams_folder, start_and_settle):
     exam_id = start_and_settle(window, [exams_folder])
-    result = window.result
+    result = window.session.result
     assert result is not None
     assert result.exam_id == exam_id
     assert set(result.views) == set(View)
@@ -70,7 +73,7 @@ def test_inference_completes_through_the_worker_and_is_cached(qtbot, window, exa
         window.open_exam(other)
     with qtbot.waitSignal(window.settled, timeout=10000):
         window.open_exam(next(e.exam for e in window.worklist.model.entries if e.exam.exam_id == exam_id))
-    assert window.result is result
+    assert window.session.result is result
 
 
 def test_overlays_toggle_with_their_keys(qtbot, window, exams_folder, start_and_settle):
@@ -120,8 +123,8 @@ def test_overlays_toggle_with_their_keys(qtbot, window, exams_folder, start_and_
 def test_lambda_slider_changes_the_hybrid_by_the_formula(qtbot, window, exams_folder, start_and_settle):
     exam_id = start_and_settle(window, [exams_folder])
     box = window.side.breasts[Laterality.RIGHT]
-    box.probability.setValue(80)
-    model = window.result.breasts[Laterality.RIGHT].malignant
+    give(box, 80)
+    model = window.session.result.breasts[Laterality.RIGHT].malignant
     for value in (0, 30, 100):
         window.side.weight_slider.setValue(value)
         weight = value / 100
@@ -130,7 +133,7 @@ def test_lambda_slider_changes_the_hybrid_by_the_formula(qtbot, window, exams_fo
     # The estimate is kept: leaving the exam and coming back shows it again.
     reading = window.readings.get(exam_id, Laterality.RIGHT)
     assert reading.probability == pytest.approx(0.8)
-    assert box.hybrid.text() == percent(hybrid_score(reading, model, 1.0))
+    assert box.hybrid.text() == percent(hybrid_score(reading.probability, model, 1.0))
     other = next(e.exam for e in window.worklist.model.entries if e.exam.exam_id != exam_id)
     with qtbot.waitSignal(window.settled, timeout=60000):
         window.open_exam(other)
@@ -138,14 +141,14 @@ def test_lambda_slider_changes_the_hybrid_by_the_formula(qtbot, window, exams_fo
     with qtbot.waitSignal(window.settled, timeout=10000):
         window.open_exam(next(e.exam for e in window.worklist.model.entries if e.exam.exam_id == exam_id))
     assert box.probability.value() == 80
-    window.side.breasts[Laterality.LEFT].probability.setValue(10)
+    give(window.side.breasts[Laterality.LEFT], 10)
     assert window.worklist.model.entry(exam_id).status is ExamStatus.READ
 
 
 def test_clicking_a_patch_centres_and_zooms_its_view(qtbot, window, exams_folder, start_and_settle):
     start_and_settle(window, [exams_folder])
     gallery = window.side.gallery
-    assert gallery.count() == sum(len(r.attention) for r in window.result.views.values())
+    assert gallery.count() == sum(len(r.attention) for r in window.session.result.views.values())
     item = gallery.item(gallery.count() - 1)
     view, box = item.data(Qt.ItemDataRole.UserRole)
     cell = window.viewer.cells[view]
@@ -171,8 +174,8 @@ def test_a_corrupt_file_is_reported_in_the_window_and_the_rest_goes_on(
     assert window.messages.isVisible()
     assert "L-MLO" in window.messages.text.text()
     assert all(window.viewer.cells[view].image is not None for view in (View.R_CC, View.L_CC, View.R_MLO))
-    assert set(window.result.views) == {View.R_CC, View.L_CC, View.R_MLO}
-    assert window.result.breasts[Laterality.LEFT].missing_views == (View.L_MLO,)
+    assert set(window.session.result.views) == {View.R_CC, View.L_CC, View.R_MLO}
+    assert window.session.result.breasts[Laterality.LEFT].missing_views == (View.L_MLO,)
     # Still usable: another folder opens and is analysed.
     with qtbot.waitSignal(window.worklist.model.rowsInserted, timeout=30000):
         window.add_paths([exams_folder])
@@ -188,7 +191,7 @@ def test_a_truncated_file_is_reported_and_its_view_shown_missing(
     assert window.messages.isVisible()
     assert "R-CC.dcm" in window.messages.text.text()
     assert window.viewer.cells[View.R_CC].message.textItem.toPlainText() == "R-CC: not in this exam"
-    assert set(window.result.views) == {View.L_CC, View.R_MLO, View.L_MLO}
+    assert set(window.session.result.views) == {View.L_CC, View.R_MLO, View.L_MLO}
 
 
 def test_analysis_can_be_cancelled(qtbot, window, exams_folder, start_and_settle):
@@ -204,25 +207,25 @@ def test_analysis_can_be_cancelled(qtbot, window, exams_folder, start_and_settle
     assert window.messages.isVisible()
     assert "cancelled" in window.messages.text.text()
     assert window.worklist.model.entry(other.exam_id).status is ExamStatus.NEW
-    assert window.result is None
+    assert window.session.result is None
     assert window.cache.get(other.exam_id, window.predictor.identity.key) is None
     # The window stays usable: analysing again completes.
     with qtbot.waitSignal(window.settled, timeout=60000):
         window.analyse_again()
-    assert window.result is not None
-    assert window.result.exam_id == other.exam_id
+    assert window.session.result is not None
+    assert window.session.result.exam_id == other.exam_id
     assert window.worklist.model.entry(other.exam_id).status is ExamStatus.ANALYSED
 
 
 def test_without_a_model_the_images_are_still_shown(
     qtbot, make_window, exams_folder, start_and_settle, monkeypatch
 ):
-    monkeypatch.setattr("app.gui.window.DEMO_MODEL", exams_folder / "absent.pt")
+    monkeypatch.setattr("app.gui.chrome.DEMO_MODEL", exams_folder / "absent.pt")
     window = make_window([])
     start_and_settle(window, [exams_folder])
     assert "No model is available" in window.banner.text()
     assert all(cell.image is not None for cell in window.viewer.cells.values())
-    assert window.result is None
+    assert window.session.result is None
     assert window.side.breasts[Laterality.RIGHT].malignant.text() == "-"
 
 
@@ -235,3 +238,16 @@ def test_a_broken_checkpoint_is_reported_and_images_stay(
     start_and_settle(window, [exams_folder])
     assert "could not be loaded" in window.banner.text()
     assert all(cell.image is not None for cell in window.viewer.cells.values())
+
+
+def test_typing_85_then_enter_records_exactly_one_reading_of_85(
+    qtbot, window, exams_folder, start_and_settle
+):
+    start_and_settle(window, [exams_folder])
+    field = window.side.breasts[Laterality.RIGHT].probability
+    field.setFocus()
+    field.lineEdit().selectAll()
+    qtbot.keyClicks(field.lineEdit(), "85")
+    qtbot.keyClick(field.lineEdit(), Qt.Key.Key_Return)
+    with window.store.session() as session:
+        assert [row.probability for row in session.scalars(select(Reading))] == [85.0]

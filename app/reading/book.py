@@ -3,7 +3,7 @@
 Both sit behind small interfaces: :class:`ResultCache` (results keyed by exam and model identity, so
 reopening an exam does not recompute unless the model changed) and :class:`ReadingBook` (per exam and
 breast, the reader's probability of malignancy, BI-RADS category and recall decision, kept the moment
-they are entered). The in-memory versions serve a session without a database; :class:`StoreResultCache`
+they are given: Enter, leaving the field, moving on). The in-memory versions serve a session without a database; :class:`StoreResultCache`
 and :class:`StoreReadingBook` keep them in ``app.store`` so that they survive a restart. A database
 error never loses what is in hand: the in-memory layer keeps it and ``on_error`` reports the problem.
 """
@@ -11,21 +11,17 @@ error never loses what is in hand: the in-memory layer keeps it and ``on_error``
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Protocol
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from app.reading.readings import Estimate, ModelShown, load_readings, save_reading
 from app.store import Store, StoreError
 from app.store.results import load_exam_result, save_exam_result
-from app.study.service import BreastEstimate
-from app.study.workstation import ModelShown, load_readings, save_reading
 from gmic_core.errors import GMICError
 from gmic_core.imaging import Laterality
 from gmic_core.inference import ExamResult
-from gmic_core.metrics import hybrid
-
-BIRADS_CATEGORIES = range(7)  # BI-RADS 0-6
 
 ErrorReporter = Callable[[str], None]
 
@@ -82,42 +78,26 @@ class StoreResultCache(MemoryResultCache):
             )
 
 
-@dataclass(frozen=True)
-class Reading:
-    """One reader's estimate for one breast: probability of malignancy in [0, 1], BI-RADS 0-6 and the
-    recall decision; the probability and BI-RADS may be unset."""
-
-    probability: float | None = None
-    birads: int | None = None
-    recall: bool = False
-
-    def __post_init__(self) -> None:
-        if self.probability is not None and not 0.0 <= self.probability <= 1.0:
-            raise ValueError(f"a probability is in [0, 1], got {self.probability}")
-        if self.birads is not None and self.birads not in BIRADS_CATEGORIES:
-            raise ValueError(f"BI-RADS is 0-6, got {self.birads}")
-
-
 class ReadingBook:
     """The reader's estimates in memory, for one session."""
 
     def __init__(self) -> None:
-        self._readings: dict[tuple[str, Laterality], Reading] = {}
+        self._readings: dict[tuple[str, Laterality], Estimate] = {}
 
-    def get(self, exam_id: str, side: Laterality) -> Reading:
-        return self._readings.get((exam_id, side), Reading())
+    def get(self, exam_id: str, side: Laterality) -> Estimate:
+        return self._readings.get((exam_id, side), Estimate())
 
     def set(
-        self, exam_id: str, side: Laterality, reading: Reading, model: ModelShown | None = None
-    ) -> Reading:
+        self, exam_id: str, side: Laterality, reading: Estimate, model: ModelShown | None = None
+    ) -> Estimate:
         """Keep ``reading``; ``model`` is what the reader saw of the model next to it, if anything."""
         self._readings[(exam_id, side)] = reading
         return reading
 
-    def set_probability(self, exam_id: str, side: Laterality, probability: float | None) -> Reading:
+    def set_probability(self, exam_id: str, side: Laterality, probability: float | None) -> Estimate:
         return self.set(exam_id, side, replace(self.get(exam_id, side), probability=probability))
 
-    def set_birads(self, exam_id: str, side: Laterality, birads: int | None) -> Reading:
+    def set_birads(self, exam_id: str, side: Laterality, birads: int | None) -> Estimate:
         return self.set(exam_id, side, replace(self.get(exam_id, side), birads=birads))
 
     def is_read(self, exam_id: str, sides: tuple[Laterality, ...]) -> bool:
@@ -126,7 +106,7 @@ class ReadingBook:
 
 
 class StoreReadingBook(ReadingBook):
-    """:class:`ReadingBook` in the store (:mod:`app.study.workstation`): an estimate with a probability
+    """:class:`ReadingBook` in the store (:mod:`app.reading.readings`): an estimate with a probability
     is committed as a reading of ``reader`` the moment it is entered; a changed one supersedes it.
     The store's readings need a probability, so a BI-RADS or recall given before it is kept in memory
     and stored with the probability. What the store cannot take stays in memory; ``on_error`` says so."""
@@ -138,7 +118,7 @@ class StoreReadingBook(ReadingBook):
         self._on_error = on_error
         self._loaded: set[str] = set()
 
-    def get(self, exam_id: str, side: Laterality) -> Reading:
+    def get(self, exam_id: str, side: Laterality) -> Estimate:
         if exam_id not in self._loaded:
             self._loaded.add(exam_id)
             try:
@@ -147,30 +127,18 @@ class StoreReadingBook(ReadingBook):
                 self._on_error(str(error))
                 stored = {}
             for stored_side, estimate in stored.items():
-                super().set(
-                    exam_id,
-                    stored_side,
-                    Reading(estimate.probability / 100, estimate.birads, estimate.recall),
-                )
+                super().set(exam_id, stored_side, estimate)
         return super().get(exam_id, side)
 
     def set(
-        self, exam_id: str, side: Laterality, reading: Reading, model: ModelShown | None = None
-    ) -> Reading:
+        self, exam_id: str, side: Laterality, reading: Estimate, model: ModelShown | None = None
+    ) -> Estimate:
         if reading == self.get(exam_id, side):
             return reading
         super().set(exam_id, side, reading)
         if reading.probability is not None:
-            estimate = BreastEstimate(round(reading.probability * 100, 6), reading.recall, reading.birads)
             try:
-                save_reading(self.store, self.reader, exam_id, side, estimate, model)
+                save_reading(self.store, self.reader, exam_id, side, reading, model)
             except GMICError as error:
                 self._on_error(f"Your estimate is kept on screen but was not saved: {error}")
         return reading
-
-
-def hybrid_score(reading: Reading, model_malignant: float | None, weight: float) -> float | None:
-    """``weight * reader + (1 - weight) * model`` (DESIGN.md, data flow 5); None until both exist."""
-    if reading.probability is None or model_malignant is None:
-        return None
-    return float(hybrid(reading.probability, model_malignant, weight))
