@@ -19,6 +19,7 @@ from app.gui.imagery import DisplayImage
 from app.store import Store, StoreError
 from app.study.service import exams_to_read_unaided
 from app.triage import TriageProgress, TriageSummary, WorklistRow, run_triage, stored_calibration, worklist
+from app.triage.operating_points import SiteSettings, site_settings
 from gmic_core import imaging
 from gmic_core.calibration import SiteCalibration
 from gmic_core.errors import CalibrationError, GMICError
@@ -109,15 +110,28 @@ def triage(context: TaskContext, store: Store, predictor: Predictor, paths: Sequ
 
 def export_dicom(
     context: TaskContext,
+    store: Store | None,
     result: ExamResult,
     images: Mapping[View, DisplayImage],
     algorithm: Algorithm,
     folder: Path,
 ) -> list[Path]:
     """Write the result of the exam on screen as DICOM objects into ``folder``
-    (:func:`gmic_core.reporting.export.export_exam`), from the views decoded for the screen."""
+    (:func:`gmic_core.reporting.export.export_exam`), from the views decoded for the screen, with the
+    site calibration and reporting threshold stored for the model (none without a database)."""
     context.progress("Exporting the results as DICOM", 0, 1)
-    paths = export_exam(result, {view: image.mammogram for view, image in images.items()}, algorithm, folder)
+    settings = SiteSettings()
+    if store is not None:
+        with store.session() as session:
+            settings = site_settings(session, result.model.key)
+    paths = export_exam(
+        result,
+        {view: image.mammogram for view, image in images.items()},
+        algorithm,
+        folder,
+        settings.report_threshold,
+        settings.calibration,
+    )
     context.progress("Exporting the results as DICOM", 1, 1)
     return paths
 

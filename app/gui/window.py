@@ -482,7 +482,7 @@ class MainWindow(QMainWindow):
             return None
         algorithm = Algorithm.of(self.predictor.checkpoints)
         images = dict(self.session.images)
-        worker = Worker("Export as DICOM", tasks.export_dicom, result, images, algorithm, folder)
+        worker = Worker("Export as DICOM", tasks.export_dicom, self.store, result, images, algorithm, folder)
         worker.signals.result.connect(
             lambda paths: self.messages.show_message(
                 f"Results written as {len(paths)} DICOM objects to {folder}.", error=False
