@@ -1,11 +1,16 @@
 """The Mammography CAD SR (SOP Class 1.2.840.10008.5.1.4.1.1.88.50), content tree TID 4000.
 
 highdicom has no TID 4000 class: the tree is composed of its content items, each commented with
-the template and row it fills (PS3.16: TID 4000 Document Root, 4001 Overall Impression/
-Recommendation, 4003 Individual Impression/Recommendation, 4006 Single Image Finding, 4015 Detections
-Performed, 4016 Analyses Performed, 4017 Detection Performed, 4019 Algorithm Identification, 4020
-Image Library, 4021 Image Library Entry). The document is highdicom's Comprehensive SR, whose
-modules the Mammography CAD SR IOD shares, stored under the Mammography CAD SR class."""
+the template it fills (PS3.16: TID 4000 Document Root, 4001 Overall Impression/Recommendation, 4003
+Individual Impression/Recommendation, 4006 Single Image Finding, 4015 Detections Performed, 4016
+Analyses Performed, 4017 Detection Performed, 4019 Algorithm Identification, 4020 Image Library
+Entry) and, where it was checked against the standard's tables, the row (TID 4000 rows 1-4, TID 4001
+rows 1 and 3, TID 4015 rows 1-2); other row numbers are this module's reading. Known departures,
+for a later pass: the detections performed (TID 4017) and the findings' coordinates reference their
+images directly, not by reference to the Image Library's entries. dciodvfy checks the IOD and dsrdump
+the SR relationship constraints; neither checks template rules. The document is highdicom's
+Comprehensive SR, whose modules the Mammography CAD SR IOD shares, stored under the Mammography CAD SR
+class."""
 
 from __future__ import annotations
 
@@ -59,7 +64,7 @@ def cad_sr(
     content = [
         # TID 4000 row 2 (TID 1204): language.
         hd.sr.LanguageOfContentItemAndDescendants(DEFAULT_LANGUAGE)[0],
-        # TID 4000 row 3 (TID 1001, 1004): the algorithm as the observing device.
+        # TID 1001, 1004 observation context: the algorithm as the observing device.
         *device_context(algorithm),
         _overall_impression(result, findings, sources, algorithm, calibration),
         _image_library(sources),
@@ -70,7 +75,7 @@ def cad_sr(
             algorithm,
             sources,
         ),
-        # TID 4000 row 7: no analysis (CID 6043) is performed.
+        # TID 4000 Summary of Analyses: no analysis (CID 6043) is performed.
         hd.sr.CodeContentItem(codes.DCM.SummaryOfAnalyses, codes.DCM.NotAttempted, R.CONTAINS),
     ]
     root.ContentSequence = hd.sr.ContentSequence(content)
@@ -97,7 +102,7 @@ def _overall_impression(
     algorithm: Algorithm,
     calibration: SiteCalibration | None,
 ) -> hd.sr.CodeContentItem:
-    """TID 4000 row 4 -> TID 4001: the summary, the exam's probability and one individual impression
+    """TID 4000 -> TID 4001: the summary, the exam's probability and one individual impression
     per breast holding the single image findings of its views."""
     with_findings = any(view.regions or view.rois for view in findings.values())
     # TID 4001 row 1: CAD Processing and Findings Summary (CID 6047).
@@ -233,12 +238,13 @@ def _scoord(name, graphic_type, points, source: SourceImage) -> hd.sr.ScoordCont
 
 
 def _image_library(sources: Mapping[View, SourceImage]) -> hd.sr.ContainerContentItem:
-    """TID 4000 row 5 -> TID 4020 (TID 1600): every source image with its laterality and view."""
+    """TID 4000 rows 3-4 -> TID 4020 (highdicom's TID 1600): every source image with its laterality and
+    view."""
     return hd.sr.ImageLibrary([source.header for source in sources.values()])[0]
 
 
 def _summary(name, status, container_name, algorithm: Algorithm, sources) -> list[hd.sr.ContentItem]:
-    """TID 4000 row 6 -> TID 4015, 4017: Summary of Detections (CID 6042) and the detection
+    """TID 4000 -> TID 4015 rows 1-2, 4017: Summary of Detections (CID 6042) and the detection
     performed, with its algorithm, on every source image."""
     summary = hd.sr.CodeContentItem(name, status, R.CONTAINS)
     performed = hd.sr.ContainerContentItem(container_name, relationship_type=R.INFERRED_FROM)
