@@ -245,7 +245,7 @@ def test_objects_that_cannot_be_scored_are_in_the_failure_list(listener, tmp_pat
 
 def test_four_concurrent_senders_of_a_hundred_instances(tmp_path, weights):
     """4 storescu x 100 instances at once: all stored, none lost or duplicated; SIGTERM ends the node."""
-    template = dicom_factory.dataset(size=(64, 48))
+    template = dicom_factory.dataset()
     batches = []
     for sender in range(4):
         folder = tmp_path / f"sender{sender}"
