@@ -30,6 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
         _register_study,
         _register_triage,
         _register_dataset,
+        _register_listen,
+        _register_pacs,
     ):
         register(commands)
     return parser
@@ -604,6 +606,178 @@ def _dataset_import(args: argparse.Namespace) -> int:
         print(f"gmic dataset import: {error}", file=sys.stderr)
         return 2
     print("\n".join(summary.lines()))
+    return 0
+
+
+def _register_listen(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "listen", help="a DICOM node: receive exams (C-STORE), score each complete study, send the results"
+    )
+    parser.add_argument("--ae-title", default="GMIC", help="this node's AE title (default GMIC)")
+    parser.add_argument("--host", default="127.0.0.1", help="the address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=11112)
+    parser.add_argument(
+        "--store", type=Path, required=True, metavar="DIR", help="received instances and the queue"
+    )
+    _add_database_option(parser)
+    _add_model_options(parser)
+    destination = parser.add_mutually_exclusive_group()
+    destination.add_argument(
+        "--send-to", metavar="PACS", help="C-STORE the results to AE@HOST:PORT or a node of the nodes file"
+    )
+    destination.add_argument("--stow", metavar="URL", help="STOW-RS the results to this DICOMweb service")
+    parser.add_argument(
+        "--quiet-seconds",
+        type=float,
+        default=30.0,
+        help="a study is complete after this long without an instance",
+    )
+    parser.add_argument(
+        "--allow", nargs="+", default=[], metavar="AE", help="the calling AE titles that may send"
+    )
+    parser.add_argument(
+        "--retry-max-seconds", type=float, default=60.0, help="the longest wait between tries to send (60)"
+    )
+    parser.add_argument("--tls-cert", type=Path, help="serve over TLS with this certificate (PEM)")
+    parser.add_argument("--tls-key", type=Path, help="the certificate's private key (PEM)")
+    parser.add_argument("--tls-ca", type=Path, help="require client certificates signed by this CA")
+    _add_nodes_option(parser)
+    parser.set_defaults(run=_listen)
+
+
+def _add_nodes_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--nodes",
+        type=Path,
+        metavar="FILE",
+        help="the PACS nodes file (default: pacs.toml in the user data folder)",
+    )
+
+
+def _listen(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from app.node.config import Tls, check_ae_title, read_nodes, resolve_node
+    from app.node.listener import Listener, ListenerOptions
+    from app.node.sender import StoreDestination, StowDestination
+    from app.node.spool import Spool
+    from app.store import open_store
+    from gmic_core.errors import GMICError
+    from gmic_core.inference import Predictor
+
+    try:
+        config = read_nodes(args.nodes)
+        options = ListenerOptions(
+            check_ae_title(args.ae_title),
+            args.host,
+            args.port,
+            args.quiet_seconds,
+            tuple(check_ae_title(title) for title in args.allow),
+            args.retry_max_seconds,
+            None if args.tls_cert is None else Tls(args.tls_ca, args.tls_cert, args.tls_key),
+        )
+        destination = None
+        if args.send_to:
+            destination = StoreDestination(resolve_node(args.send_to, config), options.ae_title)
+        elif args.stow:
+            destination = StowDestination(args.stow)
+        spool = Spool(args.store)
+        store = open_store(args.db)
+        predictor = Predictor.from_files(
+            args.weights, top_t=args.top_t, device=args.device, precision=args.precision
+        )
+    except (GMICError, ValueError) as error:
+        print(f"gmic listen: {error}", file=sys.stderr)
+        return 2
+    logging.getLogger("pynetdicom").setLevel(logging.WARNING)  # one line per PDU otherwise
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        Listener(spool, store, predictor, destination, options).serve(stop)
+    except OSError as error:  # the port is taken, the address cannot be bound
+        print(f"gmic listen: cannot listen on {args.host}:{args.port} ({error.strerror})", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _register_pacs(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("pacs", help="query and retrieve studies from a PACS")
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    find = actions.add_parser("find", help="a study-level query (C-FIND or QIDO-RS)")
+    get = actions.add_parser("get", help="retrieve one study (C-GET, C-MOVE or WADO-RS); resumable")
+    get.add_argument("study", metavar="STUDY_UID")
+    for action in (find, get):
+        where = action.add_mutually_exclusive_group(required=True)
+        where.add_argument("--pacs", help="AE@HOST:PORT or the name of a node of the nodes file")
+        where.add_argument("--dicomweb", metavar="URL", help="a DICOMweb service (QIDO-RS / WADO-RS)")
+        action.add_argument(
+            "--calling-ae", help="this node's AE title (default: the nodes file's, else GMIC)"
+        )
+        _add_nodes_option(action)
+    find.add_argument("--patient-id", metavar="ID")
+    find.add_argument(
+        "--date", metavar="FROM-TO", help="study dates, YYYYMMDD-YYYYMMDD (either side may be open)"
+    )
+    find.add_argument("--modality", default="MG", help="modality in study (default MG; '' for any)")
+    find.add_argument("--format", choices=("table", "json"), default="table")
+    find.set_defaults(run=_pacs_find)
+    get.add_argument("--out", type=Path, required=True, metavar="DIR")
+    get.add_argument(
+        "--move-port",
+        type=int,
+        metavar="PORT",
+        help="use C-MOVE to this node (the calling AE title), receiving on PORT, for a PACS without C-GET",
+    )
+    get.set_defaults(run=_pacs_get)
+
+
+def _pacs_source(args: argparse.Namespace):
+    """The PACS the find or get command names: DIMSE (node and calling AE title) or DICOMweb."""
+    from app.node.config import check_ae_title, read_nodes, resolve_node
+    from app.node.query import DicomwebSource, DimseSource
+
+    if args.dicomweb:
+        return DicomwebSource(args.dicomweb)
+    config = read_nodes(args.nodes)
+    node = resolve_node(args.pacs, config)
+    return DimseSource(node, check_ae_title(args.calling_ae or config.calling_ae))
+
+
+def _pacs_find(args: argparse.Namespace) -> int:
+    from app.node.query import StudyQuery, studies_json, studies_table
+    from gmic_core.errors import GMICError
+
+    try:
+        query = StudyQuery.of(args.patient_id, args.date, args.modality)
+        studies = _pacs_source(args).find(query)
+    except GMICError as error:
+        print(f"gmic pacs find: {error}", file=sys.stderr)
+        return 2
+    print(studies_json(studies) if args.format == "json" else studies_table(studies))
+    return 0
+
+
+def _pacs_get(args: argparse.Namespace) -> int:
+    from app.node.query import DimseSource
+    from gmic_core.errors import GMICError
+
+    def progress(done: int, total: int | None) -> None:
+        print(
+            f"\r{done}/{total if total is not None else '?'} instances", end="", file=sys.stderr, flush=True
+        )
+
+    try:
+        source = _pacs_source(args)
+        if args.move_port is not None and isinstance(source, DimseSource):
+            source = dataclasses.replace(source, move_port=args.move_port)
+        summary = source.get(args.study, args.out, progress)
+    except GMICError as error:
+        print(f"\ngmic pacs get: {error}", file=sys.stderr)
+        return 2
+    print(f"\n{summary.received} instances received, {summary.skipped} already present", file=sys.stderr)
+    print(summary.folder)
     return 0
 
 
