@@ -1,4 +1,9 @@
-"""The ``gmic`` command line."""
+"""The ``gmic`` command line.
+
+Building the parser imports only standard-library modules and the constants modules
+(:mod:`app.defaults`, :mod:`gmic_core.choices`, :mod:`gmic_core.synthetic_config`); each command
+imports what it needs when it runs (tests/test_cli.py holds the parser to that). A GMICError or an
+OSError ends any command with one message on stderr and exit status 2, from :func:`main`."""
 
 from __future__ import annotations
 
@@ -9,16 +14,44 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from gmic_core import synthetic
+from app.defaults import (
+    DEFAULT_OVERLAP,
+    DEFAULT_WORKERS,
+    DEMO_MODEL,
+    DEMO_MODEL_NOTICE,
+    FLAGS,
+    FORMATS,
+    OVERLAPS,
+    SORTS,
+)
+from gmic_core.choices import LAYOUTS, PRECISIONS
+from gmic_core.errors import GMICError
+from gmic_core.synthetic_config import (
+    BITS_STORED,
+    FULL_SIZE,
+    PHOTOMETRICS,
+    TRANSFER_SYNTAX_NAMES,
+    Lesion,
+    SynthesisConfig,
+)
 
 Command = Callable[[argparse.Namespace], int]
-# gmic_core.imaging.layouts.LayoutKind, spelled out so that building the parser imports nothing heavy
-# (tests/core/test_layouts.py checks that the two agree).
-LAYOUTS = ("cbis-ddsm", "vindr-mammo", "cmmd", "inbreast")
+
+# Exit statuses of every command (documented in the parser's epilog).
+EXIT_DONE = 0  # everything asked for was done
+EXIT_NOTHING_DONE = 1  # nothing was done: every input failed, or there was nothing to do
+EXIT_REFUSED = 2  # the command line or a file it names cannot be used; nothing was started
+EXIT_SOME_FAILED = 3  # some inputs failed or were left out (each named on stderr), the others were done
+EXIT_INTERRUPTED = 130  # Ctrl-C; what was finished is kept
+EXIT_STATUSES = f"""exit status: {EXIT_DONE} all done, {EXIT_NOTHING_DONE} nothing done (every input failed), \
+{EXIT_REFUSED} a bad option or file stopped the command before it began, {EXIT_SOME_FAILED} some inputs failed \
+or were left out (predict, triage: each is named on stderr, the others were done), {EXIT_INTERRUPTED} interrupted"""
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gmic", description="GMIC Reader: mammography AI workstation tools")
+    parser = argparse.ArgumentParser(
+        prog="gmic", description="GMIC Reader: mammography AI workstation tools", epilog=EXIT_STATUSES
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for register in (
@@ -39,18 +72,46 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _register_synth(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("synth", help="write synthetic screening exams (DICOM) and a manifest")
-    parser.add_argument("out_dir", type=Path, metavar="OUT_DIR")
+    parser.add_argument(
+        "out_dir", type=Path, metavar="OUT_DIR", help="folder for the exams, their masks and manifest.csv"
+    )
     parser.add_argument("--exams", type=int, default=10, help="how many exams (default 10)")
     parser.add_argument("--seed", type=int, default=0, help="the same seed writes the same exams")
-    parser.add_argument("--size", type=int, nargs=2, default=synthetic.FULL_SIZE, metavar=("ROWS", "COLUMNS"))
-    syntaxes = sorted(synthetic.TRANSFER_SYNTAXES)
-    parser.add_argument("--transfer-syntax", choices=syntaxes, default="jpeg2000-lossless")
-    parser.add_argument("--photometric", choices=synthetic.PHOTOMETRICS, default="MONOCHROME2")
-    parser.add_argument("--bits", type=int, choices=(12, 14), default=12, help="bits stored")
-    defaults = synthetic.SynthesisConfig()
-    parser.add_argument("--malignant-fraction", type=float, default=defaults.malignant_fraction)
-    parser.add_argument("--benign-fraction", type=float, default=defaults.benign_fraction)
-    kinds = [kind.value for kind in synthetic.Lesion]
+    parser.add_argument(
+        "--size",
+        type=int,
+        nargs=2,
+        default=FULL_SIZE,
+        metavar=("ROWS", "COLUMNS"),
+        help="image size in pixels (default %(default)s, a full-field detector; smaller is coarser)",
+    )
+    parser.add_argument(
+        "--transfer-syntax",
+        choices=TRANSFER_SYNTAX_NAMES,
+        default="jpeg2000-lossless",
+        help="pixel encoding (default %(default)s)",
+    )
+    parser.add_argument(
+        "--photometric",
+        choices=PHOTOMETRICS,
+        default="MONOCHROME2",
+        help="photometric interpretation (MONOCHROME1: inverted values; default %(default)s)",
+    )
+    parser.add_argument("--bits", type=int, choices=BITS_STORED, default=12, help="bits stored (default 12)")
+    defaults = SynthesisConfig()
+    parser.add_argument(
+        "--malignant-fraction",
+        type=float,
+        default=defaults.malignant_fraction,
+        help="probability that a breast has a malignant finding (default %(default)s)",
+    )
+    parser.add_argument(
+        "--benign-fraction",
+        type=float,
+        default=defaults.benign_fraction,
+        help="probability that a breast has a benign finding (default %(default)s)",
+    )
+    kinds = [kind.value for kind in Lesion]
     parser.add_argument(
         "--lesions",
         nargs="+",
@@ -64,6 +125,8 @@ def _register_synth(commands: argparse._SubParsersAction) -> None:
 
 
 def _synth(args: argparse.Namespace) -> int:
+    from gmic_core import synthetic
+
     manifest = synthetic.write_dataset(
         args.out_dir,
         exams=args.exams,
@@ -74,7 +137,7 @@ def _synth(args: argparse.Namespace) -> int:
         bits_stored=args.bits,
         malignant_fraction=args.malignant_fraction,
         benign_fraction=args.benign_fraction,
-        lesions=frozenset(synthetic.Lesion(kind) for kind in args.lesions),
+        lesions=frozenset(Lesion(kind) for kind in args.lesions),
         workers=args.workers,
     )
     print(manifest)
@@ -89,7 +152,7 @@ def _register_predict(commands: argparse._SubParsersAction) -> None:
         "exams", nargs="+", type=Path, metavar="EXAM", help="a folder (scanned), a DICOM file or an exam.json"
     )
     _add_model_options(parser)
-    parser.add_argument("--tta", type=int, default=0, help="average over N random windows (paper: 10)")
+    _add_tta_option(parser)
     parser.add_argument("--out", type=Path, help="results.json or results.csv (default: JSON on stdout)")
     parser.add_argument("--visualize", type=Path, metavar="DIR", help="write one picture per view here")
     parser.add_argument(
@@ -119,30 +182,79 @@ def _add_layout_option(parser: argparse.ArgumentParser) -> None:
 
 def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--weights", nargs="+", type=Path, required=True, metavar="FILE", help="checkpoint(s)"
+        "--weights",
+        nargs="+",
+        type=Path,
+        metavar="FILE",
+        help=f"checkpoint(s); several make an ensemble (default: the {DEMO_MODEL_NOTICE}, {DEMO_MODEL.name})",
     )
+    _add_inference_options(parser)
+
+
+def _add_inference_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--top-t", type=float, help="top-t of published checkpoints not named sample_model_N.p"
+        "--top-t",
+        type=float,
+        help="top-t fraction of published checkpoints not named sample_model_N.p (this project's "
+        "checkpoints carry their own)",
     )
+    _add_device_option(parser)
     parser.add_argument(
-        "--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps"
+        "--precision",
+        choices=PRECISIONS,
+        default="fp32",
+        help="arithmetic of the networks (bf16, fp16: mixed precision where the device has it; default fp32)",
     )
-    parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
+
+
+def _add_device_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--device", default="auto", help="auto (CUDA, then MPS, then CPU; default), cpu, cuda, cuda:1, mps"
+    )
+
+
+def _add_tta_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--tta",
+        type=int,
+        default=0,
+        metavar="N",
+        help="test-time augmentation: average over N random windows (paper: 10; default 0, none)",
+    )
+
+
+def _weights(given: Sequence[Path] | None) -> list[Path]:
+    """The checkpoints given, or the demo model with its notice on stderr."""
+    if given:
+        return list(given)
+    print(f"gmic: {DEMO_MODEL.name}: {DEMO_MODEL_NOTICE}", file=sys.stderr)
+    return [DEMO_MODEL]
+
+
+def _predictor(args: argparse.Namespace, weights: Sequence[Path] | None = None, **options):
+    """The Predictor of the command's model options (the demo model when no weights are given)."""
+    from gmic_core.inference import Predictor
+
+    return Predictor.from_files(
+        _weights(weights if weights is not None else args.weights),
+        top_t=args.top_t,
+        device=args.device,
+        precision=args.precision,
+        **options,
+    )
+
+
+def _outcome(done: int, failed: int) -> int:
+    if not failed:
+        return EXIT_DONE if done else EXIT_NOTHING_DONE
+    return EXIT_SOME_FAILED if done else EXIT_NOTHING_DONE
 
 
 def _predict(args: argparse.Namespace) -> int:
     from app.predict import predict_paths, results_json, stored_site_settings, write_csv
-    from gmic_core.errors import GMICError
-    from gmic_core.inference import Predictor
 
-    try:
-        predictor = Predictor.from_files(
-            args.weights, top_t=args.top_t, device=args.device, precision=args.precision, tta=args.tta
-        )
-        settings = stored_site_settings(args.db, predictor.identity.key)
-    except (GMICError, ValueError) as error:
-        print(f"gmic predict: {error}", file=sys.stderr)
-        return 2
+    predictor = _predictor(args, tta=args.tta)
+    settings = stored_site_settings(args.db, predictor.identity.key)
     calibration = settings.calibration
     run = predict_paths(predictor, args.exams, args.visualize, args.layout, args.dicom_out, settings)
     if args.out is not None and args.out.suffix.lower() == ".csv":
@@ -157,16 +269,16 @@ def _predict(args: argparse.Namespace) -> int:
         message = str(error["error"])
         named = message if str(error["path"]) in message else f"{error['path']}: {message}"
         print(f"gmic predict: {named}", file=sys.stderr)
-    return 0 if run.results else 1
+    return _outcome(len(run.results), run.failed)
 
 
 def _register_bench(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("bench", help="parameters, GFLOPs, memory and speed of GMIC and baselines")
-    parser.add_argument("--device", default="auto")
+    _add_device_option(parser)
     parser.add_argument(
         "--precision",
         nargs="+",
-        choices=("fp32", "bf16", "fp16"),
+        choices=PRECISIONS,
         default=None,
         help="default: fp32, plus bf16 where the device supports it",
     )
@@ -213,18 +325,13 @@ def _register_train(commands: argparse._SubParsersAction) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from gmic_core.errors import GMICError
     from gmic_core.training.config import TrainingConfig
     from gmic_core.training.loop import train
 
-    try:
-        config = TrainingConfig.from_toml(args.config)
-        if args.workers is not None:
-            config = dataclasses.replace(config, num_workers=args.workers)
-        result = train(config, stop_after_steps=args.max_steps, prepare_only=args.prepare_only)
-    except (GMICError, ValueError, OSError) as error:
-        print(f"gmic train: {error}", file=sys.stderr)
-        return 2
+    config = TrainingConfig.from_toml(args.config)
+    if args.workers is not None:
+        config = dataclasses.replace(config, num_workers=args.workers)
+    result = train(config, stop_after_steps=args.max_steps, prepare_only=args.prepare_only)
     if not args.prepare_only:
         print(result.best_checkpoint or result.last_checkpoint)
     return 0
@@ -233,14 +340,19 @@ def _train(args: argparse.Namespace) -> int:
 def _register_evaluate(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser("evaluate", help="AUCs with bootstrap CIs and saliency Dice on a manifest")
     parser.add_argument(
-        "paths", nargs="+", type=Path, metavar="WEIGHTS... MANIFEST", help="with --layout: WEIGHTS... ROOT"
+        "paths",
+        nargs="+",
+        type=Path,
+        metavar="[WEIGHTS...] MANIFEST",
+        help=f"checkpoint(s), then a manifest.csv or its folder (with --layout: the dataset's root); "
+        f"with the manifest alone, the {DEMO_MODEL_NOTICE} ({DEMO_MODEL.name})",
     )
-    parser.add_argument("--out", type=Path, required=True, metavar="DIR")
+    parser.add_argument(
+        "--out", type=Path, required=True, metavar="DIR", help="folder for evaluation.json and the curves"
+    )
     parser.add_argument("--split", help="evaluate only this split (train, val, test); default all")
-    parser.add_argument("--tta", type=int, default=0)
-    parser.add_argument("--top-t", type=float)
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
+    _add_tta_option(parser)
+    _add_inference_options(parser)
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples per interval")
     parser.add_argument(
         "--baselines", action="store_true", help="also score maximum pixel, mean intensity and blob count"
@@ -250,32 +362,20 @@ def _register_evaluate(commands: argparse._SubParsersAction) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from gmic_core.errors import GMICError
-    from gmic_core.inference import Predictor
     from gmic_core.training.evaluate import evaluate
 
     *weights, manifest = args.paths
-    if not weights:
-        print("gmic evaluate: give at least one checkpoint before the manifest", file=sys.stderr)
-        return 2
-    try:
-        if args.layout is not None:
-            manifest = _import_for_evaluation(args.layout, manifest, args.out / "dataset")
-        predictor = Predictor.from_files(
-            weights, top_t=args.top_t, device=args.device, precision=args.precision, tta=args.tta
-        )
-        report = evaluate(
-            predictor,
-            manifest,
-            args.out,
-            args.split,
-            args.bootstrap,
-            log=lambda line: print(line, file=sys.stderr),
-            baselines=args.baselines,
-        )
-    except (GMICError, ValueError, OSError) as error:
-        print(f"gmic evaluate: {error}", file=sys.stderr)
-        return 2
+    if args.layout is not None:
+        manifest = _import_for_evaluation(args.layout, manifest, args.out / "dataset")
+    report = evaluate(
+        _predictor(args, weights, tta=args.tta),
+        manifest,
+        args.out,
+        args.split,
+        args.bootstrap,
+        log=lambda line: print(line, file=sys.stderr),
+        baselines=args.baselines,
+    )
     breast = report["breast"]["malignant"]
     if "auc" in breast:
         low, high = breast["auc_ci"]
@@ -299,11 +399,17 @@ def _register_study(commands: argparse._SubParsersAction) -> None:
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
 
     create = actions.add_parser("create", help="create a reader study from a case list (CSV or folder)")
-    create.add_argument("name", metavar="STUDY")
+    create.add_argument("name", metavar="STUDY", help="the new study's name")
     create.add_argument(
         "cases", type=Path, metavar="CASES", help="a case list CSV, a gmic synth manifest or its folder"
     )
-    create.add_argument("--protocol", choices=("blinded", "sequential", "ai_assisted"), default="blinded")
+    create.add_argument(
+        "--protocol",
+        choices=("blinded", "sequential", "ai_assisted"),
+        default="blinded",
+        help="what readers see: blinded (no AI), sequential (AI after a first reading), ai_assisted "
+        "(default %(default)s)",
+    )
     create.add_argument("--seed", type=int, default=0, help="seeds every reader's randomised order")
     create.add_argument("--model-key", help="the model whose stored results AI-showing protocols display")
     create.add_argument("--lambda", dest="hybrid_weight", type=float, default=0.5, help="hybrid weight shown")
@@ -311,9 +417,9 @@ def _register_study(commands: argparse._SubParsersAction) -> None:
     create.set_defaults(run=_study_create)
 
     report = actions.add_parser("report", help="analyse a study's readings from the database")
-    report.add_argument("name", metavar="STUDY")
+    report.add_argument("name", metavar="STUDY", help="the study's name")
     _add_database_option(report)
-    report.add_argument("--out", type=Path, required=True, metavar="DIR")
+    _add_analysis_out_option(report)
     report.add_argument(
         "--sensitivity", type=float, help="operating point (default: readers' mean sensitivity)"
     )
@@ -322,14 +428,22 @@ def _register_study(commands: argparse._SubParsersAction) -> None:
     analyze = actions.add_parser(
         "analyze", help="analyse a long-format table reader,case,modality,truth,rating"
     )
-    analyze.add_argument("ratings", type=Path, metavar="RATINGS.csv")
-    analyze.add_argument("--out", type=Path, required=True, metavar="DIR")
+    analyze.add_argument(
+        "ratings", type=Path, metavar="RATINGS.csv", help="columns reader, case, modality, truth, rating"
+    )
+    _add_analysis_out_option(analyze)
     analyze.add_argument("--model-reader", help="the reader id whose rows are the model's scores (0-1)")
     analyze.add_argument("--rating-scale", type=float, default=100.0, help="ratings / scale lie in [0, 1]")
     analyze.add_argument(
         "--sensitivity", type=float, help="operating point (default: readers' mean sensitivity)"
     )
     analyze.set_defaults(run=_study_analyze)
+
+
+def _add_analysis_out_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--out", type=Path, required=True, metavar="DIR", help="folder for analysis.json and the curves"
+    )
 
 
 def _add_database_option(parser: argparse.ArgumentParser) -> None:
@@ -342,17 +456,11 @@ def _study_create(args: argparse.Namespace) -> int:
     from app.store import open_store
     from app.study.cases import read_case_list
     from app.study.service import StudyService
-    from gmic_core.errors import GMICError
 
-    try:
-        cases = read_case_list(args.cases)
-        store = open_store(args.db)
-        StudyService(store).create_study(
-            args.name, cases, args.protocol, args.seed, args.model_key, args.hybrid_weight
-        )
-    except GMICError as error:
-        print(f"gmic study create: {error}", file=sys.stderr)
-        return 2
+    cases = read_case_list(args.cases)
+    StudyService(open_store(args.db)).create_study(
+        args.name, cases, args.protocol, args.seed, args.model_key, args.hybrid_weight
+    )
     print(f"study {args.name}: {len(cases)} cases, {args.protocol}")
     return 0
 
@@ -360,13 +468,8 @@ def _study_create(args: argparse.Namespace) -> int:
 def _study_report(args: argparse.Namespace) -> int:
     from app.store import open_store
     from app.study.analysis import analyze, study_ratings
-    from gmic_core.errors import GMICError
 
-    try:
-        report = analyze(study_ratings(open_store(args.db), args.name), args.out, args.sensitivity)
-    except (GMICError, ValueError) as error:
-        print(f"gmic study report: {error}", file=sys.stderr)
-        return 2
+    report = analyze(study_ratings(open_store(args.db), args.name), args.out, args.sensitivity)
     _print_summary(report)
     print(args.out / "analysis.json")
     return 0
@@ -374,14 +477,9 @@ def _study_report(args: argparse.Namespace) -> int:
 
 def _study_analyze(args: argparse.Namespace) -> int:
     from app.study.analysis import analyze, read_ratings_csv
-    from gmic_core.errors import GMICError
 
-    try:
-        table = read_ratings_csv(args.ratings, args.model_reader, args.rating_scale)
-        report = analyze(table, args.out, args.sensitivity)
-    except (GMICError, ValueError) as error:
-        print(f"gmic study analyze: {error}", file=sys.stderr)
-        return 2
+    table = read_ratings_csv(args.ratings, args.model_reader, args.rating_scale)
+    report = analyze(table, args.out, args.sensitivity)
     _print_summary(report)
     print(args.out / "analysis.json")
     return 0
@@ -400,8 +498,6 @@ def _print_summary(report: dict) -> None:
 
 
 def _register_triage(commands: argparse._SubParsersAction) -> None:
-    from app.triage import DEFAULT_OVERLAP, DEFAULT_WORKERS, FLAGS, OVERLAPS, SORTS
-
     triage = commands.add_parser("triage", help="score every exam under folders not yet scored by the model")
     triage.add_argument(
         "paths", nargs="+", type=Path, metavar="PATH", help="a folder (scanned), a DICOM file or exam.json"
@@ -456,11 +552,13 @@ def _register_triage(commands: argparse._SubParsersAction) -> None:
     )
     _add_database_option(worklist)
     worklist.add_argument("--model-key", help="whose scores (default: the model of the latest triage run)")
-    worklist.add_argument("--sort", choices=SORTS, default="score")
     worklist.add_argument(
-        "--flag", action="append", choices=FLAGS, default=[], help="only exams with this flag"
+        "--sort", choices=SORTS, default="score", help="highest score first, or by exam (default score)"
     )
-    worklist.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    worklist.add_argument(
+        "--flag", action="append", choices=FLAGS, default=[], help="only exams with this flag (repeatable)"
+    )
+    worklist.add_argument("--format", choices=FORMATS, default="table", help="output format (default table)")
     worklist.set_defaults(run=_worklist)
 
 
@@ -482,14 +580,10 @@ def _triage(args: argparse.Namespace) -> int:
     from app.store import open_store
     from app.triage import run_triage
     from app.triage.progress import ProgressBar, format_summary
-    from gmic_core.errors import GMICError
-    from gmic_core.inference import Predictor
 
+    store = open_store(args.db)
+    predictor = _predictor(args, compile=args.compile)
     try:
-        store = open_store(args.db)
-        predictor = Predictor.from_files(
-            args.weights, top_t=args.top_t, device=args.device, precision=args.precision, compile=args.compile
-        )
         summary = run_triage(
             store,
             predictor,
@@ -500,47 +594,36 @@ def _triage(args: argparse.Namespace) -> int:
             layout=args.layout,
             dicom_out=args.dicom_out,
         )
-    except (GMICError, ValueError) as error:
-        print(f"gmic triage: {error}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print(
             "\ngmic triage: interrupted; the exams scored so far are stored, run again to resume",
             file=sys.stderr,
         )
-        return 130
+        return EXIT_INTERRUPTED
     print(format_summary(summary), file=sys.stderr)
-    return 0 if summary.scored or summary.skipped else 1
+    return _outcome(summary.scored + summary.skipped, len(summary.failed))
 
 
 def _calibrate(args: argparse.Namespace) -> int:
     from app.store import open_store
     from app.triage import calibrate, save_calibration, save_operating_points
-    from gmic_core.errors import GMICError
-    from gmic_core.inference import Predictor
 
-    try:
-        store = open_store(args.db)
-        predictor = Predictor.from_files(
-            args.weights, top_t=args.top_t, device=args.device, precision=args.precision
-        )
-        calibration = calibrate(
-            predictor,
-            args.manifest,
-            args.sensitivity,
-            args.specificity,
-            args.overlap,
-            args.workers,
-            progress=lambda done, total: print(f"{done}/{total} calibration exams scored", file=sys.stderr),
-            flag_fraction=args.flag_fraction,
-            method=args.method,
-        )
-        with store.session() as session:
-            save_calibration(session, predictor.identity.key, calibration)
-            save_operating_points(session, predictor.identity.key, calibration)
-    except (GMICError, ValueError) as error:
-        print(f"gmic calibrate: {error}", file=sys.stderr)
-        return 2
+    store = open_store(args.db)
+    predictor = _predictor(args)
+    calibration = calibrate(
+        predictor,
+        args.manifest,
+        args.sensitivity,
+        args.specificity,
+        args.overlap,
+        args.workers,
+        progress=lambda done, total: print(f"{done}/{total} calibration exams scored", file=sys.stderr),
+        flag_fraction=args.flag_fraction,
+        method=args.method,
+    )
+    with store.session() as session:
+        save_calibration(session, predictor.identity.key, calibration)
+        save_operating_points(session, predictor.identity.key, calibration)
     positives = int(calibration.labels.sum())
     print(f"{calibration.labels.size} exams, {positives} malignant; model {predictor.identity.key}")
     for level, fit in (("exam", calibration.site.exam), ("breast", calibration.site.breast)):
@@ -567,19 +650,12 @@ def _worklist(args: argparse.Namespace) -> int:
     from app.store import open_store
     from app.triage import latest_model_key, worklist
     from app.triage.worklist import to_csv, to_json, to_table
-    from gmic_core.errors import GMICError
 
-    try:
-        with open_store(args.db).session() as session:
-            model_key = args.model_key or latest_model_key(session)
-            if model_key is None:
-                raise GMICError(
-                    "no triage run in this database yet: run gmic triage first, or give --model-key"
-                )
-            rows = worklist(session, model_key, args.sort, args.flag)
-    except GMICError as error:
-        print(f"gmic worklist: {error}", file=sys.stderr)
-        return 2
+    with open_store(args.db).session() as session:
+        model_key = args.model_key or latest_model_key(session)
+        if model_key is None:
+            raise GMICError("no triage run in this database yet: run gmic triage first, or give --model-key")
+        rows = worklist(session, model_key, args.sort, args.flag)
     print({"table": to_table, "csv": to_csv, "json": to_json}[args.format](rows))
     return 0
 
@@ -592,19 +668,16 @@ def _register_dataset(commands: argparse._SubParsersAction) -> None:
     )
     importing.add_argument("kind", choices=LAYOUTS, metavar="KIND", help="one of %(choices)s")
     importing.add_argument("root", type=Path, metavar="ROOT", help="the dataset's folder, as downloaded")
-    importing.add_argument("--out", type=Path, required=True, metavar="DIR")
+    importing.add_argument(
+        "--out", type=Path, required=True, metavar="DIR", help="folder for manifest.csv and the masks"
+    )
     importing.set_defaults(run=_dataset_import)
 
 
 def _dataset_import(args: argparse.Namespace) -> int:
-    from gmic_core.errors import GMICError
     from gmic_core.imaging.layouts import import_layout, read_layout
 
-    try:
-        summary = import_layout(read_layout(args.kind, args.root), args.out)
-    except (GMICError, OSError) as error:
-        print(f"gmic dataset import: {error}", file=sys.stderr)
-        return 2
+    summary = import_layout(read_layout(args.kind, args.root), args.out)
     print("\n".join(summary.lines()))
     return 0
 
@@ -615,7 +688,7 @@ def _register_listen(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--ae-title", default="GMIC", help="this node's AE title (default GMIC)")
     parser.add_argument("--host", default="127.0.0.1", help="the address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=11112)
+    parser.add_argument("--port", type=int, default=11112, help="the DICOM port to listen on (default 11112)")
     parser.add_argument(
         "--store", type=Path, required=True, metavar="DIR", help="received instances and the queue"
     )
@@ -663,33 +736,25 @@ def _listen(args: argparse.Namespace) -> int:
     from app.node.sender import StoreDestination, StowDestination
     from app.node.spool import Spool
     from app.store import open_store
-    from gmic_core.errors import GMICError
-    from gmic_core.inference import Predictor
 
-    try:
-        config = read_nodes(args.nodes)
-        options = ListenerOptions(
-            check_ae_title(args.ae_title),
-            args.host,
-            args.port,
-            args.quiet_seconds,
-            tuple(check_ae_title(title) for title in args.allow),
-            args.retry_max_seconds,
-            None if args.tls_cert is None else Tls(args.tls_ca, args.tls_cert, args.tls_key),
-        )
-        destination = None
-        if args.send_to:
-            destination = StoreDestination(resolve_node(args.send_to, config), options.ae_title)
-        elif args.stow:
-            destination = StowDestination(args.stow)
-        spool = Spool(args.store)
-        store = open_store(args.db)
-        predictor = Predictor.from_files(
-            args.weights, top_t=args.top_t, device=args.device, precision=args.precision
-        )
-    except (GMICError, ValueError) as error:
-        print(f"gmic listen: {error}", file=sys.stderr)
-        return 2
+    config = read_nodes(args.nodes)
+    options = ListenerOptions(
+        check_ae_title(args.ae_title),
+        args.host,
+        args.port,
+        args.quiet_seconds,
+        tuple(check_ae_title(title) for title in args.allow),
+        args.retry_max_seconds,
+        None if args.tls_cert is None else Tls(args.tls_ca, args.tls_cert, args.tls_key),
+    )
+    destination = None
+    if args.send_to:
+        destination = StoreDestination(resolve_node(args.send_to, config), options.ae_title)
+    elif args.stow:
+        destination = StowDestination(args.stow)
+    spool = Spool(args.store)
+    store = open_store(args.db)
+    predictor = _predictor(args)
     logging.getLogger("pynetdicom").setLevel(logging.WARNING)  # one line per PDU otherwise
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -697,9 +762,8 @@ def _listen(args: argparse.Namespace) -> int:
     try:
         Listener(spool, store, predictor, destination, options).serve(stop)
     except OSError as error:  # the port is taken, the address cannot be bound
-        print(f"gmic listen: cannot listen on {args.host}:{args.port} ({error.strerror})", file=sys.stderr)
-        return 2
-    return 0
+        raise GMICError(f"cannot listen on {args.host}:{args.port} ({error.strerror})") from error
+    return EXIT_DONE
 
 
 def _register_pacs(commands: argparse._SubParsersAction) -> None:
@@ -716,14 +780,18 @@ def _register_pacs(commands: argparse._SubParsersAction) -> None:
             "--calling-ae", help="this node's AE title (default: the nodes file's, else GMIC)"
         )
         _add_nodes_option(action)
-    find.add_argument("--patient-id", metavar="ID")
+    find.add_argument("--patient-id", metavar="ID", help="only this patient's studies")
     find.add_argument(
         "--date", metavar="FROM-TO", help="study dates, YYYYMMDD-YYYYMMDD (either side may be open)"
     )
     find.add_argument("--modality", default="MG", help="modality in study (default MG; '' for any)")
-    find.add_argument("--format", choices=("table", "json"), default="table")
+    find.add_argument(
+        "--format", choices=("table", "json"), default="table", help="the output (default table)"
+    )
     find.set_defaults(run=_pacs_find)
-    get.add_argument("--out", type=Path, required=True, metavar="DIR")
+    get.add_argument(
+        "--out", type=Path, required=True, metavar="DIR", help="where the study's instances are written"
+    )
     get.add_argument(
         "--move-port",
         type=int,
@@ -747,38 +815,30 @@ def _pacs_source(args: argparse.Namespace):
 
 def _pacs_find(args: argparse.Namespace) -> int:
     from app.node.query import StudyQuery, studies_json, studies_table
-    from gmic_core.errors import GMICError
 
-    try:
-        query = StudyQuery.of(args.patient_id, args.date, args.modality)
-        studies = _pacs_source(args).find(query)
-    except GMICError as error:
-        print(f"gmic pacs find: {error}", file=sys.stderr)
-        return 2
+    studies = _pacs_source(args).find(StudyQuery.of(args.patient_id, args.date, args.modality))
     print(studies_json(studies) if args.format == "json" else studies_table(studies))
-    return 0
+    return EXIT_DONE
 
 
 def _pacs_get(args: argparse.Namespace) -> int:
     from app.node.query import DimseSource
-    from gmic_core.errors import GMICError
 
     def progress(done: int, total: int | None) -> None:
         print(
             f"\r{done}/{total if total is not None else '?'} instances", end="", file=sys.stderr, flush=True
         )
 
+    source = _pacs_source(args)
+    if args.move_port is not None and isinstance(source, DimseSource):
+        source = dataclasses.replace(source, move_port=args.move_port)
     try:
-        source = _pacs_source(args)
-        if args.move_port is not None and isinstance(source, DimseSource):
-            source = dataclasses.replace(source, move_port=args.move_port)
         summary = source.get(args.study, args.out, progress)
-    except GMICError as error:
-        print(f"\ngmic pacs get: {error}", file=sys.stderr)
-        return 2
-    print(f"\n{summary.received} instances received, {summary.skipped} already present", file=sys.stderr)
+    finally:
+        print(file=sys.stderr)  # ends the progress line
+    print(f"{summary.received} instances received, {summary.skipped} already present", file=sys.stderr)
     print(summary.folder)
-    return 0
+    return EXIT_DONE
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -787,7 +847,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s"
     )
     command: Command = args.run
-    return command(args)
+    try:
+        return command(args)
+    except GMICError as error:
+        print(f"{_name(args)}: {error}", file=sys.stderr)
+    except OSError as error:
+        print(
+            f"{_name(args)}: {error.filename}: {error.strerror}" if error.filename else error, file=sys.stderr
+        )
+    return EXIT_REFUSED
+
+
+def _name(args: argparse.Namespace) -> str:
+    """``gmic COMMAND [ACTION]``, as the user typed it."""
+    return " ".join(["gmic", args.command, *([args.action] if getattr(args, "action", None) else [])])
 
 
 if __name__ == "__main__":

@@ -35,6 +35,13 @@ class PredictionRun:
     results: list[tuple[ExamResult, Exam]] = field(default_factory=list)
     errors: list[dict[str, str | None]] = field(default_factory=list)
 
+    @property
+    def failed(self) -> int:
+        """How many inputs gave no result: paths, files and exams (an image kept but not scored beside
+        a scored exam is not one of them)."""
+        scored = {result.exam_id for result, _ in self.results}
+        return sum(error["exam_id"] not in scored for error in self.errors)
+
 
 def predict_paths(
     predictor: Predictor,

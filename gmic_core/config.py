@@ -9,6 +9,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from gmic_core.errors import UsageError
+
 LocalBackbone = Literal["resnet18", "resnet34", "resnet50"]
 
 # Paper section 2.2: ResNet-18/34 end in 512 channels, ResNet-50 (bottleneck blocks) in 2048.
@@ -45,26 +47,26 @@ class GMICConfig:
 
     def __post_init__(self) -> None:
         if self.local_backbone not in LOCAL_FEATURE_SIZES:
-            raise ValueError(
+            raise UsageError(
                 f"local_backbone must be one of {sorted(LOCAL_FEATURE_SIZES)}, got {self.local_backbone!r}"
             )
         if not 0.0 < self.top_t <= 1.0:
-            raise ValueError(f"top_t is a fraction in (0, 1], got {self.top_t}")
+            raise UsageError(f"top_t is a fraction in (0, 1], got {self.top_t}")
         if self.global_feature_size % 2 ** (GLOBAL_NUM_STAGES - 1):
-            raise ValueError("global_feature_size must be divisible by 16")
+            raise UsageError("global_feature_size must be divisible by 16")
         expected = (
             _global_output_size(self.input_height),
             _global_output_size(self.input_width),
         )
         if expected != (self.saliency_height, self.saliency_width):
-            raise ValueError(
+            raise UsageError(
                 f"an input of {self.input_height} x {self.input_width} gives a saliency grid of "
                 f"{expected[0]} x {expected[1]}, not {self.saliency_height} x {self.saliency_width}"
             )
         if self.input_height % 2 or self.input_width % 2:
-            raise ValueError("the input window must have even height and width")
+            raise UsageError("the input window must have even height and width")
         if not 0.0 < self.input_scale <= 1.0:
-            raise ValueError(f"input_scale must be in (0, 1], got {self.input_scale}")
+            raise UsageError(f"input_scale must be in (0, 1], got {self.input_scale}")
 
     @property
     def local_feature_size(self) -> int:
@@ -111,7 +113,7 @@ class GMICConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(values) - known
         if unknown:
-            raise ValueError(f"unknown GMICConfig fields: {sorted(unknown)}")
+            raise UsageError(f"unknown GMICConfig fields: {sorted(unknown)}")
         return cls(**values)
 
 

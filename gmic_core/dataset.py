@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from gmic_core.errors import ExamError
+from gmic_core.errors import DatasetError, ExamError
 from gmic_core.imaging.image import Hints
 from gmic_core.imaging.views import Laterality, View, ViewCode
 
@@ -180,7 +180,7 @@ def read_manifests(paths: Sequence[str | Path]) -> list[ManifestExam]:
 
 def _label(value: str) -> int:
     if value.strip() not in ("0", "1"):
-        raise ValueError(f"labels are 0 or 1, got {value!r}")
+        raise DatasetError(f"labels are 0 or 1, got {value!r}")
     return int(value)
 
 

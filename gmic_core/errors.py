@@ -12,6 +12,22 @@ class GMICError(Exception):
     """Base class of every error this project raises on bad input."""
 
 
+class UsageError(GMICError, ValueError):
+    """A value given by the user that cannot be used: an option or setting that is unknown or out of range
+    (a command-line option, a training or model config). Also a ValueError, which callers from before
+    these typed errors catch."""
+
+
+class DatasetError(GMICError, ValueError):
+    """A labelled dataset (``manifest.csv``) that cannot be used for what was asked: a label that is not
+    0 or 1, no exam in the split or set asked for."""
+
+
+class AnalysisError(GMICError, ValueError):
+    """Ratings or scores that cannot be analysed: one class only, too few readers or cases, tables whose
+    sizes disagree, a hybrid weight outside [0, 1]."""
+
+
 class CheckpointError(GMICError):
     """A weights file that cannot be used: unreadable, truncated, or not matching the model."""
 

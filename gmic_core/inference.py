@@ -15,20 +15,20 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 
+from gmic_core.choices import Precision
 from gmic_core.config import GMICConfig
-from gmic_core.errors import CheckpointError, PreprocessingError
+from gmic_core.errors import CheckpointError, ExamError, PreprocessingError, UsageError
 from gmic_core.imaging import Exam, Mammogram, decode_view
 from gmic_core.imaging.views import PUBLISHED_VIEW_ORDER, Laterality, View
 from gmic_core.model import GMICOutput, LoadedCheckpoint, load_checkpoint
 from gmic_core.model.fusion import fold_batch_norms
 from gmic_core.preprocess import AxisMap, BackgroundThreshold, Geometry, WindowNoise, preprocess
 
-Precision = Literal["fp32", "bf16", "fp16"]
 _AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 # Configuration fields that shape the model input: every member of an ensemble must agree on them.
 _INPUT_FIELDS = ("input_height", "input_width", "saliency_height", "saliency_width", "input_scale")
@@ -63,7 +63,7 @@ def supported_precisions(device: torch.device) -> list[Precision]:
 
 def check_precision(device: torch.device, precision: Precision) -> None:
     if precision not in supported_precisions(device):
-        raise ValueError(f"{precision} is not supported on {device_description(device)}; use fp32")
+        raise UsageError(f"{precision} is not supported on {device_description(device)}; use fp32")
 
 
 @dataclass(frozen=True)
@@ -267,7 +267,7 @@ def prepare_exam(
     """Preprocess the standard views of one exam (any subset of the four) for models of ``config``.
     Needs no model, so it can run in a thread or process that feeds the one holding the device."""
     if not images:
-        raise ValueError(f"exam {exam_id} has no standard view to analyse")
+        raise ExamError(f"exam {exam_id} has no standard view to analyse")
     views = tuple(view for view in PUBLISHED_VIEW_ORDER if view in images)
     started = time.perf_counter()
     prepared = [_preprocess_view(view, images[view], config, background_threshold) for view in views]

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import rankdata
 
+from gmic_core.errors import AnalysisError
+
 Metric = Callable[[np.ndarray, np.ndarray], float]
 
 
@@ -18,9 +20,9 @@ def _validated(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.n
     labels = np.asarray(labels).astype(bool).ravel()
     scores = np.asarray(scores, dtype=np.float64).ravel()
     if labels.shape != scores.shape:
-        raise ValueError(f"{labels.size} labels but {scores.size} scores")
+        raise AnalysisError(f"{labels.size} labels but {scores.size} scores")
     if labels.all() or not labels.any():
-        raise ValueError("both classes are needed: the labels are all positive or all negative")
+        raise AnalysisError("both classes are needed: the labels are all positive or all negative")
     return labels, scores
 
 
@@ -136,7 +138,7 @@ def hybrid(reader: np.ndarray, model: np.ndarray, weight: float) -> np.ndarray:
     """The human-machine hybrid ``weight * reader + (1 - weight) * model`` (paper section 4.3), with
     both in [0, 1]."""
     if not 0.0 <= weight <= 1.0:
-        raise ValueError(f"the hybrid weight must be in [0, 1], got {weight}")
+        raise AnalysisError(f"the hybrid weight must be in [0, 1], got {weight}")
     return weight * np.asarray(reader, dtype=np.float64) + (1 - weight) * np.asarray(model, dtype=np.float64)
 
 
@@ -146,7 +148,7 @@ def dice(prediction: np.ndarray, mask: np.ndarray, threshold: float | None = Non
     prediction = np.asarray(prediction, dtype=np.float64)
     mask = np.asarray(mask).astype(bool)
     if prediction.shape != mask.shape:
-        raise ValueError(f"map {prediction.shape} and mask {mask.shape} differ in shape")
+        raise AnalysisError(f"map {prediction.shape} and mask {mask.shape} differ in shape")
     if threshold is not None:
         prediction = (prediction >= threshold).astype(np.float64)
     denominator = prediction.sum() + mask.sum()
@@ -161,11 +163,11 @@ def _probabilities(labels: np.ndarray, probabilities: np.ndarray) -> tuple[np.nd
     labels = np.asarray(labels).astype(bool).ravel()
     probabilities = np.asarray(probabilities, dtype=np.float64).ravel()
     if labels.shape != probabilities.shape:
-        raise ValueError(f"{labels.size} labels but {probabilities.size} probabilities")
+        raise AnalysisError(f"{labels.size} labels but {probabilities.size} probabilities")
     if labels.size == 0:
-        raise ValueError("no cases")
+        raise AnalysisError("no cases")
     if not ((probabilities >= 0) & (probabilities <= 1)).all():
-        raise ValueError("probabilities must lie in [0, 1]")
+        raise AnalysisError("probabilities must lie in [0, 1]")
     return labels, probabilities
 
 

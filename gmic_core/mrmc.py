@@ -27,6 +27,8 @@ from typing import Literal
 import numpy as np
 from scipy import stats
 
+from gmic_core.errors import AnalysisError
+
 CovarianceMethod = Literal["jackknife", "delong"]
 
 
@@ -89,13 +91,13 @@ def _validated(ratings: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.n
     ratings = np.asarray(ratings, dtype=np.float64)
     truth = np.asarray(truth).astype(bool).ravel()
     if ratings.ndim != 3 or ratings.shape[2] != truth.size:
-        raise ValueError(f"ratings must be [modalities, readers, cases={truth.size}], got {ratings.shape}")
+        raise AnalysisError(f"ratings must be [modalities, readers, cases={truth.size}], got {ratings.shape}")
     if not np.isfinite(ratings).all():
-        raise ValueError(
+        raise AnalysisError(
             "every reader must rate every case in every modality (missing or non-finite ratings)"
         )
     if truth.all() or not truth.any():
-        raise ValueError("both classes are needed: the cases are all positive or all negative")
+        raise AnalysisError("both classes are needed: the cases are all positive or all negative")
     return ratings, truth
 
 
@@ -201,7 +203,7 @@ def obuchowski_rockette(
     ratings, truth = _validated(ratings, truth)
     t, r = ratings.shape[:2]
     if r < 2:
-        raise ValueError("an MRMC analysis needs at least two readers")
+        raise AnalysisError("an MRMC analysis needs at least two readers")
     aucs = empirical_aucs(ratings, truth)
     matrix = auc_covariance(ratings, truth, covariance)
     var, cov1, cov2, cov3 = _covariance_averages(matrix, t, r)
@@ -255,7 +257,7 @@ def dorfman_berbaum_metz(ratings: np.ndarray, truth: np.ndarray, alpha: float = 
     ratings, truth = _validated(ratings, truth)
     t, r, c = ratings.shape
     if t < 2 or r < 2:
-        raise ValueError("a DBM comparison needs two or more modalities and readers")
+        raise AnalysisError("a DBM comparison needs two or more modalities and readers")
     pseudo = c * empirical_aucs(ratings, truth)[:, :, None] - (c - 1) * jackknife_aucs(ratings, truth)
     grand = pseudo.mean()
     m_t, m_r, m_c = pseudo.mean(axis=(1, 2)), pseudo.mean(axis=(0, 2)), pseudo.mean(axis=(0, 1))

@@ -54,7 +54,6 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from enum import StrEnum
 from pathlib import Path
 from typing import BinaryIO
 
@@ -74,12 +73,22 @@ from scipy import ndimage
 from scipy.spatial import ConvexHull, Delaunay
 
 from gmic_core.dataset import MANIFEST_NAME, ManifestImage, manifest_columns, write_manifest
+from gmic_core.errors import UsageError
 from gmic_core.imaging.exam import BreastLabels
 from gmic_core.imaging.views import Laterality, View, ViewPosition
 from gmic_core.parallel import process_map
+from gmic_core.synthetic_config import (
+    BENIGN_LESIONS,
+    BITS_STORED,
+    FULL_SIZE,
+    MALIGNANT_CHOICES,
+    PHOTOMETRICS,
+    TRANSFER_SYNTAX_NAMES,
+    Lesion,
+    SynthesisConfig,
+    spacing_mm,
+)
 
-FULL_SIZE = (4096, 3328)  # rows, columns of a Hologic Selenia Dimensions image
-FULL_SIZE_SPACING_MM = 0.07  # its detector pixel pitch (at full size)
 MAGNIFICATION = 1.07  # a typical Estimated Radiographic Magnification Factor for contact mammograms
 WORK_SCALE = 4  # smooth fields (outline distance, tissue) are computed at 1/4 resolution
 MANIFEST_COLUMNS = manifest_columns(extra=("density",))
@@ -99,66 +108,6 @@ VIEW_CODE = {
     ViewPosition.MLO: ("399368009", "medio-lateral oblique"),
 }
 UID_ROOT = "2.25."  # PS3.5 B.2: UIDs derived from a UUID
-
-
-class Lesion(StrEnum):
-    """Lesion morphologies (BI-RADS descriptors) and whether they are malignant."""
-
-    ROUND_MASS = "mass:round"
-    OVAL_MASS = "mass:oval"
-    IRREGULAR_MASS = "mass:irregular"
-    SPICULATED_MASS = "mass:spiculated"
-    COARSE_CALCIFICATIONS = "calcifications:coarse"
-    PLEOMORPHIC_CALCIFICATIONS = "calcifications:fine-pleomorphic"
-    LINEAR_CALCIFICATIONS = "calcifications:fine-linear-branching"
-
-    @property
-    def malignant(self) -> bool:
-        return self in MALIGNANT_LESIONS
-
-    @property
-    def is_mass(self) -> bool:
-        return self.value.startswith("mass")
-
-
-MALIGNANT_LESIONS = frozenset(
-    {
-        Lesion.IRREGULAR_MASS,
-        Lesion.SPICULATED_MASS,
-        Lesion.PLEOMORPHIC_CALCIFICATIONS,
-        Lesion.LINEAR_CALCIFICATIONS,
-    }
-)
-BENIGN_LESIONS = (Lesion.ROUND_MASS, Lesion.OVAL_MASS, Lesion.COARSE_CALCIFICATIONS)
-MALIGNANT_CHOICES = (
-    Lesion.IRREGULAR_MASS,
-    Lesion.SPICULATED_MASS,
-    Lesion.PLEOMORPHIC_CALCIFICATIONS,
-    Lesion.LINEAR_CALCIFICATIONS,
-)
-
-
-@dataclass(frozen=True)
-class SynthesisConfig:
-    """What a dataset looks like. ``size`` is (rows, columns); smaller sizes are the same anatomy at a
-    coarser pixel spacing. The fractions are per-breast probabilities of carrying at least one
-    lesion of that class; ``lesions`` are the kinds drawn from (a class with none of its kinds there
-    gets no lesion)."""
-
-    size: tuple[int, int] = FULL_SIZE
-    malignant_fraction: float = 0.2
-    benign_fraction: float = 0.2
-    bits_stored: int = 12
-    lesions: frozenset[Lesion] = frozenset(Lesion)
-
-    @property
-    def spacing_mm(self) -> float:
-        return spacing_mm(self.size)
-
-
-def spacing_mm(size: tuple[int, ...]) -> float:
-    """Pixel spacing at the breast of an image of ``size``: the full-size detector's, scaled."""
-    return FULL_SIZE_SPACING_MM * FULL_SIZE[0] / size[0]
 
 
 @dataclass(frozen=True)
@@ -800,8 +749,7 @@ def _upsample(work: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return F.interpolate(tensor, size=size, mode="bilinear", align_corners=False)[0, 0].numpy()
 
 
-TRANSFER_SYNTAXES = {"explicit-little": ExplicitVRLittleEndian, "jpeg2000-lossless": JPEG2000Lossless}
-PHOTOMETRICS = ("MONOCHROME2", "MONOCHROME1")
+TRANSFER_SYNTAXES = dict(zip(TRANSFER_SYNTAX_NAMES, (ExplicitVRLittleEndian, JPEG2000Lossless), strict=True))
 WINDOWS = (("NORMAL", 1.0, 0.0), ("HARDER", 0.8, 0.05), ("SOFTER", 1.25, -0.05))  # name, width, centre shift
 
 
@@ -822,11 +770,11 @@ def write_dataset(
     and the manifest (format in the module docstring); returns the manifest's path. ``workers`` > 1
     writes exams in that many processes; the files are the same."""
     if transfer_syntax not in TRANSFER_SYNTAXES:
-        raise ValueError(f"transfer syntax must be one of {', '.join(TRANSFER_SYNTAXES)}")
+        raise UsageError(f"transfer syntax must be one of {', '.join(TRANSFER_SYNTAXES)}")
     if photometric not in PHOTOMETRICS:
-        raise ValueError(f"photometric interpretation must be one of {', '.join(PHOTOMETRICS)}")
-    if bits_stored not in (12, 14):
-        raise ValueError("bits stored must be 12 or 14")
+        raise UsageError(f"photometric interpretation must be one of {', '.join(PHOTOMETRICS)}")
+    if bits_stored not in BITS_STORED:
+        raise UsageError(f"bits stored must be one of {', '.join(map(str, BITS_STORED))}")
     out = Path(out_dir)
     (out / "masks").mkdir(parents=True, exist_ok=True)
     config = SynthesisConfig(size, malignant_fraction, benign_fraction, bits_stored, frozenset(lesions))

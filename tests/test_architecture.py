@@ -1,4 +1,5 @@
-"""The layering of DESIGN.md, enforced: Qt only in app/gui, and gmic_core never imports app."""
+"""The layering of docs/architecture.md, enforced: Qt only in app/gui (and in the benchmarks that time it),
+gmic_core never imports app, and benchmarks live under benchmarks/ only."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ def _sources(*folders: str) -> list[Path]:
 def test_qt_stays_in_app_gui():
     offenders = {
         str(path.relative_to(ROOT)): sorted(qt)
-        for path in _sources("gmic_core", "app", "benchmarks")
+        for path in _sources("gmic_core", "app")
         if (ROOT / "app" / "gui") not in path.parents
         and (qt := {name for name in _imports(path) if name.split(".")[0] in QT_MODULES})
     }
@@ -40,3 +41,13 @@ def test_core_never_imports_the_application():
         if (imported := {name for name in _imports(path) if name.split(".")[0] == "app"})
     }
     assert not offenders, f"gmic_core must not import app: {offenders}"
+
+
+def test_benchmarks_live_under_benchmarks():
+    # gmic_core/bench.py is not a benchmark but the library behind `gmic bench`.
+    offenders = [
+        str(path.relative_to(ROOT))
+        for path in _sources("gmic_core", "app", "scripts", "tests")
+        if "bench" in path.stem and path.stem != "bench"
+    ]
+    assert not offenders, f"benchmarks belong in benchmarks/: {offenders}"

@@ -6,10 +6,8 @@ import getpass
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app.defaults import DEMO_MODEL as DEMO_MODEL
 from app.store.database import DATABASE_FILE
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEMO_MODEL = REPO_ROOT / "resources" / "models" / "gmic-demo-r18.pt"
 
 
 def default_reader() -> str:

@@ -47,11 +47,18 @@ set; running again resumes. Progress and summaries name exams by their key and f
 never by patient identifiers.
 """
 
-from app.triage.operating_points import (
+from app.defaults import (
+    DEFAULT_OVERLAP,
+    DEFAULT_WORKERS,
     FLAG_TOP,
     FLAGS,
     HIGH_SUSPICION,
     LIKELY_NORMAL,
+    OVERLAPS,
+    SORTS,
+    Overlap,
+)
+from app.triage.operating_points import (
     Calibration,
     CalibrationError,
     calibrate,
@@ -61,9 +68,9 @@ from app.triage.operating_points import (
     save_operating_points,
     stored_calibration,
 )
-from app.triage.pipeline import DEFAULT_OVERLAP, DEFAULT_WORKERS, OVERLAPS, Failure, Overlap
+from app.triage.pipeline import Failure
 from app.triage.run import TriageProgress, TriageSummary, find_exams, run_triage
-from app.triage.worklist import SORTS, WorklistRow, latest_model_key, worklist
+from app.triage.worklist import WorklistRow, latest_model_key, worklist
 
 __all__ = [
     "DEFAULT_OVERLAP",

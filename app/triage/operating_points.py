@@ -32,8 +32,16 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.defaults import (
+    DEFAULT_OVERLAP,
+    DEFAULT_WORKERS,
+    FLAG_TOP,
+    HIGH_SUSPICION,
+    LIKELY_NORMAL,
+    Overlap,
+)
 from app.store.models import OperatingPoint, ScoreCalibration, utc_now
-from app.triage.pipeline import DEFAULT_OVERLAP, DEFAULT_WORKERS, Failure, Overlap, manifest_job, score_jobs
+from app.triage.pipeline import Failure, manifest_job, score_jobs
 from gmic_core import metrics
 from gmic_core.calibration import AUTO, Deciles, Method, SiteCalibration, fit_calibration
 from gmic_core.errors import CalibrationError
@@ -42,10 +50,6 @@ from gmic_core.inference import Predictor
 from gmic_core.reporting.findings import DEFAULT_THRESHOLD
 from gmic_core.training.data import read_manifest
 
-HIGH_SUSPICION = "high_suspicion"
-LIKELY_NORMAL = "likely_normal"
-FLAG_TOP = "flag_top"
-FLAGS = (HIGH_SUSPICION, LIKELY_NORMAL, FLAG_TOP)
 METRIC_OF_FLAG = {LIKELY_NORMAL: "sensitivity", HIGH_SUSPICION: "specificity", FLAG_TOP: "flag_fraction"}
 
 

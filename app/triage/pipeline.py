@@ -20,8 +20,9 @@ from typing import Literal
 
 import torch
 
+from app.defaults import DEFAULT_OVERLAP, DEFAULT_WORKERS, OVERLAPS, Overlap
 from gmic_core.config import GMICConfig
-from gmic_core.errors import ExamError, GMICError
+from gmic_core.errors import ExamError, GMICError, UsageError
 from gmic_core.imaging import Exam
 from gmic_core.imaging.views import View
 from gmic_core.inference import (
@@ -35,12 +36,7 @@ from gmic_core.inference import (
 from gmic_core.preprocess import BackgroundThreshold
 from gmic_core.training.data import ManifestExam, read_pixels
 
-Overlap = Literal["none", "threads", "processes"]
-OVERLAPS: tuple[Overlap, ...] = ("none", "threads", "processes")
 Stage = Literal["scan", "load", "preprocess", "inference", "export"]
-# Two reading threads were the fastest on the 2-core development CPU (benchmarks/triage_bench.py).
-DEFAULT_OVERLAP: Overlap = "threads"
-DEFAULT_WORKERS = 2
 
 
 @dataclass(frozen=True)
@@ -166,7 +162,7 @@ def score_jobs(
 
 def _executor(overlap: Overlap, workers: int) -> Executor:
     if workers < 1:
-        raise ValueError(f"at least one worker reads ahead, not {workers}")
+        raise UsageError(f"at least one worker reads ahead, not {workers}")
     if overlap == "threads":
         return ThreadPoolExecutor(workers, thread_name_prefix="triage-feed")
     if overlap == "processes":
@@ -175,7 +171,7 @@ def _executor(overlap: Overlap, workers: int) -> Executor:
         return ProcessPoolExecutor(
             workers, mp_context=context, initializer=torch.set_num_threads, initargs=(1,)
         )
-    raise ValueError(f"overlap must be one of {', '.join(OVERLAPS)}, not {overlap!r}")
+    raise UsageError(f"overlap must be one of {', '.join(OVERLAPS)}, not {overlap!r}")
 
 
 def _infer(

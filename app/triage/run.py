@@ -12,12 +12,13 @@ from pathlib import Path
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from app.defaults import DEFAULT_OVERLAP, DEFAULT_WORKERS, Overlap
 from app.store import Store
 from app.store.models import Exam as ExamRow
 from app.store.models import ModelRun, TriageFailure, TriageRun, utc_now
 from app.store.results import ensure_exam, save_exam_result
 from app.triage.operating_points import SiteSettings, site_settings
-from app.triage.pipeline import DEFAULT_OVERLAP, DEFAULT_WORKERS, Failure, Overlap, exam_job, score_jobs
+from app.triage.pipeline import Failure, exam_job, score_jobs
 from gmic_core.errors import GMICError
 from gmic_core.imaging import Exam, ImageRef
 from gmic_core.imaging import find_exams as find_exams_at

@@ -13,17 +13,15 @@ import io
 import json
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.defaults import Sort
 from app.store.models import BreastPrediction, Exam, ModelRun, TriageFailure, TriageRun
 from app.triage.operating_points import flags_for, operating_points, stored_calibration
 
-Sort = Literal["score", "exam"]
-SORTS: tuple[Sort, ...] = ("score", "exam")
-FORMATS = ("table", "csv", "json")
 SCORED, FAILED = "scored", "failed"
 
 

@@ -65,7 +65,7 @@ def find_exams(paths: Iterable[Path | str], progress: Progress | None = None) ->
             files[root] = None
             named.append(root)
         else:
-            failures.append((root, f"{root}: no such file or folder"))
+            failures.append((root, f"{root}: does not exist"))
     exams: list[Exam] = []
     listed: set[Path] = set()
     for manifest in (
@@ -125,7 +125,7 @@ def scan_folder(path: Path | str, progress: Progress | None = None) -> ScanResul
     """:func:`find_exams` of one folder; raises ExamError when ``path`` is not a folder."""
     root = Path(path)
     if not root.is_dir():
-        raise ExamError(f"{root}: not a folder")
+        raise ExamError(f"{root}: {'not a folder' if root.exists() else 'does not exist'}")
     return find_exams([root], progress)
 
 

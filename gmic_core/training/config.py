@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from gmic_core.config import GMICConfig
+from gmic_core.errors import UsageError
 
 LEARNING_RATE_RANGE = (10**-5.5, 10**-4)  # paper section 3.2
 BETA_RANGE = (10**-5.5, 10**-3.5)
@@ -93,12 +94,12 @@ class TrainingConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(values) - known
         if unknown:
-            raise ValueError(f"unknown training settings: {sorted(unknown)}")
+            raise UsageError(f"unknown training settings: {sorted(unknown)}")
         for name, section in sections.items():
             given = values.get(name, {})
             allowed = {f.name for f in dataclasses.fields(section)}
             if set(given) - allowed:
-                raise ValueError(f"unknown [{name}] settings: {sorted(set(given) - allowed)}")
+                raise UsageError(f"unknown [{name}] settings: {sorted(set(given) - allowed)}")
             if "init_parts" in given:
                 given = {**given, "init_parts": tuple(given["init_parts"])}
             if given.get("init_from"):
@@ -106,7 +107,7 @@ class TrainingConfig:
             values[name] = section(**given)
         manifests = values.get("manifest")
         if not manifests:
-            raise ValueError("a training config names its manifest (or a list of them)")
+            raise UsageError("a training config names its manifest (or a list of them)")
         values["manifest"] = tuple(
             _relative_to(base, name) for name in ([manifests] if isinstance(manifests, str) else manifests)
         )

@@ -18,6 +18,7 @@ from gmic_core.config import GMICConfig
 from gmic_core.dataset import ManifestExam, ManifestImage
 from gmic_core.dataset import read_manifest as read_manifest
 from gmic_core.dataset import read_manifests as read_manifests
+from gmic_core.errors import UsageError
 from gmic_core.imaging import read_dicom
 from gmic_core.imaging.views import PUBLISHED_VIEW_ORDER
 from gmic_core.parallel import process_map
@@ -96,7 +97,7 @@ def fill_cache(images: Sequence[ManifestImage], cache: CropCache, workers: int) 
     """Compute the missing on-disk cache entries of ``images`` in ``workers`` processes, so that several
     runs (a hyperparameter search) share one preparation; returns how many were computed."""
     if cache.folder is None:
-        raise ValueError("only an on-disk crop cache (cache_dir) can be filled ahead of training")
+        raise UsageError("only an on-disk crop cache (cache_dir) can be filled ahead of training")
     missing = [image for image in images if not cache.file(image).exists()]  # type: ignore[union-attr]
     process_map(cache.get, missing, workers, chunksize=4)
     return len(missing)

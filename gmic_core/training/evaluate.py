@@ -17,6 +17,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from gmic_core import metrics
+from gmic_core.errors import DatasetError
 from gmic_core.inference import Predictor, ViewImage
 from gmic_core.training.baselines import BASELINES, image_statistics
 from gmic_core.training.data import read_manifest, read_mask, read_pixels
@@ -37,7 +38,7 @@ def evaluate(
     """Run ``predictor`` on the manifest's exams (of ``split``, or all) and write the report."""
     exams = [exam for exam in read_manifest(manifest) if split is None or exam.split == split]
     if not exams:
-        raise ValueError(f"{manifest}: no exam{f' in split {split!r}' if split else ''}")
+        raise DatasetError(f"{manifest}: no exam{f' in split {split!r}' if split else ''}")
     image_rows, breast_rows, breast_lesions = [], [], []
     dice_scores: dict[str, dict[str, list[float]]] = {name: {"soft": [], "at_0_5": []} for name in CLASSES}
     dice_lesions: dict[str, list[tuple[str, ...]]] = {name: [] for name in CLASSES}

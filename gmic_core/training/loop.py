@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from gmic_core.errors import CheckpointError
+from gmic_core.errors import CheckpointError, DatasetError, UsageError
 from gmic_core.imaging.views import Laterality
 from gmic_core.inference import autocast, select_device
 from gmic_core.metrics import roc_auc
@@ -90,7 +90,7 @@ def train(
     train_exams = [exam for exam in exams if exam.split == "train"]
     val_exams = [exam for exam in exams if exam.split == "val"]
     if not train_exams:
-        raise ValueError(f"{', '.join(map(str, config.manifest))}: no exam in the train split")
+        raise DatasetError(f"{', '.join(map(str, config.manifest))}: no exam in the train split")
     cache = CropCache(model.config, config.cache_dir)
     if config.cache_dir is not None:
         prepared = fill_cache(epoch_images(train_exams + val_exams), cache, config.num_workers)
@@ -271,7 +271,7 @@ def _initialise(model: GMIC, config: TrainingConfig) -> None:
     source = load_checkpoint(config.model.init_from, top_t=model.config.top_t).model
     for part in config.model.init_parts:
         if part not in INIT_PARTS:
-            raise ValueError(f"init_parts: unknown part {part!r}, choose from {sorted(INIT_PARTS)}")
+            raise UsageError(f"init_parts: unknown part {part!r}, choose from {sorted(INIT_PARTS)}")
         for name in INIT_PARTS[part]:
             getattr(model, name).load_state_dict(getattr(source, name).state_dict(), strict=True)
 

@@ -33,9 +33,9 @@ VAN_DYKE_READER_AUCS = {
 }
 
 
-def test_gmic_study_analyze_reproduces_the_published_van_dyke_analysis(reference_dir, tmp_path, capsys):
+def test_gmic_study_analyze_reproduces_the_published_van_dyke_analysis(fixtures_dir, tmp_path, capsys):
     out = tmp_path / "vandyke"
-    assert main(["study", "analyze", str(reference_dir / "mrmc" / "vandyke.csv"), "--out", str(out)]) == 0
+    assert main(["study", "analyze", str(fixtures_dir / "mrmc" / "vandyke.csv"), "--out", str(out)]) == 0
     assert "F 4.456" in capsys.readouterr().out
     report = json.loads((out / "analysis.json").read_text())
     for reader, aucs in VAN_DYKE_READER_AUCS.items():
@@ -55,7 +55,7 @@ def test_gmic_study_analyze_reproduces_the_published_van_dyke_analysis(reference
     for picture in ("roc.png", "pr.png"):
         assert (out / picture).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     again = read_ratings_csv(out / "ratings.csv")
-    original = read_ratings_csv(reference_dir / "mrmc" / "vandyke.csv")
+    original = read_ratings_csv(fixtures_dir / "mrmc" / "vandyke.csv")
     np.testing.assert_array_equal(again.ratings, original.ratings)
     assert again.readers == original.readers
 

@@ -403,7 +403,8 @@ def test_the_commands(database_url, weights, dataset, tmp_path, capsys):
     shutil.copytree(dataset / "exam_0001", folder / "exam_0001")
     (folder / "broken.dcm").write_bytes(b"\0" * 128 + b"DICM" + b"\1" * 50)
     dicom = tmp_path / "dicom"
-    assert main(["triage", str(folder), *model, "--overlap", "threads", "--dicom-out", str(dicom)]) == 0
+    # 3: broken.dcm failed, the two exams were scored
+    assert main(["triage", str(folder), *model, "--overlap", "threads", "--dicom-out", str(dicom)]) == 3
     assert len(list(dicom.glob("cad-sr_*.dcm"))) == len(list(dicom.glob("sc_*.dcm"))) == 2
     captured = capsys.readouterr()
     assert "2 scored" in captured.err

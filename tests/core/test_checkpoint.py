@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -11,25 +12,29 @@ import torch
 from gmic_core.config import GMICConfig
 from gmic_core.errors import CheckpointError
 from gmic_core.model import GMIC, ModelCard, load_checkpoint, save_checkpoint, save_release
-from tests.core.reference import published_state_dict
+from tests.core.published_weights import published_state_dict
+
+ROOT = Path(__file__).resolve().parents[2]
 
 CARD = ModelCard(name="test", version="0", training_data="none", intended_use="tests only")
 
 
 @pytest.fixture(scope="module")
-def published_file(reference_dir, tmp_path_factory):
-    """A checkpoint written by the reference make_weights.py script itself."""
+def published_file(tmp_path_factory):
+    """A checkpoint written as the published runner's files are: a bare state dict saved by torch.save."""
     path = tmp_path_factory.mktemp("weights") / "seed2.pt"
-    subprocess.run([sys.executable, str(reference_dir / "make_weights.py"), "2", str(path)], check=True)
+    subprocess.run(
+        [sys.executable, "-m", "tests.core.published_weights", "2", str(path)], check=True, cwd=ROOT
+    )
     return path
 
 
-def test_published_file_loads_strictly(published_file, reference_dir):
+def test_published_file_loads_strictly(published_file):
     loaded = load_checkpoint(published_file, top_t=0.03)
     assert loaded.published
     assert loaded.config.top_t == 0.03
     assert len(loaded.sha256) == 64
-    expected = published_state_dict(reference_dir, 2)
+    expected = published_state_dict(2)
     torch.testing.assert_close(loaded.model.fusion_head.linear.weight, expected["fusion_dnn.weight"])
     torch.testing.assert_close(
         loaded.model.local_network.stages[3][0].projection.norm.running_var,
@@ -49,24 +54,24 @@ def test_published_file_without_top_t_is_refused(published_file):
         load_checkpoint(published_file)
 
 
-def test_missing_key_is_named(reference_dir, tmp_path):
-    state = published_state_dict(reference_dir, 2)
+def test_missing_key_is_named(tmp_path):
+    state = published_state_dict(2)
     del state["mil_attn_w.weight"]
     torch.save(state, tmp_path / "w.pt")
     with pytest.raises(CheckpointError, match=r"missing 1 parameter\(s\): attention\.score\.weight"):
         load_checkpoint(tmp_path / "w.pt", top_t=0.03)
 
 
-def test_unexpected_key_is_named(reference_dir, tmp_path):
-    state = published_state_dict(reference_dir, 2)
+def test_unexpected_key_is_named(tmp_path):
+    state = published_state_dict(2)
     state["extra_head.weight"] = torch.zeros(2)
     torch.save(state, tmp_path / "w.pt")
     with pytest.raises(CheckpointError, match=r"unexpected 1 parameter.*extra_head\.weight"):
         load_checkpoint(tmp_path / "w.pt", top_t=0.03)
 
 
-def test_reshaped_tensor_is_named(reference_dir, tmp_path):
-    state = published_state_dict(reference_dir, 2)
+def test_reshaped_tensor_is_named(tmp_path):
+    state = published_state_dict(2)
     state["fusion_dnn.weight"] = state["fusion_dnn.weight"].reshape(4, 384)
     torch.save(state, tmp_path / "w.pt")
     with pytest.raises(CheckpointError, match=r"fusion_head\.linear\.weight has shape \[4, 384\]"):

@@ -49,8 +49,8 @@ def _alarm(signum: int, frame: object) -> None:
     raise Hang
 
 
-def _valid_files(reference_dir: Path) -> list[bytes]:
-    files = [(reference_dir / "dicom" / name).read_bytes() for name in REFERENCE_FILES]
+def _valid_files(dicom_samples: Path) -> list[bytes]:
+    files = [(dicom_samples / name).read_bytes() for name in REFERENCE_FILES]
     for transfer_syntax in (
         ExplicitVRLittleEndian,
         DeflatedExplicitVRLittleEndian,
@@ -104,12 +104,12 @@ def _cases(files: list[bytes], seed: int) -> Iterator[tuple[str, bytes]]:
             yield operation.__name__, corrupted
 
 
-def test_corrupted_files_give_typed_errors_or_valid_images(tmp_path: Path, reference_dir: Path) -> None:
+def test_corrupted_files_give_typed_errors_or_valid_images(tmp_path: Path, dicom_samples: Path) -> None:
     path = tmp_path / "case"
     outcomes: Counter[str] = Counter()
     previous = signal.signal(signal.SIGALRM, _alarm)
     try:
-        for number, (operation, data) in enumerate(_cases(_valid_files(reference_dir), seed=20240611)):
+        for number, (operation, data) in enumerate(_cases(_valid_files(dicom_samples), seed=20240611)):
             path.write_bytes(data)
             signal.alarm(SECONDS_PER_CASE)
             try:

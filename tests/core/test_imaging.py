@@ -117,8 +117,8 @@ SUB4 = ("MG1_sub4_ExplicitLE.dcm", "MG1_sub4_J2KR.dcm", "MG1_sub4_JLSL.dcm", "MG
 
 
 @pytest.fixture(scope="session")
-def dicom_dir(reference_dir: Path) -> Path:
-    return reference_dir / "dicom"
+def dicom_dir(dicom_samples: Path) -> Path:
+    return dicom_samples
 
 
 def test_every_reference_file_is_covered(dicom_dir: Path) -> None:
@@ -619,16 +619,16 @@ def test_png_manifest_exam(reference_dir: Path) -> None:
     ("change", "message"),
     [
         ({"horizontal_flip": "MAYBE"}, "horizontal_flip"),
-        ({"views": {"X-CC": "0_L-CC.png"}}, "unknown view"),
+        ({"views": {"X-CC": "synthetic_L-CC.png"}}, "unknown view"),
         ({"views": {"L-CC": "absent.png"}}, "does not exist"),
         ({"labels": {"left_benign": 2}}, "labels"),
         ({"exam_id": ""}, "exam_id"),
     ],
 )
-def test_bad_manifests(tmp_path: Path, reference_dir: Path, change: dict, message: str) -> None:
+def test_bad_manifests(tmp_path: Path, fixtures_dir: Path, change: dict, message: str) -> None:
     import json
 
-    sample = reference_dir / "sample_exam"
+    sample = fixtures_dir / "synthetic_parity"
     for file in sample.iterdir():
         shutil.copy(file, tmp_path)
     manifest = json.loads((sample / "exam.json").read_text())

@@ -15,14 +15,13 @@ from gmic_core.imaging import load_exam
 from gmic_core.imaging.views import Laterality, View
 from gmic_core.inference import ExamResult, Predictor, ViewImage, load_standard_views, supported_precisions
 from gmic_core.model import LoadedCheckpoint, ModelCard
-from tests.core.reference import published_state_dict, seeded_model
+from tests.core.published_weights import published_state_dict
+from tests.core.reference import seeded_model
 
 
 def _checkpoint(reference_dir, seed: int) -> LoadedCheckpoint:
     card = ModelCard(name=f"seed {seed}", version="0", training_data="none", intended_use="tests")
-    return LoadedCheckpoint(
-        seeded_model(reference_dir, seed, 0.03), card, f"{seed:064d}", reference_dir, True
-    )
+    return LoadedCheckpoint(seeded_model(seed, 0.03), card, f"{seed:064d}", reference_dir, True)
 
 
 @pytest.fixture(scope="module")
@@ -170,9 +169,9 @@ def test_cuda_matches_cpu(reference_dir, images, single_runs):
 
 
 @pytest.fixture(scope="module")
-def weights_file(reference_dir, tmp_path_factory):
+def weights_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("weights") / "seed2.pt"
-    torch.save(published_state_dict(reference_dir, 2), path)
+    torch.save(published_state_dict(2), path)
     return path
 
 
@@ -188,7 +187,7 @@ def test_predict_command_json_with_a_bad_exam(reference_dir, weights_file, tmp_p
     broken.mkdir()
     (broken / "exam.json").write_text("{not json")
     out = tmp_path / "results.json"
-    assert _predict(weights_file, out, reference_dir / "sample_exam", broken) == 0
+    assert _predict(weights_file, out, reference_dir / "sample_exam", broken) == 3  # some inputs failed
     document = json.loads(out.read_text())
     (exam,) = document["exams"]
     assert exam["exam_id"] == "0"

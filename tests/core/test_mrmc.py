@@ -58,13 +58,13 @@ def _ratings(path):
 
 
 @pytest.fixture(scope="module")
-def vandyke(reference_dir):
-    return _ratings(reference_dir / "mrmc" / "vandyke.csv")
+def vandyke(fixtures_dir):
+    return _ratings(fixtures_dir / "mrmc" / "vandyke.csv")
 
 
 @pytest.fixture(scope="module")
-def franken(reference_dir):
-    return _ratings(reference_dir / "mrmc" / "franken.csv")
+def franken(fixtures_dir):
+    return _ratings(fixtures_dir / "mrmc" / "franken.csv")
 
 
 def test_van_dyke_reader_aucs(vandyke):

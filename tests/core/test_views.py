@@ -324,7 +324,7 @@ def test_a_single_dicom_file_is_an_exam(tmp_path: Path, reference_dir: Path) -> 
     not_dicom = find_exams([tmp_path / "notes.txt", tmp_path / "absent.dcm"])
     assert not_dicom.exams == []
     assert [message.split(": ", 1)[1] for _, message in not_dicom.failures] == [
-        "no such file or folder",
+        "does not exist",
         "not a DICOM file (no 'DICM' marker after the 128-byte preamble); nor an exam.json",
     ]
     manifest = find_exams([reference_dir / "sample_exam" / "exam.json"])
@@ -341,7 +341,7 @@ def test_the_same_file_given_twice_is_read_once(tmp_path: Path) -> None:
 
 
 def test_pydicom_tracebacks_go_to_the_debug_log_only(
-    tmp_path: Path, reference_dir: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, dicom_samples: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     console = io.StringIO()
     handler = logging.StreamHandler(console)
@@ -352,7 +352,7 @@ def test_pydicom_tracebacks_go_to_the_debug_log_only(
     try:
         with caplog.at_level(logging.DEBUG, logger="gmic_core.imaging.dicom"):
             with pytest.raises(PixelDecodeError):
-                read_dicom(reference_dir / "dicom" / "MG1_JPLY")
+                read_dicom(dicom_samples / "MG1_JPLY")
             with pytest.raises(DicomError):
                 read_dicom(truncated)
     finally:

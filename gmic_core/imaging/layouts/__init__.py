@@ -59,7 +59,7 @@ def read_layout(kind: LayoutKind | str, root: Path | str) -> LayoutDataset:
     if kind not in LayoutKind.__members__.values():
         raise ExamError(f"unknown layout {kind!r}; one of {', '.join(LayoutKind)}")
     if not root.is_dir():
-        raise ExamError(f"{root}: not a folder")
+        raise ExamError(f"{root}: {'not a folder' if root.exists() else 'does not exist'}")
     return READERS[LayoutKind(kind)](root)
 
 

@@ -1,0 +1,27 @@
+"""Defaults and choices shared by the command line and the workstation. Standard library only, so that
+``gmic --help`` builds its parser without torch, SQLAlchemy or pydicom."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEMO_MODEL = REPO_ROOT / "resources" / "models" / "gmic-demo-r18.pt"
+DEMO_MODEL_NOTICE = "synthetic demo model, not for clinical use"
+
+Overlap = Literal["none", "threads", "processes"]
+OVERLAPS: tuple[Overlap, ...] = ("none", "threads", "processes")
+# Two reading threads were the fastest on the 2-core development CPU (benchmarks/triage_bench.py).
+DEFAULT_OVERLAP: Overlap = "threads"
+DEFAULT_WORKERS = 2
+
+# The triage flags, each set by the operating point of the same name (app.triage.operating_points).
+HIGH_SUSPICION = "high_suspicion"
+LIKELY_NORMAL = "likely_normal"
+FLAG_TOP = "flag_top"
+FLAGS = (HIGH_SUSPICION, LIKELY_NORMAL, FLAG_TOP)
+
+Sort = Literal["score", "exam"]
+SORTS: tuple[Sort, ...] = ("score", "exam")
+FORMATS = ("table", "csv", "json")
