@@ -771,7 +771,7 @@ def _register_pacs(commands: argparse._SubParsersAction) -> None:
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     find = actions.add_parser("find", help="a study-level query (C-FIND or QIDO-RS)")
     get = actions.add_parser("get", help="retrieve one study (C-GET, C-MOVE or WADO-RS); resumable")
-    get.add_argument("study", metavar="STUDY_UID")
+    get.add_argument("study", metavar="STUDY_UID", help="the Study Instance UID to retrieve")
     for action in (find, get):
         where = action.add_mutually_exclusive_group(required=True)
         where.add_argument("--pacs", help="AE@HOST:PORT or the name of a node of the nodes file")
