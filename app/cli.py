@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
         _register_study,
         _register_triage,
         _register_dataset,
+        _register_db,
     ):
         register(commands)
     return parser
@@ -604,6 +605,47 @@ def _dataset_import(args: argparse.Namespace) -> int:
         print(f"gmic dataset import: {error}", file=sys.stderr)
         return 2
     print("\n".join(summary.lines()))
+    return 0
+
+
+def _register_db(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("db", help="database roles for a reader study on PostgreSQL")
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for action, run, who in (
+        ("grant-reader", _db_grant_reader, "a reader: their cases, their own readings, the model as shown"),
+        ("grant-coordinator", _db_grant_coordinator, "the study coordinator: creates studies, analyses"),
+    ):
+        grant = actions.add_parser(action, help=f"create or update the login role of {who}")
+        grant.add_argument("name", metavar="NAME", help="the role's name (a reader's: the reader's name)")
+        grant.add_argument(
+            "--password-file", type=Path, required=True, metavar="F", help="a file holding the password"
+        )
+        grant.add_argument("--db", metavar="URL", required=True, help="the PostgreSQL URL of its owner")
+        grant.set_defaults(run=run)
+
+
+def _db_grant_reader(args: argparse.Namespace) -> int:
+    from app.store.roles import grant_reader
+
+    return _db_grant(args, grant_reader, "reader")
+
+
+def _db_grant_coordinator(args: argparse.Namespace) -> int:
+    from app.store.roles import grant_coordinator
+
+    return _db_grant(args, grant_coordinator, "coordinator")
+
+
+def _db_grant(args: argparse.Namespace, grant: Callable[[str, str, str], None], kind: str) -> int:
+    from gmic_core.errors import GMICError
+
+    try:
+        password = args.password_file.read_text(encoding="utf-8").rstrip("\r\n")
+        grant(args.db, args.name, password)
+    except (GMICError, OSError) as error:
+        print(f"gmic db grant-{kind}: {error}", file=sys.stderr)
+        return 2
+    print(f"role {args.name}: {kind}")
     return 0
 
 
