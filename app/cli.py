@@ -324,7 +324,12 @@ def _register_study(commands: argparse._SubParsersAction) -> None:
     analyze.add_argument("ratings", type=Path, metavar="RATINGS.csv")
     analyze.add_argument("--out", type=Path, required=True, metavar="DIR")
     analyze.add_argument("--model-reader", help="the reader id whose rows are the model's scores (0-1)")
-    analyze.add_argument("--rating-scale", type=float, default=100.0, help="ratings / scale lie in [0, 1]")
+    analyze.add_argument(
+        "--rating-scale",
+        type=float,
+        choices=(1.0, 100.0),
+        help="with --model-reader: the readers' probability scale, 1 (0-1) or 100 (0-100 %%)",
+    )
     analyze.add_argument(
         "--sensitivity", type=float, help="operating point (default: readers' mean sensitivity)"
     )
