@@ -108,3 +108,13 @@ def test_two_workstations_writing_at_once_get_one_revision_each(postgres_url):
     assert [row.revision for row in rows] == list(range(2 * each))
     assert [row.supersedes_id for row in rows] == [None] + [row.id for row in rows[:-1]]
     store.dispose()
+
+
+def test_the_hybrid_is_stored_as_a_fraction_by_hand(store):
+    """The reader says 85 %, the model 0.40, lambda 0.5: 0.5 * 0.85 + 0.5 * 0.40 = 0.625 (not 62.5,
+    not 42.7); the probability is stored in percent, the hybrid and the model score in [0, 1]."""
+    reading_id = save_reading(store, "ann", "exam-1", L, Estimate(0.85, None, False), ModelShown(0.40, 0.5))
+    with store.session() as session:
+        row = session.get_one(Reading, reading_id)
+        assert (row.probability, row.model_score, row.hybrid_weight) == (85.0, 0.40, 0.5)
+        assert row.hybrid == pytest.approx(0.625, abs=1e-12)
