@@ -65,7 +65,7 @@ class BatchActions:
 
     def _triage_finished(self) -> None:
         self.worker = None
-        self._self.refresh_scores()
+        self.refresh_scores()
         self._window.update_progress_visibility()
         self._window.analyse_if_needed()
 
