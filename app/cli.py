@@ -65,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
         _register_dataset,
         _register_listen,
         _register_pacs,
+        _register_db,
     ):
         register(commands)
     return parser
@@ -433,7 +434,12 @@ def _register_study(commands: argparse._SubParsersAction) -> None:
     )
     _add_analysis_out_option(analyze)
     analyze.add_argument("--model-reader", help="the reader id whose rows are the model's scores (0-1)")
-    analyze.add_argument("--rating-scale", type=float, default=100.0, help="ratings / scale lie in [0, 1]")
+    analyze.add_argument(
+        "--rating-scale",
+        type=float,
+        choices=(1.0, 100.0),
+        help="with --model-reader: the readers' probability scale, 1 (0-1) or 100 (0-100 %%)",
+    )
     analyze.add_argument(
         "--sensitivity", type=float, help="operating point (default: readers' mean sensitivity)"
     )
@@ -838,6 +844,41 @@ def _pacs_get(args: argparse.Namespace) -> int:
         print(file=sys.stderr)  # ends the progress line
     print(f"{summary.received} instances received, {summary.skipped} already present", file=sys.stderr)
     print(summary.folder)
+    return EXIT_DONE
+
+
+def _register_db(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser("db", help="database roles for a reader study on PostgreSQL")
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for action, run, who in (
+        ("grant-reader", _db_grant_reader, "a reader: their cases, their own readings, the model as shown"),
+        ("grant-coordinator", _db_grant_coordinator, "the study coordinator: creates studies, analyses"),
+    ):
+        grant = actions.add_parser(action, help=f"create or update the login role of {who}")
+        grant.add_argument("name", metavar="NAME", help="the role's name (a reader's: the reader's name)")
+        grant.add_argument(
+            "--password-file", type=Path, required=True, metavar="F", help="a file holding the password"
+        )
+        grant.add_argument("--db", metavar="URL", required=True, help="the PostgreSQL URL of its owner")
+        grant.set_defaults(run=run)
+
+
+def _db_grant_reader(args: argparse.Namespace) -> int:
+    from app.store.roles import grant_reader
+
+    return _db_grant(args, grant_reader, "reader")
+
+
+def _db_grant_coordinator(args: argparse.Namespace) -> int:
+    from app.store.roles import grant_coordinator
+
+    return _db_grant(args, grant_coordinator, "coordinator")
+
+
+def _db_grant(args: argparse.Namespace, grant: Callable[[str, str, str], None], kind: str) -> int:
+    password = args.password_file.read_text(encoding="utf-8").rstrip("\r\n")
+    grant(args.db, args.name, password)
+    print(f"role {args.name}: {kind}")
     return EXIT_DONE
 
 

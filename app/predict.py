@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -59,6 +60,7 @@ def predict_paths(
     settings = settings or SiteSettings()
     run = PredictionRun()
     exams = _found_exams(paths, run) if layout is None else _layout_exams(layout, paths, run)
+    pictures: set[str] = set()
     for exam in exams:
         try:
             if not exam.images:
@@ -84,10 +86,24 @@ def predict_paths(
             except GMICError as error:
                 run.errors.append({"path": str(exam.source), "exam_id": exam.exam_id, "error": str(error)})
         if visualize is not None:
+            stem = picture_stem(exam.exam_id, pictures)
             for view, view_result in result.views.items():
-                target = visualize / f"{exam.exam_id}_{view.value}.png"
-                save_view(mammograms[view].display(), view_result, target)
+                save_view(mammograms[view].display(), view_result, visualize / f"{stem}_{view.value}.png")
     return run
+
+
+def picture_stem(exam_id: str, taken: set[str]) -> str:
+    """A file name stem for the exam's pictures that stays inside the output folder (only letters,
+    digits, ``.``, ``-`` and ``_``; no leading dot) and that no earlier exam of the run has: exams
+    that share an id (one Study Instance UID found twice, a manifest id) get ``-2``, ``-3``, ...
+    ``taken`` is the run's stems so far; the new one is added to it."""
+    base = re.sub(r"[^A-Za-z0-9._-]", "_", exam_id).lstrip(".") or "exam"
+    stem, number = base, 1
+    while stem in taken:
+        number += 1
+        stem = f"{base}-{number}"
+    taken.add(stem)
+    return stem
 
 
 def _found_exams(paths: Sequence[Path], run: PredictionRun) -> list[Exam]:

@@ -79,8 +79,10 @@ class ModelIdentity:
 
     @property
     def key(self) -> str:
-        """One string that changes whenever the weights, precision or augmentation change."""
-        return "+".join(self.checkpoint_sha256) + f"|{self.precision}|tta{self.tta}"
+        """One string that changes whenever the weights, top-t (the ROI pooling fraction, which
+        changes every score), precision or augmentation change."""
+        top_t = ",".join(repr(t) for t in self.top_t)
+        return "+".join(self.checkpoint_sha256) + f"|t{top_t}|{self.precision}|tta{self.tta}"
 
 
 @dataclass(frozen=True)

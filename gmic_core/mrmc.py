@@ -284,9 +284,10 @@ def dorfman_berbaum_metz(ratings: np.ndarray, truth: np.ndarray, alpha: float = 
 
 
 def delong_auc_ci(ratings: np.ndarray, truth: np.ndarray, alpha: float = 0.05) -> tuple[float, float, float]:
-    """One reader's empirical AUC with its DeLong normal-approximation interval: (auc, low, high)."""
+    """One reader's empirical AUC with its DeLong normal-approximation interval: (auc, low, high), the
+    interval clipped to [0, 1] (near a perfect reader the normal approximation passes 1)."""
     ratings = np.asarray(ratings, dtype=np.float64)[None, None, :]
     auc = float(empirical_aucs(ratings, truth)[0, 0])
     std_err = float(np.sqrt(auc_covariance(ratings, truth, "delong")[0, 0]))
     half = float(stats.norm.ppf(1 - alpha / 2)) * std_err
-    return auc, auc - half, auc + half
+    return auc, max(auc - half, 0.0), min(auc + half, 1.0)

@@ -76,10 +76,12 @@ def _action(
 
 def build_actions(window: MainWindow) -> None:
     window.open_action = _action(window, "Open folder...", "Ctrl+O", window.choose_folder)
-    window.triage_action = _action(window, "Triage a folder...", "Ctrl+T", window.choose_triage_folder)
-    window.export_action = _action(window, "Export results as DICOM...", None, window.choose_export_folder)
+    window.triage_action = _action(window, "Triage a folder...", "Ctrl+T", window.batch.choose_triage_folder)
+    window.export_action = _action(
+        window, "Export results as DICOM...", None, window.batch.choose_export_folder
+    )
     window.export_action.setEnabled(False)
-    window.study_action = _action(window, "Reader study...", None, window.show_study_panel)
+    window.study_action = _action(window, "Reader study...", None, window.study.show_panel)
     quit_action = _action(window, "Quit", "Ctrl+Q", window.close)
     window.overlay_actions = {}
     for overlay, text, key in (

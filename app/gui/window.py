@@ -18,23 +18,22 @@ from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QMessageBox, QSplitter, QVBoxLayout, QWidget
 
 from app.gui import chrome, demo, tasks
+from app.gui.batch_actions import BatchActions
 from app.gui.decoding import decoding_pool
 from app.gui.settings import Settings
 from app.gui.settings_dialog import SettingsDialog
 from app.gui.side_panel import SidePanel
 from app.gui.state import ViewerState
 from app.gui.study_panel import StudyPanel
+from app.gui.study_wiring import StudyWiring
 from app.gui.viewer import FourViewPanel, presets
 from app.gui.workers import Worker, WorkerPool
 from app.gui.worklist import ExamStatus, WorklistPanel
 from app.reading.book import MemoryResultCache, ReadingBook, ResultCache, StoreReadingBook, StoreResultCache
 from app.reading.session import Change, ReadingSession
 from app.store import Store, StoreError, open_store
-from app.study.service import CaseTask
-from app.triage import TriageSummary
 from gmic_core.imaging import Exam, View
 from gmic_core.inference import ExamResult, Predictor
-from gmic_core.reporting.identity import Algorithm
 
 log = logging.getLogger(__name__)
 
@@ -57,18 +56,11 @@ class MainWindow(QMainWindow):
             self.store = open_store(settings.db_url)
         except StoreError as error:
             store_error = f"The database could not be opened; results and estimates are kept until the window closes. {error}"
+        store, failed = self.store, self._store_failed
         if cache is None:
-            cache = (
-                MemoryResultCache()
-                if self.store is None
-                else StoreResultCache(self.store, self._store_failed)
-            )
+            cache = MemoryResultCache() if store is None else StoreResultCache(store, failed)
         if readings is None:
-            readings = (
-                ReadingBook()
-                if self.store is None
-                else StoreReadingBook(self.store, settings.reader, self._store_failed)
-            )
+            readings = ReadingBook() if store is None else StoreReadingBook(store, settings.reader, failed)
         self.cache = cache
         self.readings = readings
         self.io_pool = WorkerPool(2, self)
@@ -80,8 +72,7 @@ class MainWindow(QMainWindow):
         self._settled_sent = False
         self._load_worker: Worker | None = None
         self._analysis_worker: Worker | None = None
-        self._triage_worker: Worker | None = None
-        self._closed = False  # signals queued before closing still arrive: they start nothing
+        self.closed = False  # signals queued before closing still arrive: they start nothing
         self._build()
         self.session.subscribe(self._session_changed)
         if store_error:
@@ -99,9 +90,6 @@ class MainWindow(QMainWindow):
         self.side.patch_selected.connect(self.viewer.focus)
         self.side.reading_changed.connect(self._reading_changed)
         self.study_panel = StudyPanel(self.store, self.settings.reader)
-        self.study_panel.task_changed.connect(self._study_task_changed)
-        self.study_panel.left.connect(self.session.leave_study)
-        self.study_panel.error.connect(self.messages.show_message)
         self.study_panel.hide()
         splitter = QSplitter()
         for index, (widget, stretch) in enumerate(
@@ -117,6 +105,8 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.messages)
         layout.addWidget(splitter, 1)
         self.setCentralWidget(central)
+        self.batch = BatchActions(self)
+        self.study = StudyWiring(self)
         chrome.build_actions(self)
         chrome.build_status_bar(self)
         self.state.subscribe(self._state_changed)
@@ -151,7 +141,7 @@ class MainWindow(QMainWindow):
             return
         worker = Worker("Reading the study assignments", tasks.unaided_exams, self.store, reader)
         worker.signals.result.connect(self.session.set_unaided)
-        self._run(self.io_pool, worker)
+        self.run_worker(self.io_pool, worker)
 
     # --- starting --------------------------------------------------------------------------------------
 
@@ -163,21 +153,21 @@ class MainWindow(QMainWindow):
         else:
             worker = Worker("Preparing the demo exams", demo.prepare_demo_exams, self.settings.demo_folder)
             worker.signals.partial.connect(self._exam_found)
-            self._run(self.io_pool, worker)
+            self.run_worker(self.io_pool, worker)
 
     def add_paths(self, paths: list[Path]) -> None:
         worker = Worker("Reading folders", tasks.find_exams, paths)
         worker.signals.result.connect(self._exams_found)
-        self._run(self.io_pool, worker)
+        self.run_worker(self.io_pool, worker)
 
-    def _run(self, pool: WorkerPool, worker: Worker) -> Worker:
-        if self._closed:
+    def run_worker(self, pool: WorkerPool, worker: Worker) -> Worker:
+        if self.closed:
             return worker
         worker.signals.progress.connect(self._progress)
         worker.signals.error.connect(self.messages.show_message)
-        worker.signals.finished.connect(self._update_progress_visibility)
+        worker.signals.finished.connect(self.update_progress_visibility)
         pool.start(worker)
-        self._update_progress_visibility()
+        self.update_progress_visibility()
         return worker
 
     def _exam_found(self, exam: Exam) -> None:
@@ -188,7 +178,7 @@ class MainWindow(QMainWindow):
     def _exams_found(self, report: tasks.ScanReport) -> None:
         for exam in report.exams:
             self._exam_found(exam)
-        self.refresh_scores()
+        self.batch.refresh_scores()
         if report.failures:
             _, reason = report.failures[0]
             more = f" (and {len(report.failures) - 1} more)" if len(report.failures) > 1 else ""
@@ -211,15 +201,15 @@ class MainWindow(QMainWindow):
         )
         worker.signals.result.connect(self._model_ready)
         worker.signals.error.connect(self._model_failed)
-        self._run(self.compute_pool, worker)
+        self.run_worker(self.compute_pool, worker)
 
     def _model_ready(self, predictor: Predictor) -> None:
         self.predictor = predictor
         self.model_pending = False
         self.session.analysis_done = False
         chrome.show_model_status(self)
-        self.refresh_scores()
-        self._analyse_if_needed()
+        self.batch.refresh_scores()
+        self.analyse_if_needed()
         self._check_settled()
 
     def _model_failed(self, message: str) -> None:
@@ -237,7 +227,7 @@ class MainWindow(QMainWindow):
 
     def open_exam(self, exam: Exam) -> None:
         """Show ``exam`` (in study mode only the study's case: any other is refused with the reason)."""
-        if self._closed:
+        if self.closed:
             return
         refusal = self.session.refusal_to_open(exam.exam_id)
         if refusal is not None:
@@ -267,7 +257,7 @@ class MainWindow(QMainWindow):
         worker.signals.partial.connect(self._view_loaded)
         worker.signals.result.connect(lambda images: self.session.views_loaded(exam_id, images))
         worker.signals.finished.connect(lambda: self._load_finished(exam_id))
-        self._load_worker = self._run(self.io_pool, worker)
+        self._load_worker = self.run_worker(self.io_pool, worker)
 
     def _view_loaded(self, loaded: tasks.ViewLoaded) -> None:
         if not self.session.is_open(loaded.exam_id):
@@ -288,11 +278,11 @@ class MainWindow(QMainWindow):
             return
         self._load_worker = None
         self.session.views_loaded(exam_id, {})
-        self._analyse_if_needed()
+        self.analyse_if_needed()
 
     # --- analysis --------------------------------------------------------------------------------------
 
-    def _analyse_if_needed(self, recompute: bool = False) -> None:
+    def analyse_if_needed(self, recompute: bool = False) -> None:
         session, predictor = self.session, self.predictor
         exam = session.exam
         if exam is None or not session.loaded or not session.images or self._analysis_worker is not None:
@@ -320,16 +310,16 @@ class MainWindow(QMainWindow):
         worker.signals.cancelled.connect(lambda: self._analysis_stopped(exam_id, "Analysis cancelled."))
         worker.signals.error.connect(lambda message: self._analysis_stopped(exam_id, None))
         worker.signals.finished.connect(self._analysis_finished)
-        self._analysis_worker = self._run(self.compute_pool, worker)
+        self._analysis_worker = self.run_worker(self.compute_pool, worker)
         self.analysis_started.emit(worker)
 
     def _analysed(self, result: ExamResult) -> None:
         self.cache.put(result)
         self.timing_label.setText(f"last inference: {result.timings.get('total_s', 0.0):.2f} s")
         self._update_worklist_entry(result.exam_id, result)
-        self.refresh_scores()
+        self.batch.refresh_scores()
         if self.session.studying:
-            return  # the study's own display rules decide what is shown (see _analyse_if_needed)
+            return  # the study's own display rules decide what is shown (see analyse_if_needed)
         if self.predictor is not None and result.model.key == self.predictor.identity.key:
             self.session.set_result(result)
 
@@ -349,7 +339,7 @@ class MainWindow(QMainWindow):
         self._analysis_worker = None
         self._check_settled()
         # the exam on screen may have changed (or its model) while the previous analysis ran
-        self._analyse_if_needed()
+        self.analyse_if_needed()
 
     def _update_worklist_entry(self, exam_id: str, result: ExamResult) -> None:
         read = self.readings.is_read(exam_id, tuple(result.breasts))
@@ -363,39 +353,12 @@ class MainWindow(QMainWindow):
             decile=None if calibration is None else calibration.decile(score),
         )
 
-    def refresh_scores(self) -> Worker | None:
-        """Read, on the I/O pool, the stored scores, flags and site calibration of the current model
-        for the exams listed (triage results, results of earlier sessions)."""
-        if self.store is None or self.predictor is None or self._closed:
-            return None
-        worker = Worker(
-            "Reading the stored scores", tasks.stored_scores, self.store, self.predictor.identity.key
-        )
-        worker.signals.result.connect(self._scores_read)
-        return self._run(self.io_pool, worker)
-
-    def _scores_read(self, scores: tasks.StoredScores) -> None:
-        if self.predictor is None or scores.model_key != self.predictor.identity.key:
-            return
-        self.side.set_calibration(scores.calibration)
-        self.worklist.model.set_calibrated(scores.calibration is not None)
-        for row in scores.rows:
-            entry = row.exam_id is not None and self.worklist.model.entry(row.exam_id)
-            if not entry:
-                continue
-            if row.score is None:
-                if entry.status is ExamStatus.NEW:
-                    self.worklist.model.update(row.exam_id, ExamStatus.FAILED)
-                continue
-            status = ExamStatus.ANALYSED if entry.status in (ExamStatus.NEW, ExamStatus.FAILED) else None
-            self.worklist.model.update(row.exam_id, status, row.score, row.flags, row.probability, row.decile)
-
     def analyse_again(self) -> None:
         """Run the model on the exam on screen again, ignoring the cache (the result shown stays
         until the new one arrives); not in study mode."""
         if self._analysis_worker is None and self.session.analyse_again():
             self._settled_sent = False
-            self._analyse_if_needed(recompute=True)
+            self.analyse_if_needed(recompute=True)
 
     def _reading_changed(self, exam_id: str) -> None:
         result = self.session.result
@@ -416,120 +379,11 @@ class MainWindow(QMainWindow):
     def _store_failed(self, message: str) -> None:
         self.messages.show_message(message)
 
-    # --- triage and export -----------------------------------------------------------------------------
-
-    def choose_triage_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Triage a folder of exams")
-        if folder:
-            self.start_triage(Path(folder))
-
-    def start_triage(self, folder: Path) -> None:
-        """List the exams of ``folder`` and score, in the background, those the model has not scored;
-        scores and flags fill the worklist as results are stored. Cancel stops after the exam in hand."""
-        if self.store is None:
-            self.messages.show_message(
-                "Triage stores its results in the database, which could not be opened."
-            )
-            return
-        if self.predictor is None:
-            self.messages.show_message("Triage needs a model: choose one in Settings > Model and device.")
-            return
-        if self._triage_worker is not None:
-            self.messages.show_message("A triage run is in progress already.", error=False)
-            return
-        self.add_paths([folder])
-        worker = Worker("Triage", tasks.triage, self.store, self.predictor, [folder])
-        worker.signals.partial.connect(lambda _: self.refresh_scores())
-        worker.signals.result.connect(self._triage_done)
-        worker.signals.cancelled.connect(
-            lambda: self.messages.show_message("Triage cancelled; starting it again resumes.", error=False)
-        )
-        worker.signals.finished.connect(self._triage_finished)
-        self._triage_worker = self._run(self.compute_pool, worker)
-        self._update_progress_visibility()
-
-    def _triage_done(self, summary: TriageSummary) -> None:
-        failed = f", {len(summary.failed)} could not be scored" if summary.failed else ""
-        self.messages.show_message(
-            f"Triage: {summary.scored} exams scored, {summary.skipped} scored before{failed}.", error=False
-        )
-
-    def _triage_finished(self) -> None:
-        self._triage_worker = None
-        self.refresh_scores()
-        self._update_progress_visibility()
-        self._analyse_if_needed()
-
-    def choose_export_folder(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, "Export the results as DICOM into a folder")
-        if folder:
-            self.export_results(Path(folder))
-
-    def export_results(self, folder: Path) -> Worker | None:
-        """Write the result on screen as DICOM objects (CAD SR, TID 1500 report, segmentations,
-        Secondary Capture) into ``folder``, in the background; refused while the exam is blinded."""
-        result = self.session.model_result
-        if result is None or self.predictor is None:
-            if self.session.result is not None:
-                self.messages.show_message(
-                    "The model's output of this exam is hidden while you read it blinded."
-                )
-            return None
-        if result.model.key != self.predictor.identity.key:
-            self.messages.show_message(
-                "The result on screen is of another model: analyse the exam again first."
-            )
-            return None
-        algorithm = Algorithm.of(self.predictor.checkpoints)
-        images = dict(self.session.images)
-        worker = Worker("Export as DICOM", tasks.export_dicom, self.store, result, images, algorithm, folder)
-        worker.signals.result.connect(
-            lambda paths: self.messages.show_message(
-                f"Results written as {len(paths)} DICOM objects to {folder}.", error=False
-            )
-        )
-        return self._run(self.io_pool, worker)
-
-    # --- reader studies --------------------------------------------------------------------------------
-
-    def show_study_panel(self) -> None:
-        self.study_panel.refresh_studies()
-        self.study_panel.show()
-
-    def _study_task_changed(self, task: CaseTask | None) -> None:
-        panel = self.study_panel
-        if panel.session is None:
-            return  # left: the panel's left signal ends study mode
-        if not self.session.studying:
-            self.session.enter_study(panel.unaided)
-        self.session.set_task(task, panel.unaided)
-        if task is None:
-            return
-        entry = self.worklist.model.entry(task.exam_key)
-        if entry is not None:
-            self.open_exam(entry.exam)
-        elif task.source:
-            worker = Worker("Reading the study case", tasks.find_exams, [Path(task.source)])
-            worker.signals.result.connect(lambda report: self._study_case_found(task, report))
-            self._run(self.io_pool, worker)
-        else:
-            self.messages.show_message(f"The study does not say where case {task.case_key} lies.")
-
-    def _study_case_found(self, task: CaseTask, report: tasks.ScanReport) -> None:
-        if task is not self.session.task:
-            return
-        exam = next((exam for exam in report.exams if exam.exam_id == task.exam_key), None)
-        if exam is None:
-            self.messages.show_message(f"Case {task.case_key} was not found at {task.source}.")
-            return
-        self.worklist.add(exam)
-        self.open_exam(exam)
-
     # --- user actions ----------------------------------------------------------------------------------
 
     def cancel_work(self) -> None:
         """Cancel opening and analysing the exam on screen, and a triage run."""
-        for worker in (self._load_worker, self._analysis_worker, self._triage_worker):
+        for worker in (self._load_worker, self._analysis_worker, self.batch.worker):
             if worker is not None:
                 worker.cancel()
 
@@ -576,17 +430,17 @@ class MainWindow(QMainWindow):
         self.progress_label.setText(message)
         self.progress.setRange(0, max(total, 1))
         self.progress.setValue(done)
-        self._update_progress_visibility()
+        self.update_progress_visibility()
 
-    def _update_progress_visibility(self) -> None:
+    def update_progress_visibility(self) -> None:
         busy = self.io_pool.active + self.compute_pool.active > 0
         for widget in (self.progress_label, self.progress):
             widget.setVisible(busy)
-        workers = (self._load_worker, self._analysis_worker, self._triage_worker)
+        workers = (self._load_worker, self._analysis_worker, self.batch.worker)
         self.cancel_button.setVisible(any(worker is not None for worker in workers))
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        self._closed = True
+        self.closed = True
         self.io_pool.shut_down()
         self.compute_pool.shut_down()
         self.decoding_pool.shutdown(wait=True, cancel_futures=True)

@@ -33,6 +33,7 @@ from gmic_core.metrics import hybrid
 
 PERCENT = 100.0  # the reader's unit (DESIGN.md conventions: readers enter 0-100 %)
 BIRADS_CATEGORIES = range(7)  # BI-RADS 0-6
+SAVE_ATTEMPTS = 5  # a workstation reading whose revision another workstation took is tried again
 
 
 class ReadingError(GMICError):
@@ -168,12 +169,19 @@ def save_reading(
 ) -> int:
     """Record ``reader``'s workstation ``estimate`` for breast ``side`` of the exam, committed before
     this returns; returns the reading's id. ``started_at`` (default: now) is when the reader began."""
-    try:
-        return _save_reading(store, reader, exam_key, side, estimate, model, started_at)
-    except IntegrityError:  # another workstation took this revision (or registered the reader) first
-        return _save_reading(store, reader, exam_key, side, estimate, model, started_at)
-    except SQLAlchemyError as error:
-        raise StoreError(f"the reading could not be saved: {error}") from error
+    attempt = 1
+    while True:
+        try:
+            return _save_reading(store, reader, exam_key, side, estimate, model, started_at)
+        except IntegrityError as error:  # another workstation took this revision (or the reader) first
+            if attempt == SAVE_ATTEMPTS:
+                raise StoreError(
+                    f"the reading could not be saved: other workstations wrote readings of this breast "
+                    f"{SAVE_ATTEMPTS} times at the same moment; give the estimate again"
+                ) from error
+            attempt += 1
+        except SQLAlchemyError as error:
+            raise StoreError(f"the reading could not be saved: {error}") from error
 
 
 def _save_reading(

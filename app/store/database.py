@@ -4,7 +4,10 @@ sessions per unit of work.
 Any SQLAlchemy URL works. The default is a SQLite file in the user's data folder; SQLite
 connections run in WAL mode with foreign keys enforced, ``synchronous=FULL`` (a committed reading
 survives a power cut, not only a killed process) and a busy timeout so that several processes can
-write. PostgreSQL URLs (``postgresql+psycopg://...``) are used as they are.
+write. SQLite is single-user: it has no roles, and whoever can open the file reads everything in it.
+PostgreSQL URLs (``postgresql+psycopg://...``) are used as they are; there each reader connects with
+a role of their own (:mod:`app.store.roles`), and what the database refuses that role is raised as
+:class:`PermissionDeniedError`.
 
 The schema is built and upgraded by the Alembic migrations in ``app/store/migrations`` only
 (:func:`upgrade`); :func:`open_store` runs them before handing out sessions.
@@ -24,7 +27,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from gmic_core.errors import GMICError
@@ -36,6 +39,25 @@ SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 class StoreError(GMICError):
     """A database that cannot be opened, reached or upgraded."""
+
+
+class PermissionDeniedError(StoreError):
+    """The database refused the connecting role (a reader's role, ``app.store.roles``) an action."""
+
+
+INSUFFICIENT_PRIVILEGE = "42501"  # PostgreSQL's SQLSTATE for a privilege or row-level security refusal
+
+
+def permission_denied(error: DBAPIError, url) -> PermissionDeniedError | None:
+    """The clear error for ``error`` when it is a refusal by the database's roles, else None."""
+    if getattr(error.orig, "sqlstate", None) != INSUFFICIENT_PRIVILEGE:
+        return None
+    detail = getattr(getattr(error.orig, "diag", None), "message_primary", None) or str(error.orig)
+    return PermissionDeniedError(
+        f"the database role {url.username!r} may not do this ({detail}): it needs the study "
+        "coordinator's role (gmic db grant-coordinator); a reader's role reads only the study's cases, "
+        "its own readings and the model output the protocol shows, and only adds its own readings"
+    )
 
 
 def user_data_dir() -> Path:
@@ -101,6 +123,13 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         command.upgrade(alembic_config(engine), revision)
     except OperationalError as error:
         raise StoreError(f"cannot reach or upgrade the database {engine.url!r}: {error.orig}") from error
+    except DBAPIError as error:
+        if refused := permission_denied(error, engine.url):
+            raise StoreError(
+                f"the database {engine.url!r} needs upgrading to this version's schema, which only its "
+                f"owner may do: {refused}"
+            ) from error
+        raise
 
 
 def current_revision(engine: Engine) -> str | None:
@@ -127,8 +156,14 @@ class Store:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        with self._sessions.begin() as session:
-            yield session
+        """Raises :class:`PermissionDeniedError` where the database refuses the role an action."""
+        try:
+            with self._sessions.begin() as session:
+                yield session
+        except DBAPIError as error:
+            if refused := permission_denied(error, self.engine.url):
+                raise refused from error
+            raise
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -36,6 +36,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -43,6 +44,7 @@ from sqlalchemy import (
     TypeDecorator,
     UniqueConstraint,
     event,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -360,8 +362,8 @@ class GroundTruth(Base):
 
 
 class Assignment(Base):
-    """Position ``position`` (0-based) of ``reader``'s randomised order in ``study``. ``opened_at``
-    is when the case was last put in front of the reader (reading time runs from there)."""
+    """Position ``position`` (0-based) of ``reader``'s randomised order in ``study``. Written once,
+    never updated (a reader's database role may only insert it)."""
 
     __tablename__ = "assignments"
     __table_args__ = (
@@ -374,8 +376,6 @@ class Assignment(Base):
     reader_id: Mapped[int] = mapped_column(ForeignKey("readers.id"), index=True)
     study_case_id: Mapped[int] = mapped_column(ForeignKey("study_cases.id", ondelete="CASCADE"))
     position: Mapped[int]
-    opened_at: Mapped[datetime | None]
-    opened_phase: Mapped[str | None] = mapped_column(String(8))
 
     study_case: Mapped[StudyCase] = relationship()
 
@@ -387,8 +387,9 @@ class Reading(Base):
     BI-RADS assessment (0-6), ``recall`` the recall decision. When the model's output was shown,
     ``model_score`` is the malignancy probability shown (0-1), ``hybrid_weight`` lambda and
     ``hybrid`` ``lambda * probability / 100 + (1 - lambda) * model_score``. ``revision`` counts
-    readings of the same (study, reader, case, breast, phase): 0 for the first, and each later one
-    ``supersedes`` the previous.
+    readings of the same (study, reader, case, breast, phase), or for a workstation reading (no study)
+    of the same (reader, exam, breast): 0 for the first, and each later one ``supersedes`` the
+    previous.
     """
 
     __tablename__ = "readings"
@@ -403,6 +404,17 @@ class Reading(Base):
             name="uq_readings_revision",
         ),
         UniqueConstraint("submission_key", "laterality", name="uq_readings_submission"),
+        # Workstation readings (no study): one row per revision, whichever workstation writes it.
+        Index(
+            "uq_readings_workstation_revision",
+            "reader_id",
+            "exam_id",
+            "laterality",
+            "revision",
+            unique=True,
+            sqlite_where=text("study_id IS NULL"),
+            postgresql_where=text("study_id IS NULL"),
+        ),
         CheckConstraint("probability >= 0 AND probability <= 100", name="probability"),
         CheckConstraint("birads IS NULL OR (birads >= 0 AND birads <= 6)", name="birads"),
         CheckConstraint("laterality IN ('L', 'R')", name="laterality"),

@@ -5,7 +5,7 @@ Input: a :class:`RatingTable` (every reader rates every case in every modality),
 0/1; rows of the ``model_reader`` are the model's scores) or from :func:`study_ratings` (a study's
 readings: the modalities are the phases ``unaided`` and ``aided``, a case is one breast
 ``<exam>:<L|R>``, the rating the reader's probability in percent, the model the study model's
-malignancy probability of that breast).
+malignancy probability of that breast as the readers were shown it, stored with their readings).
 
 :func:`analyze` writes to ``out_dir``:
 
@@ -35,6 +35,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from scipy import stats
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from app.store.database import Store
 from app.store.models import GroundTruth, Phase, Reader, Reading, Study, StudyCase
@@ -45,6 +46,8 @@ from gmic_core.errors import GMICError
 RATING_COLUMNS = ("reader", "case", "modality", "truth", "rating")
 LAMBDAS = np.round(np.linspace(0.0, 1.0, 21), 2)  # 0, 0.05, ..., 1: includes lambda = 0.5
 FPR_GRID = np.linspace(0.0, 1.0, 101)
+# The hybrid mixes a reader's probability with the model's: ratings on 0-1 or on 0-100 %.
+PROBABILITY_SCALES = (1.0, 100.0)
 
 
 class AnalysisError(GMICError):
@@ -60,13 +63,23 @@ class RatingTable:
     ratings: np.ndarray  # [modalities, readers, cases]
     recall: np.ndarray | None = None  # [modalities, readers, cases] bool, the readers' decisions
     model: np.ndarray | None = None  # [cases], the model's probability (0-1)
-    rating_scale: float = 100.0  # rating / rating_scale is in [0, 1] for the hybrid
+    rating_scale: float = 100.0  # rating / rating_scale is in [0, 1] for the hybrid (with a model)
 
 
 def read_ratings_csv(
-    path: str | Path, model_reader: str | None = None, rating_scale: float = 100.0
+    path: str | Path, model_reader: str | None = None, rating_scale: float | None = None
 ) -> RatingTable:
+    """The table in ``path``. With a ``model_reader`` (whose scores are probabilities, 0-1) the readers'
+    ratings must be probabilities too, on the ``rating_scale`` stated: 1 (0-1) or 100 (0-100 %);
+    ordinal ratings (1-5, BI-RADS) are refused there, since the hybrid cannot mix them with the
+    model's probability. Without one, any ratings are analysed (the AUCs need only their order)."""
     path = Path(path)
+    if model_reader is not None and rating_scale not in PROBABILITY_SCALES:
+        raise AnalysisError(
+            f"{path}: with a model reader ({model_reader}) the readers' ratings are mixed with the model's "
+            f"probability, so they must be probabilities: state their scale as 1 (0-1) or 100 "
+            f"(0-100 %), not {rating_scale}; ordinal ratings such as 1-5 are analysed without the model"
+        )
     try:
         with path.open(newline="", encoding="utf-8") as stream:
             reader = csv.DictReader(stream)
@@ -99,7 +112,24 @@ def read_ratings_csv(
                 f"{path}, line {number}: reader {reader} rated case {case} twice in {modality}"
             )
         entries[(reader, case, modality)] = (rating, recall)
-    return _table(entries, truth, model_reader, rating_scale, with_recall, str(path))
+    table = _table(entries, truth, model_reader, rating_scale or 100.0, with_recall, str(path))
+    if table.model is not None:
+        _check_probabilities(table, model_reader, str(path))
+    return table
+
+
+def _check_probabilities(table: RatingTable, model_reader: str | None, where: str) -> None:
+    assert table.model is not None
+    if not ((table.model >= 0) & (table.model <= 1)).all():
+        raise AnalysisError(f"{where}: the model's scores ({model_reader}) must be probabilities in [0, 1]")
+    outside = (table.ratings < 0) | (table.ratings > table.rating_scale)
+    if outside.any():
+        modality, reader, case = np.argwhere(outside)[0]
+        raise AnalysisError(
+            f"{where}: reader {table.readers[reader]} rated case {table.cases[case]} "
+            f"{table.ratings[modality, reader, case]:g} in {table.modalities[modality]}, outside the stated "
+            f"scale 0-{table.rating_scale:g}; ordinal ratings such as 1-5 are analysed without the model"
+        )
 
 
 def _flag(value: str) -> bool:
@@ -174,6 +204,7 @@ def study_ratings(store: Store, study_name: str) -> RatingTable:
             )
         }
         entries = {}
+        shown: dict[tuple[str, str, str], float | None] = {}  # the model score each reading was shown
         for reader, case_key, reading in session.execute(
             select(Reader.name, StudyCase.case_key, Reading)
             .join(Reader, Reading.reader_id == Reader.id)
@@ -181,27 +212,50 @@ def study_ratings(store: Store, study_name: str) -> RatingTable:
             .where(Reading.study_id == study.id)
             .order_by(Reading.id)  # later revisions supersede earlier ones
         ):
-            entries[(reader, f"{case_key}:{reading.laterality}", reading.phase)] = (
-                reading.probability,
-                reading.recall,
-            )
+            key = (reader, f"{case_key}:{reading.laterality}", reading.phase)
+            entries[key] = (reading.probability, reading.recall)
+            shown[key] = reading.model_score
         model_reader = None
         if study.model_key:
             model_reader = "model"
             for case in study.cases:
-                run = latest_model_run(session, case.exam.exam_key, study.model_key)
-                scores = (
-                    {} if run is None else {breast.laterality: breast.malignant for breast in run.breasts}
-                )
                 for side in case.breasts:
-                    if side in scores:
+                    score = _model_score(session, study, case, side, shown, study_name)
+                    if score is not None:
                         entries[(model_reader, f"{case.case_key}:{side}", Phase.UNAIDED.value)] = (
-                            scores[side],
+                            score,
                             None,
                         )
     if not entries:
         raise AnalysisError(f"study {study_name!r} has no readings yet")
     return _table(entries, truth, model_reader, 100.0, True, f"study {study_name!r}")
+
+
+def _model_score(
+    session: Session,
+    study: Study,
+    case: StudyCase,
+    side: str,
+    shown: dict[tuple[str, str, str], float | None],
+    study_name: str,
+) -> float | None:
+    """The study model's score of one breast as the readers were shown it (stored with their
+    readings); the latest stored run of the model only where no reading shows one."""
+    breast = f"{case.case_key}:{side}"
+    scores = {score for (_, shown_breast, _), score in shown.items() if shown_breast == breast} - {None}
+    if len(scores) > 1:
+        raise AnalysisError(
+            f"study {study_name!r}: readers were shown different model scores for {breast} "
+            f"({', '.join(f'{score:.4f}' for score in sorted(scores))}): the model was run again during "
+            "the study, so no one score stands for it"
+        )
+    if scores:
+        return scores.pop()
+    assert study.model_key is not None
+    run = latest_model_run(session, case.exam.exam_key, study.model_key)
+    return (
+        next((breast.malignant for breast in run.breasts if breast.laterality == side), None) if run else None
+    )
 
 
 def write_ratings_csv(table: RatingTable, path: Path) -> None:

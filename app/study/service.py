@@ -325,7 +325,9 @@ class ReaderSession:
         self._model_key = study.model_key
         self._hybrid_weight = study.hybrid_weight
         self._clock = clock
-        self._opened: set[tuple[int, Phase]] = set()  # (assignment, phase) shown in this session
+        # When this session first showed each (assignment, phase): the reading clock. Kept here, not
+        # in the database, so that a reader's role never updates a row.
+        self._opened: dict[tuple[int, Phase], datetime] = {}
         self._revisit: int | None = None  # position being re-read (ai_assisted)
 
     def progress(self) -> Progress:
@@ -342,10 +344,7 @@ class ReaderSession:
             if found is None:
                 return None
             assignment, phase = found
-            if (assignment.id, phase) not in self._opened:
-                assignment.opened_at = self._clock()
-                assignment.opened_phase = phase.value
-                self._opened.add((assignment.id, phase))
+            self._opened.setdefault((assignment.id, phase), self._clock())
             return self._describe(session, assignment, phase)
 
     def submit(
@@ -404,7 +403,7 @@ class ReaderSession:
                 raise ProtocolError("this is the first case: there is no earlier one")
             self._revisit = position - 1
             earlier = self._assignments(session)[self._revisit]
-            self._opened.discard((earlier.id, PHASES[self.protocol][-1]))  # its clock starts again
+            self._opened.pop((earlier.id, PHASES[self.protocol][-1]), None)  # its clock starts again
         task = self.current()
         assert task is not None
         return task
@@ -506,11 +505,7 @@ class ReaderSession:
             raise InvalidReadingError(f"case {case.case_key}: give an estimate for breast(s) {wanted}")
         ai = self._ai(session, case.exam.exam_key, phase) if model_shown else None
         submitted = self._clock()
-        started = (
-            assignment.opened_at
-            if assignment.opened_phase == phase.value and assignment.opened_at
-            else submitted
-        )
+        started = self._opened.get((assignment.id, phase), submitted)
         previous = {
             reading.laterality: reading
             for reading in session.scalars(

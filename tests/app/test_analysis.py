@@ -18,7 +18,7 @@ from app.cli import main
 from app.reading.readings import Estimate
 from app.store.models import Protocol
 from app.store.results import save_exam_result
-from app.study.analysis import AnalysisError, read_ratings_csv
+from app.study.analysis import AnalysisError, read_ratings_csv, study_ratings
 from app.study.cases import CaseSpec
 from app.study.service import StudyService
 from gmic_core.imaging.views import Laterality
@@ -145,3 +145,62 @@ def test_a_simulated_study_recovers_the_readers_true_aucs(store, tmp_path, monke
     exported = read_ratings_csv(out / "ratings.csv")
     assert exported.modalities == ("unaided", "aided")
     assert exported.recall is not None
+
+
+RATINGS_WITH_MODEL = "reader,case,modality,truth,rating\n" + "".join(
+    f"{reader},{case},m,{case % 2},{rating}\n"
+    for case in range(4)
+    for reader, rating in (("a", 1 + case), ("b", 2 + case % 3), ("ai", case / 4))
+)
+
+
+@pytest.mark.parametrize(
+    ("scale", "message"),
+    [(None, "state their scale as 1"), (5.0, "not 5.0"), (1.0, "outside the stated scale 0-1")],
+)
+def test_a_model_reader_needs_readers_probabilities_on_a_stated_scale(tmp_path, scale, message):
+    path = tmp_path / "ratings.csv"
+    path.write_text(RATINGS_WITH_MODEL)
+    with pytest.raises(AnalysisError, match=message):
+        read_ratings_csv(path, "ai", scale)
+    table = read_ratings_csv(path, "ai", 100.0)
+    assert table.rating_scale == 100.0
+    assert table.model.tolist() == [0.0, 0.25, 0.5, 0.75]
+    assert read_ratings_csv(path).readers == ("a", "b", "ai")  # without a model reader: ranks only
+
+
+CASES = [CaseSpec(f"exam-{index}", {Laterality.LEFT: index < 2}) for index in range(4)]
+POSITIVE = ("exam-0", "exam-1")
+
+
+def _read_all(service, study, reader):
+    session = service.open_session(study, reader)
+    while (task := session.current()) is not None:
+        estimate = Estimate(0.9 if task.case_key in POSITIVE else 0.3)
+        session.submit(task, {Laterality.LEFT: estimate}, model_shown=True)
+
+
+def _run_model(store, score):
+    with store.session() as session:
+        for index, case in enumerate(CASES):
+            save_exam_result(
+                session,
+                fake_exam_result(case.case_key, seed=index, malignant={Laterality.LEFT: score(index)}),
+            )
+
+
+def test_the_analysis_uses_the_model_score_the_readers_were_shown(store):
+    _run_model(store, lambda index: 0.2 * index)
+    service = StudyService(store)
+    service.create_study("shown", CASES, Protocol.AI_ASSISTED, seed=0, model_key=IDENTITY.key)
+    for reader in ("r1", "r2"):
+        _read_all(service, "shown", reader)
+    _run_model(store, lambda index: 0.9 - 0.2 * index)  # run again after the study: not what was shown
+    table = study_ratings(store, "shown")
+    assert table.model.tolist() == pytest.approx([0.0, 0.2, 0.4, 0.6])
+    service.create_study("rerun", CASES, Protocol.AI_ASSISTED, seed=0, model_key=IDENTITY.key)
+    _read_all(service, "rerun", "r1")
+    _run_model(store, lambda index: 0.1)  # run again during the study: r2 is shown other scores
+    _read_all(service, "rerun", "r2")
+    with pytest.raises(AnalysisError, match="shown different model scores"):
+        study_ratings(store, "rerun")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 from pathlib import Path
 
@@ -13,7 +14,14 @@ import torch
 from app.cli import main
 from gmic_core.imaging import load_exam
 from gmic_core.imaging.views import Laterality, View
-from gmic_core.inference import ExamResult, Predictor, ViewImage, load_standard_views, supported_precisions
+from gmic_core.inference import (
+    ExamResult,
+    ModelIdentity,
+    Predictor,
+    ViewImage,
+    load_standard_views,
+    supported_precisions,
+)
 from gmic_core.model import LoadedCheckpoint, ModelCard
 from tests.core.published_weights import published_state_dict
 from tests.core.reference import seeded_model
@@ -291,3 +299,19 @@ def test_compiled_predictor_matches_eager(tmp_path):
         np.testing.assert_allclose(compiled.views[view].y_fusion, result.y_fusion, atol=1e-4)
         np.testing.assert_allclose(compiled.views[view].saliency, result.saliency, atol=1e-4)
         assert compiled.views[view].roi_boxes == result.roi_boxes
+
+
+def test_picture_names_stay_in_the_folder_and_never_collide():
+    from app.predict import picture_stem
+
+    taken: set[str] = set()
+    stems = [picture_stem(exam_id, taken) for exam_id in ("1.2.3", "1.2.3", "../../etc/x", "..", "1.2.3")]
+    assert stems == ["1.2.3", "1.2.3-2", "_.._etc_x", "exam", "1.2.3-3"]
+    assert all("/" not in stem and not stem.startswith(".") for stem in stems)
+
+
+def test_the_model_key_changes_with_top_t():
+    identity = ModelIdentity(("m",), ("a" * 64,), (0.03,), "fp32", "CPU", 0)
+    other = dataclasses.replace(identity, top_t=tuple(t * 2 for t in identity.top_t))
+    assert other.key != identity.key
+    assert dataclasses.replace(identity, device="elsewhere").key == identity.key

@@ -9,7 +9,8 @@ The published figures reproduced here:
   Cov2 0.0003440748, Cov3 0.0002390284, MS(T) 0.004796171, MS(T:R) 0.0005510306, F 4.456319 on
   1 and 15.25967 df, p 0.05166569, difference -0.04380032 (StdErr 0.02074862) with 95 % CI
   [-0.0879594986, 0.0003588544], and the per-treatment CIs 0.8970370 [0.8252236, 0.9688505] (df
-  12.74465) and 0.9408374 [0.8941378, 0.9875369] (df 12.71019).
+  12.74465) and 0.9408374 [0.8941378, 0.9875369] (df 12.71019). With DeLong covariances
+  (``cov = DeLong``): F 4.4849 on 1 and 15.066 df, p 0.05123.
 * The same data set as RJafroc's ``dataset02``: per-reader AUCs (``UtilFigureOfMerit``) 0.91964573
   0.85877617 0.90386473 0.97310789 0.82979066 / 0.94782609 0.90531401 0.92173913 0.99935588
   0.92995169 (RJafroc book, "Obuchowski Rockette Hillis (ORH) Analysis", dpc10ster/RJafrocBook), and
@@ -138,10 +139,25 @@ def test_delong_and_jackknife_covariances_agree_closely(vandyke):
     delong = auc_covariance(*vandyke, "delong")
     # The jackknife variance of a U-statistic exceeds DeLong's by a factor near C / (C - 1) per class.
     np.testing.assert_allclose(np.diag(delong), np.diag(jackknife), rtol=0.05)
+
+
+def test_van_dyke_obuchowski_rockette_delong_matches_mrmcaov(vandyke):
+    """MRMCaov's ``mrmc(empirical_auc(truth, rating), treatment, reader, case, data = VanDyke,
+    cov = DeLong)``: F 4.4849 on 1 and 15.066 df, p 0.05123 (the figures issue 22 pins, as MRMCaov
+    prints them)."""
     result = obuchowski_rockette(*vandyke, covariance="delong")
     assert result.means == pytest.approx([0.89703704, 0.94083736], abs=5e-9)
-    assert result.f == pytest.approx(4.456319, rel=0.02)
-    assert 0.04 < result.p < 0.06
+    assert result.f == pytest.approx(4.4849, abs=5e-5)
+    assert result.df1 == 1
+    assert result.ddf == pytest.approx(15.066, abs=5e-4)
+    assert result.p == pytest.approx(0.05123, abs=5e-6)
+
+
+def test_a_readers_delong_interval_stays_within_zero_and_one():
+    truth = np.array([False] * 3 + [True] * 3)
+    auc, low, high = delong_auc_ci(np.array([0.1, 0.2, 0.65, 0.6, 0.8, 0.9]), truth)
+    assert auc == pytest.approx(8 / 9)
+    assert 0.0 <= low < auc < high == 1.0
 
 
 def test_delong_variance_of_one_reader_by_its_definition():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -14,6 +15,7 @@ import torch
 from app.cli import main
 from gmic_core.errors import ExamError
 from gmic_core.imaging.views import View
+from gmic_core.inference import Predictor
 from gmic_core.model import GMIC, GMICOutput, load_checkpoint
 from gmic_core.training.config import TrainingConfig
 from gmic_core.training.data import ManifestImage, balanced_epoch, read_manifest, read_manifests
@@ -197,7 +199,25 @@ def test_resuming_continues_from_the_saved_step(dataset, tmp_path):
         torch.testing.assert_close(b[name], tensor, msg=name)
 
 
-def test_evaluate_command(dataset, tmp_path):
+def _planted(monkeypatch, manifest) -> None:
+    """The predictor's breast scores replaced by ones whose AUCs are known: malignant = the label
+    (AUC 1), benign = 1 - the label (AUC 0)."""
+    labels = {exam.exam_id: exam for exam in read_manifest(manifest)}
+    predict = Predictor.predict
+
+    def planted(self, exam_id, images, **options):
+        result = predict(self, exam_id, images, **options)
+        breasts = {}
+        for side, breast in result.breasts.items():
+            benign, malignant = labels[exam_id].breast_labels(side)
+            breasts[side] = dataclasses.replace(breast, benign=1.0 - benign, malignant=float(malignant))
+        return dataclasses.replace(result, breasts=breasts)
+
+    monkeypatch.setattr(Predictor, "predict", planted)
+
+
+def test_evaluate_command(dataset, tmp_path, monkeypatch):
+    _planted(monkeypatch, dataset)
     model = GMIC(_config(tmp_path, dataset).model.gmic_config())
     from gmic_core.model import ModelCard, save_checkpoint
 
@@ -209,7 +229,8 @@ def test_evaluate_command(dataset, tmp_path):
     )
     report = json.loads((out / "evaluation.json").read_text())
     breast = report["breast"]["malignant"]
-    assert 0 <= breast["auc"] <= 1
+    assert breast["auc"] == 1.0
+    assert report["breast"]["benign"]["auc"] == 0.0
     assert breast["auc_ci"][0] <= breast["auc_ci"][1]
     assert "pr_auc" in breast
     assert "auc" in report["breast"]["benign"]

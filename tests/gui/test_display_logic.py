@@ -195,3 +195,27 @@ def test_a_view_decoded_in_a_worker_comes_back_through_shared_memory(exams_folde
         assert level.dtype == wanted.dtype
     assert image.mammogram.pixels is image.pyramid[0]
     assert image.mammogram.voi == expected.mammogram.voi
+
+
+def test_spin_arrows_give_one_estimate_once_they_rest(qtbot):
+    """Five arrow clicks in quick succession are one estimate, the last value, given SETTLE_MS after
+    the last click; a click after that is one more (a superseding reading)."""
+    from app.gui.side_panel import SETTLE_MS, BreastBox
+
+    box = BreastBox(Laterality.LEFT)
+    qtbot.addWidget(box)
+    given: list[Estimate] = []
+    box.reading_entered.connect(lambda side, estimate: given.append(estimate))
+    box.probability.setValue(40)
+    qtbot.waitUntil(lambda: len(given) == 1, timeout=5 * SETTLE_MS)  # setting up: a value at rest
+    given.clear()
+    for _ in range(5):
+        box.probability.stepBy(1)
+    assert given == []
+    qtbot.waitUntil(lambda: len(given) == 1, timeout=5 * SETTLE_MS)
+    assert given[0].probability == pytest.approx(0.45)
+    qtbot.wait(SETTLE_MS + 200)
+    assert len(given) == 1
+    box.probability.stepBy(1)
+    qtbot.waitUntil(lambda: len(given) == 2, timeout=5 * SETTLE_MS)
+    assert given[1].probability == pytest.approx(0.46)

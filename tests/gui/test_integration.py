@@ -84,7 +84,7 @@ def test_the_readers_estimate_is_committed_and_survives_a_restart(qtbot, make_wi
 
 
 def start_study(qtbot, window: MainWindow, study: str, reader: str = READER) -> None:
-    window.show_study_panel()
+    window.study.show_panel()
     panel = window.study_panel
     panel.reader.setText(reader)
     panel.study.setCurrentText(study)
@@ -180,17 +180,18 @@ def test_triage_from_the_window_fills_scores_and_flags_and_the_flag_filter(
     window = make_window()
     window.load_model(Settings(data_dir=window.settings.data_dir, weights=[checkpoint], device="cpu"))
     qtbot.waitUntil(lambda: window.predictor is not None, timeout=60000)
-    window.start_triage(exams_folder)
+    window.batch.start_triage(exams_folder)
     assert window.cancel_button.isVisibleTo(window)
     window.cancel_work()
-    qtbot.waitUntil(lambda: window._triage_worker is None, timeout=60000)
+    qtbot.waitUntil(lambda: window.batch.worker is None, timeout=60000)
     assert "Triage cancelled" in window.messages.text.text()
-    window.start_triage(exams_folder)
-    qtbot.waitUntil(lambda: window._triage_worker is None, timeout=120000)
+    window.batch.start_triage(exams_folder)
+    qtbot.waitUntil(lambda: window.batch.worker is None, timeout=120000)
     model = window.worklist.model
     assert model.rowCount() == 3
+    # the stored scores are read on the I/O pool after each exam and once the run ends
+    qtbot.waitUntil(lambda: all(entry.score is not None for entry in model.entries), timeout=30000)
     scores = sorted(entry.score for entry in model.entries)
-    assert None not in scores
     key = window.predictor.identity.key
     with window.store.session() as session:
         for name, metric, threshold in (
@@ -211,7 +212,7 @@ def test_triage_from_the_window_fills_scores_and_flags_and_the_flag_filter(
                     positives=1,
                 )
             )
-    reading_scores = window.refresh_scores()
+    reading_scores = window.batch.refresh_scores()
     qtbot.waitUntil(lambda: reading_scores.done, timeout=10000)
     qtbot.wait(100)  # its result, queued to the GUI thread, is delivered
     flags = {entry.exam.exam_id: entry.flags for entry in model.entries}
@@ -250,7 +251,7 @@ def test_triage_from_the_window_fills_scores_and_flags_and_the_flag_filter(
                 model_key=key, calibration=site.to_json(), calibration_set="t", exams=3, positives=1
             )
         )
-    reading_scores = window.refresh_scores()
+    reading_scores = window.batch.refresh_scores()
     qtbot.waitUntil(lambda: reading_scores.done, timeout=10000)
     qtbot.wait(100)  # its result, queued to the GUI thread, is delivered
     top = model.entry(highest)
@@ -307,8 +308,8 @@ def test_a_sequential_study_shows_the_model_only_in_the_aided_phase(
 ):
     window = make_window([checkpoint])
     open_views(qtbot, window, exams_folder)
-    window.start_triage(exams_folder)  # the study's model needs a stored result for every case
-    qtbot.waitUntil(lambda: window._triage_worker is None, timeout=120000)
+    window.batch.start_triage(exams_folder)  # the study's model needs a stored result for every case
+    qtbot.waitUntil(lambda: window.batch.worker is None, timeout=120000)
     create_study(window, exams_folder, "sequential", model_key=window.predictor.identity.key)
     start_study(qtbot, window, "pilot")
     panel = window.study_panel
