@@ -135,7 +135,7 @@ def score_jobs(
                 return
             started = time.perf_counter()
             prepared = prepare(job)
-            outcome = _infer(predictor, prepared, time.perf_counter() - started, cancelled)
+            outcome = infer(predictor, prepared, time.perf_counter() - started, cancelled)
             if outcome is None:
                 return
             yield outcome
@@ -155,7 +155,7 @@ def score_jobs(
                 prepared = pending.popleft().result()
                 wait_s = time.perf_counter() - waited
                 fill()
-                outcome = _infer(predictor, prepared, wait_s, cancelled)
+                outcome = infer(predictor, prepared, wait_s, cancelled)
                 if outcome is None:
                     return
                 yield outcome
@@ -178,9 +178,14 @@ def _executor(overlap: Overlap, workers: int) -> Executor:
     raise ValueError(f"overlap must be one of {', '.join(OVERLAPS)}, not {overlap!r}")
 
 
-def _infer(
-    predictor: Predictor, prepared: PreparedExam | Failure, wait_s: float, cancelled: Callable[[], bool]
+def infer(
+    predictor: Predictor,
+    prepared: PreparedExam | Failure,
+    wait_s: float,
+    cancelled: Callable[[], bool] = lambda: False,
 ) -> Outcome | None:
+    """The outcome of running one prepared exam (a preparation failure passes through); None when
+    cancelled inside the model's run."""
     if isinstance(prepared, Failure):
         return Outcome(prepared.key, failure=prepared, timings={"wait_s": wait_s})
     try:

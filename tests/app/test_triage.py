@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-import torch
 from sqlalchemy import delete, func, select
 
 from app.cli import main
@@ -39,10 +38,8 @@ from app.triage.progress import ProgressBar, format_summary
 from app.triage.run import TriageProgress, find_exams
 from gmic_core import metrics, synthetic
 from gmic_core.calibration import Deciles, SiteCalibration, fit_calibration
-from gmic_core.config import GMICConfig
 from gmic_core.imaging import View
 from gmic_core.inference import Predictor
-from gmic_core.model import GMIC, ModelCard, save_checkpoint
 from tests.core import dicom_factory
 
 EXAMS = 6
@@ -61,20 +58,6 @@ def dataset(tmp_path_factory) -> Path:
         malignant_fraction=0.4,
     )
     return folder
-
-
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory) -> Path:
-    """An untrained GMIC at an eighth of the published input size, seeded."""
-    torch.manual_seed(0)
-    model = GMIC(GMICConfig.at_scale(0.125))
-    card = ModelCard("tiny seeded", "0", "none", "tests")
-    return save_checkpoint(tmp_path_factory.mktemp("model") / "tiny.pt", model, card)
-
-
-@pytest.fixture(scope="module")
-def predictor(weights) -> Predictor:
-    return Predictor.from_files([weights], device="cpu")
 
 
 def _runs_per_exam(store, model_key: str) -> dict[str, int]:
