@@ -170,29 +170,12 @@ def check_triage(
 
 def check_workstation(table: Table, weights: Path, device: torch.device) -> None:
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-    from PySide6.QtCore import QEventLoop, QTimer
-    from PySide6.QtWidgets import QApplication
+    from app.gui.display_bench import analyse_once  # Qt stays in app/gui
 
-    from app.gui.main import configure_pyqtgraph
-    from app.gui.settings import Settings
-    from app.gui.window import MainWindow
-
-    application = QApplication.instance() or QApplication([])
-    configure_pyqtgraph()
-    with tempfile.TemporaryDirectory() as scratch:
-        window = MainWindow(Settings(data_dir=Path(scratch), weights=[weights], device=str(device)))
-        window.show()
-        loop = QEventLoop()
-        window.settled.connect(loop.quit)
-        QTimer.singleShot(WORKSTATION_TIMEOUT_S * 1000, loop.quit)
-        started = time.perf_counter()
-        window.start([reference_dir() / "sample_exam"])
-        loop.exec()
-        elapsed = time.perf_counter() - started
-        result = window.result
-        window.close()
-        application.processEvents()
-    measured = "no result" if result is None else f"{elapsed:.1f} s on {result.model.device}"
+    result, seconds = analyse_once(
+        [reference_dir() / "sample_exam"], [weights], str(device), WORKSTATION_TIMEOUT_S
+    )
+    measured = "no result" if result is None else f"{seconds:.1f} s on {result.model.device}"
     table.add(
         "workstation analysis, offscreen", measured, "open and analyse the sample exam", result is not None
     )

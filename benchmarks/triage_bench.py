@@ -125,12 +125,13 @@ def stage_costs(data: Path, weights: Path, exams: int) -> None:
         )
     stages = medians["decode"][0] + medians["preprocess"][0] + medians["inference fp32"][0]
     limit = cores / stages * 3600
+    share = cpu / (wall * cores)
     print(
         f"the default triage run (fp32, {DEFAULT_OVERLAP} x{DEFAULT_WORKERS}): {rate:.0f} exams/h = "
-        f"{100 * rate / limit:.0f} % of the fp32 limit; it used {cpu / scored:.2f} CPU s per exam "
-        f"({100 * stages / (cpu / scored):.0f} % of it in the stages above) and got "
-        f"{100 * cpu / (wall * cores):.0f} % of the {cores} cores (1-minute load {load_before:.2f} before, "
-        f"{os.getloadavg()[0]:.2f} after)"
+        f"{100 * rate / limit:.0f} % of the fp32 limit. It used {cpu / scored:.2f} CPU s per exam "
+        f"({100 * cpu / scored / stages:.0f} % of the stages' sum) and got {100 * share:.0f} % of the "
+        f"{cores} cores (1-minute load {load_before:.2f} before, {os.getloadavg()[0]:.2f} after): "
+        f"{100 * rate / (limit * share):.0f} % of the limit of the CPU time it had"
     )
 
 

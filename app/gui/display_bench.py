@@ -32,6 +32,7 @@ from app.gui.state import Overlay
 from app.gui.window import MainWindow
 from gmic_core.config import GMICConfig
 from gmic_core.imaging import Exam, View, load_exam
+from gmic_core.inference import ExamResult
 from gmic_core.model import GMIC, ModelCard, save_checkpoint
 from gmic_core.synthetic import FULL_SIZE, SynthesisConfig, generate_exam, write_image
 
@@ -186,3 +187,26 @@ def run(runs: int = 7, frames: int = 60, log: Callable[[str], None] = print) -> 
         f"{longest_stall:.0f} ms"
     )
     return figures
+
+
+def analyse_once(
+    paths: list[Path], weights: list[Path], device: str, timeout_s: float = 120.0
+) -> tuple[ExamResult | None, float]:
+    """Start the workstation (offscreen where ``QT_QPA_PLATFORM`` says so) on ``paths`` with the model
+    on ``device`` and wait until its first exam is shown and analysed: the result (None if the
+    analysis could not be done) and the seconds from start; for ``benchmarks/gpu_check.sh``."""
+    configure_pyqtgraph()
+    app = QApplication.instance() or QApplication([])  # noqa: F841 (kept alive for the run)
+    loop = QEventLoop()
+    settled: list[str] = []
+    with tempfile.TemporaryDirectory() as folder:
+        window = MainWindow(Settings(data_dir=Path(folder), weights=list(weights), device=device))
+        window.show()
+        window.settled.connect(settled.append)
+        started = time.perf_counter()
+        try:
+            window.start(paths)
+            _wait(loop, lambda: bool(settled), timeout_s)
+            return window.result, time.perf_counter() - started
+        finally:
+            window.close()

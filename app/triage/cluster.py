@@ -26,11 +26,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.triage.pipeline import Job, Outcome, infer, prepare_job
+from gmic_core.errors import GMICError
 from gmic_core.inference import Precision, Predictor
 from gmic_core.model import LoadedCheckpoint
 from gmic_core.preprocess import BackgroundThreshold
 
 log = logging.getLogger(__name__)
+
+
+class ClusterError(GMICError):
+    """The Ray cluster named for a run cannot be reached."""
 
 
 @dataclass(frozen=True)
@@ -106,7 +111,13 @@ def cluster_outcomes(
         return
     import ray
 
-    ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+    try:
+        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+    except ConnectionError as error:
+        raise ClusterError(
+            f"no Ray cluster answers at {address} ({error}): start its head node with "
+            "`ray start --head`, or give --ray the address that command printed"
+        ) from error
     try:
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False  # the run's own bar reports progress

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
+from app.cli import main
 from app.store import open_store
 from app.store.models import Exam, ModelRun
 from app.store.results import load_exam_result
@@ -58,7 +59,7 @@ def _scores(store, model_key: str) -> dict[str, dict[str, tuple[float, float]]]:
     return {key: {view.value: v.y_fusion for view, v in r.views.items()} for key, r in results.items()}
 
 
-def test_cluster_scores_equal_a_single_process_run(cluster, predictor, exams, tmp_path):
+def test_cluster_scores_equal_a_single_process_run(cluster, predictor, weights, exams, tmp_path, capsys):
     single = open_store(f"sqlite:///{tmp_path / 'single.sqlite3'}")
     run_triage(single, predictor, [exams], overlap="none")
     on_ray = open_store(f"sqlite:///{tmp_path / 'ray.sqlite3'}")
@@ -73,8 +74,11 @@ def test_cluster_scores_equal_a_single_process_run(cluster, predictor, exams, tm
     for key, views in expected.items():
         for view, fusion in views.items():
             np.testing.assert_allclose(measured[key][view], fusion, atol=1e-5, rtol=0)
-    again = run_triage(on_ray, predictor, [exams], ray_address=cluster.address)
-    assert (again.scored, again.skipped) == (0, EXAMS)
+    on_ray.dispose()
+    database = f"sqlite:///{tmp_path / 'ray.sqlite3'}"
+    model = ["--weights", str(weights), "--device", "cpu", "--db", database]
+    assert main(["triage", str(exams), *model, "--ray", cluster.address]) == 0
+    assert f"0 scored (0 exams/h), {EXAMS} skipped" in capsys.readouterr().err
 
 
 def test_failures_on_the_cluster_are_stored_with_stage_and_reason(
