@@ -4,6 +4,7 @@ and the commands, on a small model and small synthetic exams."""
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import shutil
 from pathlib import Path
@@ -33,7 +34,7 @@ from app.triage import (
     worklist,
 )
 from app.triage.operating_points import CalibrationError, choose_operating_points
-from app.triage.pipeline import exam_job, score_jobs
+from app.triage.pipeline import Failure, exam_job, infer_batch, prepare_job, score_jobs
 from app.triage.progress import ProgressBar, format_summary
 from app.triage.run import TriageProgress, find_exams
 from gmic_core import metrics, synthetic
@@ -190,6 +191,27 @@ def test_every_overlap_gives_the_same_scores(predictor, dataset):
     }
     assert scores["none"] == scores["threads"] == scores["processes"]
     assert len(scores["none"]) == 2
+
+
+def test_exams_run_as_one_batch_score_as_they_do_alone(predictor, dataset):
+    jobs = [exam_job(exam) for exam in find_exams([dataset]).exams[:3]]
+    prepare = functools.partial(
+        prepare_job, config=predictor.config, background_threshold=None, keep_images=False
+    )
+    prepared = [prepare(job) for job in jobs]
+    lost = Failure(jobs[1].key, "load", "gone")
+    batched = infer_batch(predictor, [prepared[0], lost, prepared[2]])
+    assert [outcome.key for outcome in batched] == [job.key for job in jobs]
+    assert batched[1].failure == lost
+    for outcome, alone in ((batched[0], prepared[0]), (batched[2], prepared[2])):
+        expected = predictor.run(alone, keep_patches=False)
+        for view, result in expected.views.items():
+            np.testing.assert_allclose(
+                outcome.result.views[view].y_fusion, result.y_fusion, atol=1e-5, rtol=0
+            )
+            np.testing.assert_allclose(
+                outcome.result.views[view].saliency, result.saliency, atol=1e-5, rtol=0
+            )
 
 
 def test_operating_points_hit_their_targets():
