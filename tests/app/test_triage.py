@@ -41,6 +41,7 @@ from gmic_core import metrics, synthetic
 from gmic_core.calibration import Deciles, SiteCalibration, fit_calibration
 from gmic_core.imaging import View
 from gmic_core.inference import Predictor
+from tests.app.factories import incoming_with_unusable_files
 from tests.core import dicom_factory
 
 EXAMS = 6
@@ -135,19 +136,8 @@ def _blank_view(path: Path) -> None:
 def test_corrupt_and_non_mammography_files_are_recorded_and_the_run_goes_on(
     store, predictor, dataset, tmp_path
 ):
-    folder = tmp_path / "incoming"
-    for index in range(3):
-        shutil.copytree(dataset / f"exam_{index:04d}", folder / f"exam_{index:04d}")
+    folder = incoming_with_unusable_files(dataset, tmp_path / "incoming")
     _blank_view(folder / "exam_0002" / "L-MLO.dcm")
-    whole = (folder / "exam_0000" / "L-CC.dcm").read_bytes()
-    (folder / "damaged.dcm").write_bytes(whole[: len(whole) - 5000])
-    chest = dicom_factory.relabelled(
-        dicom_factory.dataset(),
-        SOPClassUID="1.2.840.10008.5.1.4.1.1.7",
-        Modality="CR",
-        BodyPartExamined="CHEST",
-    )
-    dicom_factory.save(chest, folder / "chest.dcm")
     (folder / "notes.txt").write_text("not an image")
 
     summary = run_triage(store, predictor, [folder, tmp_path / "absent"])

@@ -20,8 +20,8 @@ from app.store.results import load_exam_result
 from app.triage import TriageProgress, find_exams, run_triage
 from app.triage import run as triage_run
 from gmic_core import synthetic
+from tests.app.factories import incoming_with_unusable_files
 from tests.app.ray_cluster import LocalCluster, start_cluster
-from tests.core import dicom_factory
 
 pytest.importorskip("ray.data", reason="the cluster extra: pip install -e '.[cluster]'")
 
@@ -84,18 +84,7 @@ def test_cluster_scores_equal_a_single_process_run(cluster, predictor, weights, 
 def test_failures_on_the_cluster_are_stored_with_stage_and_reason(
     cluster, predictor, exams, tmp_path, monkeypatch
 ):
-    folder = tmp_path / "incoming"
-    for index in range(3):
-        shutil.copytree(exams / f"exam_{index:04d}", folder / f"exam_{index:04d}")
-    whole = (folder / "exam_0000" / "L-CC.dcm").read_bytes()
-    (folder / "damaged.dcm").write_bytes(whole[: len(whole) - 5000])
-    chest = dicom_factory.relabelled(
-        dicom_factory.dataset(),
-        SOPClassUID="1.2.840.10008.5.1.4.1.1.7",
-        Modality="CR",
-        BodyPartExamined="CHEST",
-    )
-    dicom_factory.save(chest, folder / "chest.dcm")
+    folder = incoming_with_unusable_files(exams, tmp_path / "incoming")
     gone = folder / "exam_0001" / "R-MLO.dcm"
 
     def scan_then_lose_a_file(paths):  # a file that the driver saw and no node can open
