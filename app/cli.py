@@ -521,6 +521,12 @@ def _register_triage(commands: argparse._SubParsersAction) -> None:
         metavar="DIR",
         help="write each scored exam's CAD SR, TID 1500 report, segmentations and Secondary Capture here",
     )
+    triage.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="read and score on the Ray cluster at ADDRESS (HOST:PORT, or auto); every node must read "
+        "the PATHs at the same place (docs/scale.md); needs the cluster extra",
+    )
     triage.set_defaults(run=_triage)
 
     calibrate = commands.add_parser(
@@ -599,6 +605,7 @@ def _triage(args: argparse.Namespace) -> int:
             progress=ProgressBar(),
             layout=args.layout,
             dicom_out=args.dicom_out,
+            ray_address=args.ray,
         )
     except KeyboardInterrupt:
         print(

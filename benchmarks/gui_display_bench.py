@@ -35,6 +35,7 @@ from app.gui.state import Overlay
 from app.gui.window import MainWindow
 from gmic_core.config import GMICConfig
 from gmic_core.imaging import Exam, View, load_exam
+from gmic_core.inference import ExamResult
 from gmic_core.model import GMIC, ModelCard, save_checkpoint
 from gmic_core.synthetic import FULL_SIZE, SynthesisConfig, generate_exam, write_image
 
@@ -136,7 +137,7 @@ def run(runs: int = 7, frames: int = 60, log: Callable[[str], None] = print) -> 
             _wait(loop, lambda: window.predictor is not None)
             stalls.start()
             first_show, _ = _open_and_time(loop, window, raw, stalls)
-            _wait(loop, lambda: window.result is not None and window._analysis_worker is None)
+            _wait(loop, lambda: window.session.result is not None and window._analysis_worker is None)
             log(f"first open (inference running beside it): all four views painted after {first_show:.3f} s")
             show_times, per_view = [], {view: [] for view in View}
             for _ in range(runs):
@@ -148,7 +149,7 @@ def run(runs: int = 7, frames: int = 60, log: Callable[[str], None] = print) -> 
                         for view, seconds in shown.items():
                             per_view[view].append(seconds)
                     _wait(loop, lambda: window._analysis_worker is None)
-            _wait(loop, lambda: window.result is not None)
+            _wait(loop, lambda: window.session.result is not None)
             longest_stall = stalls.stop()
             _repaint(window)
             frame_times = []
@@ -197,6 +198,29 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=60, help="window/level frames timed")
     args = parser.parse_args()
     run(runs=args.runs, frames=args.frames)
+
+
+def analyse_once(
+    paths: list[Path], weights: list[Path], device: str, timeout_s: float = 120.0
+) -> tuple[ExamResult | None, float]:
+    """Start the workstation (offscreen where ``QT_QPA_PLATFORM`` says so) on ``paths`` with the model
+    on ``device`` and wait until its first exam is shown and analysed: the result (None if the
+    analysis could not be done) and the seconds from start; for ``benchmarks/gpu_check.sh``."""
+    configure_pyqtgraph()
+    app = QApplication.instance() or QApplication([])  # noqa: F841 (kept alive for the run)
+    loop = QEventLoop()
+    settled: list[str] = []
+    with tempfile.TemporaryDirectory() as folder:
+        window = MainWindow(Settings(data_dir=Path(folder), weights=list(weights), device=device))
+        window.show()
+        window.settled.connect(settled.append)
+        started = time.perf_counter()
+        try:
+            window.start(paths)
+            _wait(loop, lambda: bool(settled), timeout_s)
+            return window.session.result, time.perf_counter() - started
+        finally:
+            window.close()
 
 
 if __name__ == "__main__":

@@ -9,6 +9,15 @@ database, ``--repeats`` times, interleaved so that a change in the machine's loa
 configuration alike; figures are medians. Usage:
 
     python -m benchmarks.triage_bench [--exams 8] [--repeats 3] [--cache /tmp/gmic-triage-bench]
+
+``--stages`` measures instead the CPU work per exam of each stage, one exam at a time: decoding the
+four views, preprocessing, and inference in fp32, bf16 and bf16 compiled (process CPU seconds, all
+threads counted, and wall seconds), the bf16 probabilities' largest distance from fp32, and the
+limit this CPU puts on triage: its cores divided by the CPU seconds per exam. It then runs the
+default triage configuration (fp32, two reading threads) and prints its rate as a fraction of that
+limit. Usage:
+
+    python -m benchmarks.triage_bench --stages [--exams 4]
 """
 
 from __future__ import annotations
@@ -19,19 +28,22 @@ import os
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from app.store import open_store
-from app.triage import run_triage
+from app.triage import DEFAULT_OVERLAP, DEFAULT_WORKERS, find_exams, run_triage
 from gmic_core import synthetic
 from gmic_core.config import GMICConfig
-from gmic_core.inference import Predictor, device_description
+from gmic_core.inference import Predictor, ViewImage, device_description, load_standard_views, prepare_exam
 from gmic_core.model import GMIC, ModelCard, save_checkpoint
 
 CONFIGURATIONS = (("none", 1), ("threads", 1), ("threads", 2), ("processes", 1), ("processes", 2))
 STAGES = ("read_s", "preprocess_s", "inference_s")
+BF16_TOLERANCE = 0.02  # bf16 probabilities against fp32 (tests/core/test_inference.py)
 
 
 def prepare_cache(cache: Path, exams: int) -> tuple[Path, Path]:
@@ -50,6 +62,89 @@ def prepare_cache(cache: Path, exams: int) -> tuple[Path, Path]:
     return data, weights
 
 
+def _cpu_and_wall(function: Callable[[], object]) -> tuple[object, float, float]:
+    cpu, wall = time.process_time(), time.perf_counter()
+    value = function()
+    return value, time.process_time() - cpu, time.perf_counter() - wall
+
+
+def stage_costs(data: Path, weights: Path, exams: int) -> None:
+    """The ``--stages`` table: see the module docstring."""
+    found = find_exams([data]).exams[:exams]
+    predictors = {
+        "inference fp32": Predictor.from_files([weights], device="cpu"),
+        "inference bf16": Predictor.from_files([weights], device="cpu", precision="bf16"),
+        "inference bf16 compiled": Predictor.from_files(
+            [weights], device="cpu", precision="bf16", compile=True
+        ),
+    }
+    prepared = predictors["inference fp32"].prepare(
+        "warm-up", {v: ViewImage(m.pixels) for v, m in load_standard_views(found[0]).items()}
+    )
+    for predictor in predictors.values():  # first-call allocations, and compilation
+        predictor.run(prepared, keep_patches=False)
+    costs: dict[str, list[tuple[float, float]]] = {name: [] for name in ("decode", "preprocess", *predictors)}
+    worst_bf16 = 0.0
+    for exam in found:
+        mammograms, cpu, wall = _cpu_and_wall(lambda exam=exam: load_standard_views(exam))
+        costs["decode"].append((cpu, wall))
+        images = {view: ViewImage(m.pixels, exam.horizontal_flip) for view, m in mammograms.items()}
+        prepared, cpu, wall = _cpu_and_wall(
+            lambda images=images: prepare_exam("bench", images, predictors["inference fp32"].config)
+        )
+        costs["preprocess"].append((cpu, wall))
+        results = {}
+        for name, predictor in predictors.items():
+            results[name], cpu, wall = _cpu_and_wall(
+                lambda p=predictor, e=prepared: p.run(e, keep_patches=False)
+            )
+            costs[name].append((cpu, wall))
+        reference = results["inference fp32"]
+        for name in ("inference bf16", "inference bf16 compiled"):
+            for view, result in results[name].views.items():
+                distance = np.abs(np.subtract(result.y_fusion, reference.views[view].y_fusion)).max()
+                worst_bf16 = max(worst_bf16, float(distance))
+    cores = os.cpu_count() or 1
+    print(f"\nCPU work per exam, median of {len(found)} exams ({device_description(torch.device('cpu'))}):\n")
+    print("| stage | CPU s/exam | wall s/exam |")
+    print("| --- | ---: | ---: |")
+    medians = {
+        name: tuple(statistics.median(c[i] for c in measured) for i in (0, 1))
+        for name, measured in costs.items()
+    }
+    for name, (cpu, wall) in medians.items():
+        print(f"| {name} | {cpu:.2f} | {wall:.2f} |")
+    print(f"\nbf16 fusion probabilities within {worst_bf16:.4f} of fp32 (tolerance {BF16_TOLERANCE})")
+    load_before = os.getloadavg()[0]
+    scored, cpu, wall = _cpu_and_wall(lambda: default_run(data, predictors["inference fp32"], len(found)))
+    rate = scored / wall * 3600
+    for name in predictors:
+        work = medians["decode"][0] + medians["preprocess"][0] + medians[name][0]
+        print(
+            f"limit with {name}: {cores} cores / {work:.2f} CPU s per exam = {cores / work * 3600:.0f} exams/h"
+        )
+    stages = medians["decode"][0] + medians["preprocess"][0] + medians["inference fp32"][0]
+    limit = cores / stages * 3600
+    share = cpu / (wall * cores)
+    print(
+        f"the default triage run (fp32, {DEFAULT_OVERLAP} x{DEFAULT_WORKERS}): {rate:.0f} exams/h = "
+        f"{100 * rate / limit:.0f} % of the fp32 limit. It used {cpu / scored:.2f} CPU s per exam "
+        f"({100 * cpu / scored / stages:.0f} % of the stages' sum) and got {100 * share:.0f} % of the "
+        f"{cores} cores (1-minute load {load_before:.2f} before, {os.getloadavg()[0]:.2f} after): "
+        f"{100 * rate / (limit * share):.0f} % of the limit of the CPU time it had"
+    )
+
+
+def default_run(data: Path, predictor: Predictor, exams: int) -> tuple[int, float]:
+    """``run_triage`` with its defaults on the first ``exams`` exams: how many it scored."""
+    paths = sorted(data.glob("exam_*"))[:exams]
+    with tempfile.TemporaryDirectory() as scratch:
+        store = open_store(f"sqlite:///{Path(scratch) / 'default.sqlite3'}")
+        summary = run_triage(store, predictor, paths)
+        store.dispose()
+    return summary.scored
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -59,9 +154,13 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "gmic-triage-bench")
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     parser.add_argument("--json", type=Path, metavar="FILE", help="write every measurement here")
+    parser.add_argument("--stages", action="store_true", help="CPU work per stage and this CPU's limit")
     args = parser.parse_args()
 
     data, weights = prepare_cache(args.cache, args.exams)
+    if args.stages:
+        stage_costs(data, weights, args.exams)
+        return
     predictor = Predictor.from_files([weights], device="cpu", precision=args.precision)
     print(
         f"{device_description(predictor.device)}, {os.cpu_count()} cores, {args.precision}, {args.exams} exams"

@@ -133,6 +133,9 @@ class ModelRun(Base):
     """One model identity (``gmic_core.inference.ModelIdentity``) run on one exam."""
 
     __tablename__ = "model_runs"
+    # One stored run per exam and model: a triage run, a retried cluster task or a second workstation
+    # can never score an exam twice.
+    __table_args__ = (UniqueConstraint("exam_id", "model_key", name="uq_model_runs_model"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     exam_id: Mapped[int] = mapped_column(ForeignKey("exams.id", ondelete="CASCADE"), index=True)

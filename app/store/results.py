@@ -70,10 +70,17 @@ def ensure_exam(
 
 
 def save_exam_result(session: Session, result: ExamResult, exam_key: str | None = None) -> ModelRun:
-    """Store ``result`` as a new model run of the exam ``exam_key`` (default: ``result.exam_id``)."""
+    """Store ``result`` as the model run of the exam ``exam_key`` (default: ``result.exam_id``),
+    replacing an earlier run of the same model: the store keeps one run per exam and model."""
     exam = ensure_exam(session, exam_key or result.exam_id)
     document = result.to_json()
     identity = result.model
+    earlier = session.scalar(
+        select(ModelRun).where(ModelRun.exam_id == exam.id, ModelRun.model_key == identity.key)
+    )
+    if earlier is not None:
+        session.delete(earlier)
+        session.flush()
     run = ModelRun(
         exam=exam,
         model_key=identity.key,

@@ -8,12 +8,13 @@ exam never stops the stream; cancelling does, between exams or inside the model'
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import multiprocessing
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
@@ -131,7 +132,7 @@ def score_jobs(
                 return
             started = time.perf_counter()
             prepared = prepare(job)
-            outcome = _infer(predictor, prepared, time.perf_counter() - started, cancelled)
+            outcome = infer(predictor, prepared, time.perf_counter() - started, cancelled)
             if outcome is None:
                 return
             yield outcome
@@ -151,7 +152,7 @@ def score_jobs(
                 prepared = pending.popleft().result()
                 wait_s = time.perf_counter() - waited
                 fill()
-                outcome = _infer(predictor, prepared, wait_s, cancelled)
+                outcome = infer(predictor, prepared, wait_s, cancelled)
                 if outcome is None:
                     return
                 yield outcome
@@ -174,9 +175,14 @@ def _executor(overlap: Overlap, workers: int) -> Executor:
     raise UsageError(f"overlap must be one of {', '.join(OVERLAPS)}, not {overlap!r}")
 
 
-def _infer(
-    predictor: Predictor, prepared: PreparedExam | Failure, wait_s: float, cancelled: Callable[[], bool]
+def infer(
+    predictor: Predictor,
+    prepared: PreparedExam | Failure,
+    wait_s: float,
+    cancelled: Callable[[], bool] = lambda: False,
 ) -> Outcome | None:
+    """The outcome of running one prepared exam (a preparation failure passes through); None when
+    cancelled inside the model's run."""
     if isinstance(prepared, Failure):
         return Outcome(prepared.key, failure=prepared, timings={"wait_s": wait_s})
     try:
@@ -187,3 +193,24 @@ def _infer(
         failure = Failure(prepared.exam_id, "inference", str(error))
         return Outcome(prepared.exam_id, failure=failure, timings={**prepared.timings, "wait_s": wait_s})
     return Outcome(prepared.exam_id, result=result, timings={**result.timings, "wait_s": wait_s})
+
+
+def infer_batch(predictor: Predictor, prepared: Sequence[PreparedExam | Failure]) -> list[Outcome]:
+    """The outcomes of several prepared exams, in order, those that prepared run as one batch
+    (:meth:`Predictor.run_batch`); if the batch fails, each exam runs alone, so that one bad exam
+    fails alone."""
+    ready = [exam for exam in prepared if isinstance(exam, PreparedExam)]
+    results: dict[str, ExamResult] = {}
+    if len(ready) > 1:
+        with contextlib.suppress(GMICError):
+            results = {result.exam_id: result for result in predictor.run_batch(ready, keep_patches=False)}
+    outcomes = []
+    for exam in prepared:
+        result = results.get(exam.exam_id) if isinstance(exam, PreparedExam) else None
+        if result is not None:
+            outcomes.append(Outcome(result.exam_id, result=result, timings={**result.timings, "wait_s": 0.0}))
+        else:
+            outcome = infer(predictor, exam, wait_s=0.0)
+            assert outcome is not None  # nothing cancels it
+            outcomes.append(outcome)
+    return outcomes

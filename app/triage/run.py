@@ -116,11 +116,15 @@ def run_triage(
     cancelled: Callable[[], bool] = lambda: False,
     layout: str | None = None,
     dicom_out: Path | None = None,
+    ray_address: str | None = None,
 ) -> TriageSummary:
     """Score every exam under ``paths`` that ``predictor``'s model has not scored yet and store the
     results; see the package docstring. With ``layout``, each path is read as that public dataset's
     tree (:func:`find_layout_exams`). ``dicom_out``: write each scored exam's results there as DICOM
-    objects; an exam that cannot be exported stays scored and gets a failure of stage "export"."""
+    objects; an exam that cannot be exported stays scored and gets a failure of stage "export".
+    ``ray_address``: read, preprocess and run the exams on that Ray cluster
+    (:mod:`app.triage.cluster`; ``overlap`` and ``workers`` then do not apply); this process still
+    scans, stores and reports progress."""
     algorithm = Algorithm.of(predictor.checkpoints)
     started = time.perf_counter()
     model_key = predictor.identity.key
@@ -150,13 +154,20 @@ def run_triage(
     done = 0
     status = "interrupted"
     scoring_started = time.perf_counter()
-    outcomes = score_jobs(predictor, map(exam_job, to_score), overlap, workers, cancelled)
+    if ray_address is None:
+        outcomes = score_jobs(predictor, map(exam_job, to_score), overlap, workers, cancelled)
+    else:
+        from app.triage.cluster import cluster_outcomes
+
+        outcomes = cluster_outcomes(predictor, [exam_job(exam) for exam in to_score], ray_address, cancelled)
     try:
         for outcome in outcomes:
             exam = exams[outcome.key]
             with store.session() as session:
                 row = ensure_exam(session, exam.exam_id, _source(exam), _image_refs(exam))
-                if outcome.result is not None:
+                if outcome.result is not None and _scored(session, row.id, model_key):
+                    summary.skipped += 1  # another run stored it since the scan: the store keeps one
+                elif outcome.result is not None:
                     save_exam_result(session, outcome.result, exam.exam_id)
                     session.execute(delete(TriageFailure).where(TriageFailure.exam_id == row.id))
                     summary.scored += 1
@@ -206,6 +217,13 @@ def _export(
     except (GMICError, ValueError) as error:  # ValueError: a source header highdicom refuses
         return Failure(exam.exam_id, "export", str(error))
     return None
+
+
+def _scored(session: Session, exam_row_id: int, model_key: str) -> bool:
+    """Whether the model has a stored run on the exam. The unique constraint on (exam, model key)
+    makes a concurrent writer's insert fail rather than store a second run."""
+    query = select(ModelRun.id).where(ModelRun.exam_id == exam_row_id, ModelRun.model_key == model_key)
+    return session.scalar(query) is not None
 
 
 def _source(exam: Exam) -> str | None:

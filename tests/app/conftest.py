@@ -11,11 +11,16 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+import torch
 from sqlalchemy.engine import make_url
 
 from app.store import Store, open_store
+from gmic_core.config import GMICConfig
+from gmic_core.inference import Predictor
+from gmic_core.model import GMIC, ModelCard, save_checkpoint
 
 POSTGRES_URL_VARIABLE = "GMIC_TEST_POSTGRES_URL"
 REQUIRE_POSTGRES_VARIABLE = "GMIC_REQUIRE_POSTGRES"
@@ -80,3 +85,17 @@ def store(database_url) -> Iterator[Store]:
     store = open_store(database_url)
     yield store
     store.dispose()
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory) -> Path:
+    """An untrained GMIC at an eighth of the published input size, seeded."""
+    torch.manual_seed(0)
+    model = GMIC(GMICConfig.at_scale(0.125))
+    card = ModelCard("tiny seeded", "0", "none", "tests")
+    return save_checkpoint(tmp_path_factory.mktemp("model") / "tiny.pt", model, card)
+
+
+@pytest.fixture(scope="module")
+def predictor(weights) -> Predictor:
+    return Predictor.from_files([weights], device="cpu")

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import numpy as np
 
 from gmic_core.imaging.views import PUBLISHED_VIEW_ORDER, Laterality
 from gmic_core.inference import ExamResult, ModelIdentity, ViewResult, breast_results
 from gmic_core.preprocess import AxisMap, Geometry
+from tests.core import dicom_factory
 
 IDENTITY = ModelIdentity(
     names=("sample_model_1", "sample_model_2"),
@@ -53,3 +57,20 @@ def fake_exam_result(
             geometry=geometry,
         )
     return ExamResult(exam_id, views, breast_results(views), identity, {"preprocess": 0.25, "forward": 1.5})
+
+
+def incoming_with_unusable_files(exams: Path, folder: Path) -> Path:
+    """``folder`` holding the first three exams of a synthetic set, a truncated copy of one of their
+    views (``damaged.dcm``) and a chest radiograph (``chest.dcm``)."""
+    for index in range(3):
+        shutil.copytree(exams / f"exam_{index:04d}", folder / f"exam_{index:04d}")
+    whole = (folder / "exam_0000" / "L-CC.dcm").read_bytes()
+    (folder / "damaged.dcm").write_bytes(whole[: len(whole) - 5000])
+    chest = dicom_factory.relabelled(
+        dicom_factory.dataset(),
+        SOPClassUID="1.2.840.10008.5.1.4.1.1.7",
+        Modality="CR",
+        BodyPartExamined="CHEST",
+    )
+    dicom_factory.save(chest, folder / "chest.dcm")
+    return folder

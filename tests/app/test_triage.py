@@ -4,6 +4,7 @@ and the commands, on a small model and small synthetic exams."""
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import shutil
 from pathlib import Path
@@ -11,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-import torch
 from sqlalchemy import delete, func, select
 
 from app.cli import main
@@ -34,16 +34,15 @@ from app.triage import (
     worklist,
 )
 from app.triage.operating_points import CalibrationError, SiteSettings, choose_operating_points, site_settings
-from app.triage.pipeline import exam_job, score_jobs
+from app.triage.pipeline import Failure, exam_job, infer_batch, prepare_job, score_jobs
 from app.triage.progress import ProgressBar, format_summary
 from app.triage.run import TriageProgress, find_exams
 from gmic_core import metrics, synthetic
 from gmic_core.calibration import Deciles, SiteCalibration, fit_calibration
-from gmic_core.config import GMICConfig
 from gmic_core.imaging import View
 from gmic_core.inference import Predictor
-from gmic_core.model import GMIC, ModelCard, save_checkpoint
 from gmic_core.reporting.findings import DEFAULT_THRESHOLD
+from tests.app.factories import incoming_with_unusable_files
 from tests.core import dicom_factory
 
 EXAMS = 6
@@ -62,20 +61,6 @@ def dataset(tmp_path_factory) -> Path:
         malignant_fraction=0.4,
     )
     return folder
-
-
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory) -> Path:
-    """An untrained GMIC at an eighth of the published input size, seeded."""
-    torch.manual_seed(0)
-    model = GMIC(GMICConfig.at_scale(0.125))
-    card = ModelCard("tiny seeded", "0", "none", "tests")
-    return save_checkpoint(tmp_path_factory.mktemp("model") / "tiny.pt", model, card)
-
-
-@pytest.fixture(scope="module")
-def predictor(weights) -> Predictor:
-    return Predictor.from_files([weights], device="cpu")
 
 
 def _runs_per_exam(store, model_key: str) -> dict[str, int]:
@@ -152,19 +137,8 @@ def _blank_view(path: Path) -> None:
 def test_corrupt_and_non_mammography_files_are_recorded_and_the_run_goes_on(
     store, predictor, dataset, tmp_path
 ):
-    folder = tmp_path / "incoming"
-    for index in range(3):
-        shutil.copytree(dataset / f"exam_{index:04d}", folder / f"exam_{index:04d}")
+    folder = incoming_with_unusable_files(dataset, tmp_path / "incoming")
     _blank_view(folder / "exam_0002" / "L-MLO.dcm")
-    whole = (folder / "exam_0000" / "L-CC.dcm").read_bytes()
-    (folder / "damaged.dcm").write_bytes(whole[: len(whole) - 5000])
-    chest = dicom_factory.relabelled(
-        dicom_factory.dataset(),
-        SOPClassUID="1.2.840.10008.5.1.4.1.1.7",
-        Modality="CR",
-        BodyPartExamined="CHEST",
-    )
-    dicom_factory.save(chest, folder / "chest.dcm")
     (folder / "notes.txt").write_text("not an image")
 
     summary = run_triage(store, predictor, [folder, tmp_path / "absent"])
@@ -208,6 +182,27 @@ def test_every_overlap_gives_the_same_scores(predictor, dataset):
     }
     assert scores["none"] == scores["threads"] == scores["processes"]
     assert len(scores["none"]) == 2
+
+
+def test_exams_run_as_one_batch_score_as_they_do_alone(predictor, dataset):
+    jobs = [exam_job(exam) for exam in find_exams([dataset]).exams[:3]]
+    prepare = functools.partial(
+        prepare_job, config=predictor.config, background_threshold=None, keep_images=False
+    )
+    prepared = [prepare(job) for job in jobs]
+    lost = Failure(jobs[1].key, "load", "gone")
+    batched = infer_batch(predictor, [prepared[0], lost, prepared[2]])
+    assert [outcome.key for outcome in batched] == [job.key for job in jobs]
+    assert batched[1].failure == lost
+    for outcome, alone in ((batched[0], prepared[0]), (batched[2], prepared[2])):
+        expected = predictor.run(alone, keep_patches=False)
+        for view, result in expected.views.items():
+            np.testing.assert_allclose(
+                outcome.result.views[view].y_fusion, result.y_fusion, atol=1e-5, rtol=0
+            )
+            np.testing.assert_allclose(
+                outcome.result.views[view].saliency, result.saliency, atol=1e-5, rtol=0
+            )
 
 
 def test_operating_points_hit_their_targets():
