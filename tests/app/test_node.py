@@ -18,7 +18,8 @@ from pynetdicom.sop_class import Verification
 from sqlalchemy import func, select
 
 from app.cli import main
-from app.node.config import NodeConfig, PacsNode, Tls, read_nodes, resolve_node, write_nodes
+from app.node.config import NodeConfig, PacsNode, Tls, parse_address, read_nodes, resolve_node, write_nodes
+from app.node.query import DimseSource
 from app.node.sender import SendError, StoreDestination, association
 from app.store import open_store
 from app.store.models import Exam, ModelRun, TriageFailure
@@ -164,6 +165,14 @@ def test_flow_modality_to_listener_to_orthanc_then_find_and_get(listener, orthan
         == 0
     )
     assert f"3 instances received, {total - 3} already present" in capsys.readouterr().err
+    # cancelled after two instances: the association is aborted, what arrived stays, getting resumes
+    source, folder, done = DimseSource(parse_address(orthanc.address), "GMIC"), tmp_path / "cancelled", []
+    with pytest.raises(InterruptedError):
+        source.get(study, folder, lambda received, _: done.append(received), lambda: len(done) >= 2)
+    kept = len(list(folder.glob("*.dcm")))
+    assert kept >= 2
+    resumed = source.get(study, folder)
+    assert (resumed.received, resumed.skipped) == (total - kept, kept)
 
 
 def test_sigkill_mid_exam_then_restart_scores_once(listener, orthanc, exams):
