@@ -20,3 +20,14 @@ def reference_dir() -> Path:
     if not (path / "SPEC.md").is_file():
         pytest.fail(f"GMIC reference material not found at {path}; set GMIC_REFERENCE_DIR")
     return path
+
+
+@pytest.fixture(scope="module")
+def orthanc(tmp_path_factory):
+    """A real PACS for the DICOM node tests: an Orthanc of ``.ci/orthanc``, stopped by its PID."""
+    from tests.app.node_servers import Orthanc
+
+    server = Orthanc(tmp_path_factory.mktemp("orthanc"))
+    server.start()
+    yield server
+    server.stop()

@@ -52,14 +52,6 @@ def exams(tmp_path_factory) -> list[list[Path]]:
     return [sorted(exam.glob("*.dcm")) for exam in sorted(folder.glob("exam_*"))]
 
 
-@pytest.fixture(scope="module")
-def orthanc(tmp_path_factory):
-    server = Orthanc(tmp_path_factory.mktemp("orthanc"))
-    server.start()
-    yield server
-    server.stop()
-
-
 @pytest.fixture
 def listener(tmp_path, weights, orthanc):
     """``gmic listen`` sending to the Orthanc, allowing the modality MODALITY only."""

@@ -7,7 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pydicom
-import pytest
 from sqlalchemy import func, select
 
 from app.gui import pacs_dialog
@@ -18,17 +17,9 @@ from app.store import open_store
 from app.store.models import ModelRun
 from app.triage import worklist
 from gmic_core.imaging import View
-from tests.app.node_servers import ListenProcess, Orthanc, storescu, wait_for
+from tests.app.node_servers import ListenProcess, storescu, wait_for
 
 TIMEOUT_MS = 90000
-
-
-@pytest.fixture(scope="module")
-def orthanc(tmp_path_factory):
-    server = Orthanc(tmp_path_factory.mktemp("orthanc"))
-    server.start()
-    yield server
-    server.stop()
 
 
 def _header(files: list[Path]):
