@@ -51,3 +51,14 @@ def dicom_samples() -> Path:
     if not (path / "MG1_J2KI").is_file():
         _missing(f"the real-world DICOM samples at {path}")
     return path
+
+
+@pytest.fixture(scope="module")
+def orthanc(tmp_path_factory):
+    """A real PACS for the DICOM node tests: an Orthanc of ``.ci/orthanc``, stopped by its PID."""
+    from tests.app.node_servers import Orthanc
+
+    server = Orthanc(tmp_path_factory.mktemp("orthanc"))
+    server.start()
+    yield server
+    server.stop()

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.gui import pacs_dialog
 from app.gui.settings import DEMO_MODEL, is_demo_model
 from app.gui.state import Overlay, WindowAdjustment
 
@@ -76,6 +77,10 @@ def _action(
 
 def build_actions(window: MainWindow) -> None:
     window.open_action = _action(window, "Open folder...", "Ctrl+O", window.choose_folder)
+    pacs_action = _action(
+        window, "Open from PACS...", "Ctrl+Shift+O", lambda: pacs_dialog.open_from_pacs(window)
+    )
+    nodes_action = _action(window, "PACS nodes...", None, lambda: pacs_dialog.edit_nodes(window))
     window.triage_action = _action(window, "Triage a folder...", "Ctrl+T", window.batch.choose_triage_folder)
     window.export_action = _action(
         window, "Export results as DICOM...", None, window.batch.choose_export_folder
@@ -107,6 +112,7 @@ def build_actions(window: MainWindow) -> None:
     menus = window.menuBar()
     file_menu = menus.addMenu("&File")
     file_menu.addAction(window.open_action)
+    file_menu.addAction(pacs_action)
     file_menu.addAction(window.triage_action)
     file_menu.addAction(window.export_action)
     file_menu.addSeparator()
@@ -128,6 +134,7 @@ def build_actions(window: MainWindow) -> None:
     menus.addMenu("&Study").addAction(window.study_action)
     settings_menu = menus.addMenu("&Settings")
     settings_menu.addAction(settings_action)
+    settings_menu.addAction(nodes_action)
     settings_menu.addAction(analyse_action)
     menus.addMenu("&Help").addAction(about_action)
 

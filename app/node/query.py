@@ -2,7 +2,9 @@
 over DIMSE (C-FIND; C-GET, or C-MOVE to a receiver of our own) or DICOMweb (QIDO-RS, WADO-RS).
 
 Retrieval first lists the study's instances and fetches only those not yet in the folder (named
-``SOP_INSTANCE_UID.dcm``, written durably), so an interrupted retrieval resumes where it stopped.
+``SOP_INSTANCE_UID.dcm``, written durably), so an interrupted retrieval resumes where it stopped:
+the whole study in one request when none of it is there, else one request per missing instance
+(a request per instance costs a round trip each; see README, Connecting to a PACS).
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ from __future__ import annotations
 import io
 import json
 import re
-from collections.abc import Callable
+import shutil
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -23,6 +26,7 @@ from app.node.spool import check_uid, write_durably
 from gmic_core.errors import GMICError
 
 Progress = Callable[[int, int | None], None]  # (instances done, instances in all)
+Cancelled = Callable[[], bool]  # asked between instances; True stops the retrieval (InterruptedError)
 _DATE_RANGE = re.compile(r"^(\d{8})?-(\d{8})?$|^\d{8}$")
 
 
@@ -100,6 +104,66 @@ def _present(folder: Path) -> set[str]:
     return {path.stem for path in folder.glob("*.dcm")}
 
 
+def _never() -> bool:
+    return False
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What a retrieval asks for: the study's instances (from the PACS's own list) and those of them
+    not yet in the folder."""
+
+    study_uid: str
+    instances: list[_Instance]
+    missing: list[_Instance]
+    folder: Path
+    source: str
+
+    @classmethod
+    def of(cls, study_uid: str, instances: list[_Instance], folder: Path, source: str) -> _Plan:
+        if not instances:
+            raise QueryError(f"{source} has no instance of study {study_uid}")
+        present = _present(folder)
+        missing = [instance for instance in instances if instance.sop_uid not in present]
+        return cls(study_uid, instances, missing, folder, source)
+
+    @property
+    def skipped(self) -> int:
+        return len(self.instances) - len(self.missing)
+
+    def identifiers(self) -> list[Dataset]:
+        """C-GET / C-MOVE keys: the study when nothing is here yet, else each missing instance."""
+        if not self.skipped:
+            return [_identifier("STUDY", StudyInstanceUID=self.study_uid)]
+        return [
+            _identifier(
+                "IMAGE",
+                StudyInstanceUID=self.study_uid,
+                SeriesInstanceUID=instance.series_uid,
+                SOPInstanceUID=instance.sop_uid,
+            )
+            for instance in self.missing
+        ]
+
+    def check(self, received: int) -> Retrieved:
+        """The retrieval's summary, once every instance listed is in the folder."""
+        absent = {instance.sop_uid for instance in self.instances} - _present(self.folder)
+        if absent:
+            raise QueryError(
+                f"{self.source}: {len(absent)} instances of study {self.study_uid} did not arrive; "
+                "run the same command again to resume"
+            )
+        return Retrieved(self.folder, received, self.skipped)
+
+
+def _identifier(level: str, **keys: str) -> Dataset:
+    identifier = Dataset()
+    identifier.QueryRetrieveLevel = level
+    for keyword, value in keys.items():
+        setattr(identifier, keyword, value)
+    return identifier
+
+
 class _Receiver:
     """Writes received instances into the retrieval's folder and counts them."""
 
@@ -123,7 +187,8 @@ class _Receiver:
         return 0x0000
 
     def close(self) -> None:
-        self.partial.rmdir()
+        # after a cancel, a C-MOVE's store association may still be writing: nothing here is complete
+        shutil.rmtree(self.partial, ignore_errors=True)
 
 
 @dataclass(frozen=True)
@@ -171,30 +236,25 @@ class DimseSource:
     def _instances(self, study_uid: str) -> list[_Instance]:
         from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelFind as FIND
 
-        identifier = Dataset()
-        identifier.QueryRetrieveLevel = "IMAGE"
-        identifier.StudyInstanceUID = study_uid
-        identifier.SeriesInstanceUID = ""
-        identifier.SOPInstanceUID = ""
+        identifier = _identifier("IMAGE", StudyInstanceUID=study_uid, SeriesInstanceUID="", SOPInstanceUID="")
         return [
             _Instance(str(found.SeriesInstanceUID), str(found.SOPInstanceUID))
             for found in self._find(identifier, FIND)
         ]
 
-    def get(self, study_uid: str, out: Path, progress: Progress | None = None) -> Retrieved:
-        """Retrieve the study's missing instances into ``out``, one request per instance."""
+    def get(
+        self, study_uid: str, out: Path, progress: Progress | None = None, cancelled: Cancelled = _never
+    ) -> Retrieved:
+        """Retrieve the study's missing instances into ``out``: one study-level request when none is
+        there yet, else one request per missing instance. Cancelling aborts the association."""
         from pynetdicom import StoragePresentationContexts, build_role, evt
         from pynetdicom.presentation import build_context
         from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelGet as GET
         from pynetdicom.sop_class import StudyRootQueryRetrieveInformationModelMove as MOVE
 
         study_uid = check_uid(study_uid, "Study Instance UID")
-        instances = self._instances(study_uid)
-        if not instances:
-            raise QueryError(f"{self.node.address} has no instance of study {study_uid}")
-        present = _present(out)
-        missing = [instance for instance in instances if instance.sop_uid not in present]
-        receiver = _Receiver(out, len(instances), len(instances) - len(missing), progress)
+        plan = _Plan.of(study_uid, self._instances(study_uid), out, self.node.address)
+        receiver = _Receiver(out, len(plan.instances), plan.skipped, progress)
         handlers = [(evt.EVT_C_STORE, receiver.on_store)]
         server = None
         if self.move_port is None:
@@ -214,29 +274,28 @@ class DimseSource:
             server = receiving.start_server(address, block=False, evt_handlers=handlers)
             assoc = association(self.node, self.calling_ae, [build_context(MOVE)], "C-MOVE")
         try:
-            for instance in missing:
-                identifier = Dataset()
-                identifier.QueryRetrieveLevel = "IMAGE"
-                identifier.StudyInstanceUID = study_uid
-                identifier.SeriesInstanceUID = instance.series_uid
-                identifier.SOPInstanceUID = instance.sop_uid
+            for identifier in plan.identifiers():
                 if server is None:
                     responses = assoc.send_c_get(identifier, model)
                 else:
                     responses = assoc.send_c_move(identifier, self.calling_ae, model)
                 for status, _ in responses:
+                    if cancelled():
+                        assoc.abort()
+                        raise InterruptedError(f"retrieving study {study_uid} cancelled")
                     code = getattr(status, "Status", None)
                     if code is None or (code not in (0x0000, 0xFF00) and code & 0xF000 != 0xB000):
                         raise QueryError(
-                            f"{self.node.address}: retrieving instance {instance.sop_uid} of study {study_uid} "
-                            f"failed (status {code}); run the same command again to resume"
+                            f"{self.node.address}: retrieving study {study_uid} failed (status {code}); "
+                            "run the same command again to resume"
                         )
         finally:
-            assoc.release()
+            if assoc.is_established:
+                assoc.release()
             if server is not None:
                 server.shutdown()
             receiver.close()
-        return Retrieved(out, receiver.received, len(instances) - len(missing))
+        return plan.check(receiver.received)
 
 
 @dataclass(frozen=True)
@@ -277,7 +336,11 @@ class DicomwebSource:
         )
         return [_row(lambda keyword, item=item: _json_value(item, keyword)) for item in found]
 
-    def get(self, study_uid: str, out: Path, progress: Progress | None = None) -> Retrieved:
+    def get(
+        self, study_uid: str, out: Path, progress: Progress | None = None, cancelled: Cancelled = _never
+    ) -> Retrieved:
+        """As :meth:`DimseSource.get`: the whole study in one streamed WADO-RS request when none of
+        it is there yet, else the missing instances one by one."""
         client = self._client()
         study_uid = check_uid(study_uid, "Study Instance UID")
         found = self._call("QIDO-RS", lambda: client.search_for_instances(study_instance_uid=study_uid))
@@ -285,25 +348,29 @@ class DicomwebSource:
             _Instance(_json_value(item, "SeriesInstanceUID"), _json_value(item, "SOPInstanceUID"))
             for item in found
         ]
-        if not instances:
-            raise QueryError(f"{self.url} has no instance of study {study_uid}")
-        present = _present(out)
-        missing = [instance for instance in instances if instance.sop_uid not in present]
-        receiver = _Receiver(out, len(instances), len(instances) - len(missing), progress)
+        plan = _Plan.of(study_uid, instances, out, self.url)
+        if plan.skipped:
+            datasets = (
+                client.retrieve_instance(study_uid, instance.series_uid, instance.sop_uid)
+                for instance in plan.missing
+            )
+        else:
+            datasets = client.iter_study(study_uid)
+        receiver = _Receiver(out, len(plan.instances), plan.skipped, progress)
         try:
-            for instance in missing:
-                dataset = self._call(
-                    "WADO-RS",
-                    lambda instance=instance: client.retrieve_instance(
-                        study_uid, instance.series_uid, instance.sop_uid
-                    ),
-                )
-                buffer = io.BytesIO()
-                pydicom.dcmwrite(buffer, dataset, enforce_file_format=True)
-                receiver.store(buffer.getvalue(), instance.sop_uid)
+            self._call("WADO-RS", lambda: self._receive(datasets, receiver, study_uid, cancelled))
         finally:
             receiver.close()
-        return Retrieved(out, receiver.received, len(instances) - len(missing))
+        return plan.check(receiver.received)
+
+    @staticmethod
+    def _receive(datasets: Iterator[Dataset], receiver: _Receiver, study_uid: str, cancelled: Cancelled):
+        for dataset in datasets:
+            if cancelled():
+                raise InterruptedError(f"retrieving study {study_uid} cancelled")
+            buffer = io.BytesIO()
+            pydicom.dcmwrite(buffer, dataset, enforce_file_format=True)
+            receiver.store(buffer.getvalue(), str(dataset.SOPInstanceUID))
 
 
 def _dataset_value(dataset: Dataset, keyword: str) -> str:

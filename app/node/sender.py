@@ -1,5 +1,6 @@
-"""Sending DICOM objects to a PACS: C-STORE over one association per batch, or STOW-RS. A file is
-reported as accepted only after the PACS answered success for it, so that the caller can forget it."""
+"""Sending DICOM objects to a PACS: C-STORE over one association per batch, or STOW-RS in one
+request. A file is reported as accepted only after the PACS answered success for it, so that the
+caller can forget it."""
 
 from __future__ import annotations
 
@@ -91,7 +92,9 @@ class StoreDestination:
 
 @dataclass(frozen=True)
 class StowDestination:
-    """STOW-RS to the DICOMweb service at ``url``, one request per object."""
+    """STOW-RS to the DICOMweb service at ``url``, the batch in one request. A file is accepted once
+    the response's Referenced SOP Sequence lists it (PS3.18 10.5.3); the Failed SOP Sequence is
+    present, and empty, in a full success."""
 
     url: str
 
@@ -100,16 +103,20 @@ class StowDestination:
         from requests import RequestException
 
         client = DICOMwebClient(self.url, timeout=TIMEOUT_S)
-        for file in files:
-            try:
-                response = client.store_instances([pydicom.dcmread(file)])
-            except (RequestException, OSError) as error:
-                raise SendError(
-                    f"{self.url}: STOW-RS of {file.name} failed ({error}); is the service up?"
-                ) from error
-            if "FailedSOPSequence" in response:
-                raise SendError(f"{self.url} refused {file.name}; see the service's log")
-            accepted(file)
+        datasets = [pydicom.dcmread(file) for file in files]
+        try:
+            response = client.store_instances(datasets)
+        except (RequestException, OSError) as error:
+            raise SendError(f"{self.url}: STOW-RS failed ({error}); is the service up?") from error
+        stored = {str(item.ReferencedSOPInstanceUID) for item in response.get("ReferencedSOPSequence", [])}
+        refused = []
+        for file, dataset in zip(files, datasets, strict=True):
+            if str(dataset.SOPInstanceUID) in stored:
+                accepted(file)
+            else:
+                refused.append(file.name)
+        if refused:
+            raise SendError(f"{self.url} refused {', '.join(refused)}; see the service's log")
 
 
 Destination = StoreDestination | StowDestination

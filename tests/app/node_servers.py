@@ -121,8 +121,17 @@ class Orthanc:
 class ListenProcess:
     """``gmic listen`` as a child process, answering C-ECHO before :meth:`start` returns."""
 
-    def __init__(self, store: Path, db_url: str, weights: Path, extra: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        store: Path,
+        db_url: str,
+        weights: Path,
+        extra: Sequence[str] = (),
+        probe: Callable[[str, str], bool] | None = None,
+    ) -> None:
+        """``probe(host, port)``: True once the listener answers (default: a plain C-ECHO)."""
         self.store, self.db_url, self.weights, self.extra = store, db_url, weights, list(extra)
+        self.probe = probe or (lambda host, port: echo("MODALITY", host, port))
         self.port = free_port()
         self.process: subprocess.Popen | None = None
         self.log = store.parent / f"{store.name}-listen.log"
@@ -146,7 +155,7 @@ class ListenProcess:
         assert self.process is not None
         if self.process.poll() is not None:
             raise AssertionError(f"gmic listen exited: {self.log.read_text()[-3000:]}")
-        return echo("MODALITY", *self.address)
+        return self.probe(*self.address)
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.process is not None:
@@ -172,3 +181,43 @@ def storescu(
         text=True,
         timeout=120,
     )
+
+
+def make_certificates(folder: Path) -> dict[str, Path]:
+    """A throwaway CA and, signed by it, a certificate and key for ``server`` and for ``client``
+    (EC P-256, valid two days), made with the openssl command: ``{name}.pem``, ``{name}.key``."""
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def openssl(*arguments: str) -> None:
+        subprocess.run(["openssl", *arguments], cwd=folder, capture_output=True, timeout=60, check=True)
+
+    key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    openssl(
+        "req", "-x509", *key, "-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=gmic test CA"
+    )
+    (folder / "leaf.ext").write_text(
+        "basicConstraints=CA:FALSE\nsubjectAltName=IP:127.0.0.1\n"
+        "subjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n"
+    )
+    for name in ("server", "client"):
+        openssl(
+            "req", *key, "-keyout", f"{name}.key", "-out", f"{name}.csr", "-subj", f"/CN=gmic test {name}"
+        )
+        openssl(
+            "x509",
+            "-req",
+            "-in",
+            f"{name}.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            f"{name}.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "leaf.ext",
+        )
+    return {path.name: path for path in folder.iterdir() if path.suffix in (".pem", ".key")}

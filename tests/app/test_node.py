@@ -13,16 +13,20 @@ import pydicom
 import pytest
 import torch
 from pydicom.uid import generate_uid
+from pynetdicom.presentation import build_context
+from pynetdicom.sop_class import Verification
 from sqlalchemy import func, select
 
 from app.cli import main
-from app.node.config import NodeConfig, PacsNode, Tls, read_nodes, resolve_node, write_nodes
+from app.node.config import NodeConfig, PacsNode, Tls, parse_address, read_nodes, resolve_node, write_nodes
+from app.node.query import DimseSource
+from app.node.sender import SendError, StoreDestination, association
 from app.store import open_store
 from app.store.models import Exam, ModelRun, TriageFailure
 from gmic_core import synthetic
 from gmic_core.config import GMICConfig
 from gmic_core.model import GMIC, ModelCard, save_checkpoint
-from tests.app.node_servers import ListenProcess, Orthanc, echo, storescu, wait_for
+from tests.app.node_servers import ListenProcess, Orthanc, echo, make_certificates, storescu, wait_for
 from tests.core import dicom_factory
 
 # Generous bounds for a shared 2-core machine; each wait ends as soon as its condition holds.
@@ -42,18 +46,10 @@ def weights(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def exams(tmp_path_factory) -> list[list[Path]]:
-    """Four small synthetic four-view exams, uncompressed (storescu proposes them as they are)."""
+    """Six small synthetic four-view exams, uncompressed (storescu proposes them as they are)."""
     folder = tmp_path_factory.mktemp("node_exams")
-    synthetic.write_dataset(folder, exams=4, seed=11, size=(512, 416), transfer_syntax="explicit-little")
+    synthetic.write_dataset(folder, exams=6, seed=11, size=(512, 416), transfer_syntax="explicit-little")
     return [sorted(exam.glob("*.dcm")) for exam in sorted(folder.glob("exam_*"))]
-
-
-@pytest.fixture(scope="module")
-def orthanc(tmp_path_factory):
-    server = Orthanc(tmp_path_factory.mktemp("orthanc"))
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
@@ -161,6 +157,14 @@ def test_flow_modality_to_listener_to_orthanc_then_find_and_get(listener, orthan
         == 0
     )
     assert f"3 instances received, {total - 3} already present" in capsys.readouterr().err
+    # cancelled after two instances: the association is aborted, what arrived stays, getting resumes
+    source, folder, done = DimseSource(parse_address(orthanc.address), "GMIC"), tmp_path / "cancelled", []
+    with pytest.raises(InterruptedError):
+        source.get(study, folder, lambda received, _: done.append(received), lambda: len(done) >= 2)
+    kept = len(list(folder.glob("*.dcm")))
+    assert kept >= 2
+    resumed = source.get(study, folder)
+    assert (resumed.received, resumed.skipped) == (total - kept, kept)
 
 
 def test_sigkill_mid_exam_then_restart_scores_once(listener, orthanc, exams):
@@ -198,6 +202,71 @@ def test_results_wait_for_a_stopped_pacs(listener, orthanc, exams):
         lambda: _all_results(orthanc, study), RESULT_TIMEOUT_S, "the results in Orthanc after its restart"
     )
     assert _runs(listener.db_url, study) == 1
+
+
+def test_results_by_stow_rs(tmp_path, weights, orthanc, exams):
+    """``--stow``: the results reach Orthanc's DICOMweb plugin, checked through its REST API."""
+    node = ListenProcess(
+        tmp_path / "store",
+        f"sqlite:///{tmp_path / 'node.sqlite3'}",
+        weights,
+        ["--stow", orthanc.dicomweb, "--quiet-seconds", QUIET_S, "--retry-max-seconds", "1"],
+    )
+    node.start()
+    try:
+        exam = exams[4]
+        study = _study_uid(exam)
+        assert storescu("MODALITY", "GMIC", *node.address, exam).returncode == 0
+        counts = wait_for(lambda: _all_results(orthanc, study), RESULT_TIMEOUT_S, "the STOW-RS results")
+        assert counts == {"SR": 2, "SEG": 4, "OT": 1}
+        wait_for(lambda: (node.store / "sent" / study).exists(), RESULT_TIMEOUT_S, "the study marked sent")
+        assert not list((node.store / "outbox").iterdir())
+    finally:
+        node.stop()
+
+
+def _tls_echo(tls: Tls | None, host: str, port: str) -> bool:
+    """A C-ECHO from pynetdicom with ``tls`` (None: a plain association)."""
+    node = PacsNode("listener", "GMIC", host, int(port), None, tls)
+    try:
+        assoc = association(node, "MODALITY", [build_context(Verification)], "C-ECHO")
+    except SendError:
+        return False
+    try:
+        return getattr(assoc.send_c_echo(), "Status", None) == 0
+    finally:
+        assoc.release()
+
+
+def test_listen_over_tls_requires_a_client_certificate(tmp_path, weights, exams):
+    """``--tls-cert/--tls-key/--tls-ca``: a client with a certificate of the CA stores over TLS (the
+    sender's own TLS side); a plain client and a TLS client without a certificate are refused."""
+    pki = make_certificates(tmp_path / "pki")
+    client = Tls(pki["ca.pem"], pki["client.pem"], pki["client.key"])
+    tls_options = ["--tls-cert", str(pki["server.pem"]), "--tls-key", str(pki["server.key"])]
+    node = ListenProcess(
+        tmp_path / "store",
+        f"sqlite:///{tmp_path / 'node.sqlite3'}",
+        weights,
+        [*tls_options, "--tls-ca", str(pki["ca.pem"]), "--quiet-seconds", "600"],
+        probe=lambda host, port: _tls_echo(client, host, port),
+    )
+    node.start()
+    try:
+        exam = exams[5]
+        accepted: list[Path] = []
+        listener = PacsNode("listener", "GMIC", *node.address[:1], int(node.port), None, client)
+        StoreDestination(listener, "MODALITY").send(exam, accepted.append)
+        assert accepted == exam
+        stored = sorted(path.name for path in (node.store / "studies" / _study_uid(exam)).iterdir())
+        assert len(stored) == len(exam)
+        assert not echo("MODALITY", *node.address)  # dcmtk without TLS
+        assert not _tls_echo(None, *node.address)
+        assert not _tls_echo(Tls(pki["ca.pem"]), *node.address)  # TLS, but no client certificate
+        refused = storescu("MODALITY", "GMIC", *node.address, exam[:1])
+        assert refused.returncode != 0
+    finally:
+        node.stop()
 
 
 def test_a_calling_ae_not_allowed_is_rejected(listener, exams):
