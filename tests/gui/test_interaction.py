@@ -12,8 +12,8 @@ from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QWheelEvent
 from PySide6.QtWidgets import QApplication
 
-from app.gui import demo
 from app.defaults import REPO_ROOT
+from app.gui import demo
 from app.gui.settings import Settings
 from app.gui.window import MainWindow
 from gmic_core.imaging import View
