@@ -205,6 +205,15 @@ class SubmittedReading:
     confirmed: str | None
 
 
+@dataclass(frozen=True)
+class Enrolled:
+    """A reader on a study's roster: their id as registered, their row of the design, their arm."""
+
+    reader: str
+    position: int
+    aided_first: bool
+
+
 class StudyService:
     """Creates studies and opens reading sessions on one store."""
 
@@ -280,7 +289,7 @@ class StudyService:
                     for side, malignant in case.truth.items()
                 )
 
-    def enrol(self, study: str, reader: str) -> Enrolment:
+    def enrol(self, study: str, reader: str) -> Enrolled:
         """Put ``reader`` on the study's roster (the coordinator's act: a reader id not enrolled is
         refused a session) and fix their order: the next row of the study's balanced design
         (:mod:`app.study.design`); in a crossover study every second reader reads aided first. A
@@ -310,9 +319,7 @@ class StudyService:
                         position=place,
                     )
                 )
-            session.flush()
-            session.expunge(enrolment)
-            return enrolment
+            return Enrolled(reader_row.name, position, enrolment.aided_first)
 
     def exclude_reader(self, study: str, reader: str, reason: str) -> None:
         """Leave ``reader`` out of the study's analysis from now on, for ``reason`` (recorded with the
