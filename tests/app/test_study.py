@@ -64,6 +64,13 @@ def _estimate(probability=30.0, recall=None, birads=None):
     }
 
 
+def _blinded_session(service, study, reader="ann", **options):
+    """A blinded study over CASES with ``reader`` enrolled, and their session."""
+    service.create_study(study, CASES, Protocol.BLINDED, seed=1, **options)
+    service.enrol(study, reader)
+    return service.open_session(study, reader)
+
+
 def _shown(session):
     """The case to read, with every view on screen (its reading clock started)."""
     task = session.current()
@@ -369,9 +376,7 @@ def test_only_enrolled_readers_read_and_a_typo_is_not_a_new_reader(store):
 
 def test_an_excluded_reader_keeps_their_readings_but_reads_no_more(store):
     service = StudyService(store)
-    service.create_study("ex", CASES, Protocol.BLINDED, seed=1)
-    service.enrol("ex", "rad-a")
-    session = service.open_session("ex", "rad-a")
+    session = _blinded_session(service, "ex", "rad-a")
     session.submit(session.current(), _estimate(), model_shown=False)
     with pytest.raises(StudyError, match="reason"):
         service.exclude_reader("ex", "rad-a", "  ")
@@ -418,9 +423,7 @@ def test_a_crossover_reader_waits_out_the_washout_and_half_read_aided_first(stor
 def test_reading_time_excludes_loading_and_pauses(store):
     clock = Clock()
     service = StudyService(store, clock)
-    service.create_study("time", CASES, Protocol.BLINDED, seed=1)
-    service.enrol("time", "ann")
-    session = service.open_session("time", "ann")
+    session = _blinded_session(service, "time")
     task = session.current()
     clock.advance(2.5)  # the images load
     session.views_shown(task)
@@ -449,9 +452,7 @@ def test_reading_time_excludes_loading_and_pauses(store):
 )
 def test_the_form_requires_every_answer(store, answers, message):
     service = StudyService(store)
-    service.create_study("form", CASES, Protocol.BLINDED, seed=1)
-    service.enrol("form", "ann")
-    session = service.open_session("form", "ann")
+    session = _blinded_session(service, "form")
     with pytest.raises(InvalidReadingError, match=message):
         session.submit(session.current(), {L: answers, R: Estimate(0.1, 1, False)}, model_shown=False)
     assert session.my_readings() == []
@@ -459,9 +460,7 @@ def test_the_form_requires_every_answer(store, answers, message):
 
 def test_a_study_may_ask_for_the_probability_only(store):
     service = StudyService(store)
-    service.create_study("loose", CASES, Protocol.BLINDED, seed=1, require_assessment=False)
-    service.enrol("loose", "ann")
-    session = service.open_session("loose", "ann")
+    session = _blinded_session(service, "loose", require_assessment=False)
     (left, _) = session.submit(session.current(), {L: Estimate(0.3), R: Estimate(0.1)}, model_shown=False)
     assert (left.birads, left.recall) == (None, False)
 
@@ -477,9 +476,7 @@ def test_a_study_may_ask_for_the_probability_only(store):
 )
 def test_contradictions_need_the_readers_confirmation_which_is_recorded(store, answers, contradictions):
     service = StudyService(store)
-    service.create_study("contra", CASES, Protocol.BLINDED, seed=1)
-    service.enrol("contra", "ann")
-    session = service.open_session("contra", "ann")
+    session = _blinded_session(service, "contra")
     estimates = {L: answers, R: Estimate(0.1, 1, False)}
     with pytest.raises(ContradictionError) as refused:
         session.submit(session.current(), estimates, model_shown=False)
