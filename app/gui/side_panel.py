@@ -98,8 +98,11 @@ class BreastBox(QGroupBox):
 
     def reading(self) -> Estimate:
         value = self.probability.value()
+        unanswered = self.recall.checkState() == Qt.CheckState.PartiallyChecked  # a study's form: not given
         return Estimate(
-            None if value < 0 else from_percent(value), self.birads.currentData(), self.recall.isChecked()
+            None if value < 0 else from_percent(value),
+            self.birads.currentData(),
+            None if unanswered else self.recall.isChecked(),
         )
 
     def commit_pending(self) -> None:
@@ -119,7 +122,10 @@ class BreastBox(QGroupBox):
             -1 if reading.probability is None else round(to_percent(reading.probability))
         )
         self.birads.setCurrentIndex(0 if reading.birads is None else reading.birads + 1)
-        self.recall.setChecked(reading.recall)
+        if reading.recall is None and self.recall.isTristate():
+            self.recall.setCheckState(Qt.CheckState.PartiallyChecked)
+        else:
+            self.recall.setChecked(bool(reading.recall))
         for widget in (self.probability, self.birads, self.recall):
             widget.blockSignals(False)
 

@@ -6,8 +6,12 @@ window hides overlays, patches and worklist scores on :attr:`StudyPanel.task_cha
 phase the study model's malignancy probability per breast and the hybrid for the reader's estimate.
 The service measures reading time, commits each reading before ``submit`` returns and resumes where
 the reader left off; the panel only ever shows the reader's own case in hand. Submit is enabled only
-while the window says the case is on screen (:meth:`StudyPanel.set_on_screen`), and carries the case
-and phase shown, so a stale window's submission is refused by the service.
+while the window says the case is on screen (:meth:`StudyPanel.set_on_screen`, which also starts the
+reading clock), and carries the case and phase shown, so a stale window's submission is refused by the
+service. Recall starts unanswered (a partly checked box); where the study says so, Submit asks for
+confirmation, and answers that contradict each other are submitted only once the reader confirms
+them (:attr:`StudyPanel.ask`, a yes/no question). Pause stops the reading clock. In a sequential
+study's aided phase the reader's own unaided answers are shown beside the model's.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMessageBox,
     QPushButton,
     QVBoxLayout,
     QWidget,
@@ -28,7 +33,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from app.gui.side_panel import SIDES, BreastBox, percent
 from app.reading.readings import Estimate, hybrid_score
 from app.store import Store
-from app.study.service import CaseTask, ReaderSession, StudyService
+from app.study.service import CaseTask, ContradictionError, ReaderSession, StudyService
 from gmic_core.errors import GMICError
 
 FAILURES = (GMICError, SQLAlchemyError)  # what the service raises: the study's rules, the database
@@ -47,6 +52,7 @@ class StudyPanel(QWidget):
         self.unaided: frozenset[str] = frozenset()  # exams the reader has still to read unaided
         self.on_screen = False  # the case's views (and in an aided phase the model) are shown
         self.model_on_screen = False
+        self.ask = self._ask  # a yes/no question to the reader (tests answer it themselves)
         form = QFormLayout()
         self.reader = QLineEdit(reader)
         self.reader.setToolTip("Your reader id (not a patient's)")
@@ -69,12 +75,18 @@ class StudyPanel(QWidget):
             box.benign.setText("-")
             box.form.setRowVisible(box.benign, False)
             box.probability.valueChanged.connect(lambda _value: self._refresh_hybrid())  # shown, not recorded
+            box.recall.setTristate(True)
         navigation = QHBoxLayout()
         self.back_button = QPushButton("Back")
         self.back_button.setToolTip("Read the previous case again (only where the protocol allows it)")
         self.back_button.clicked.connect(self.go_back)
         self.submit_button = QPushButton("Submit and next")
         self.submit_button.clicked.connect(self.submit)
+        self.pause_button = QPushButton("Pause")
+        self.pause_button.setCheckable(True)
+        self.pause_button.setToolTip("Stop the reading clock (a break); press again to carry on")
+        self.pause_button.toggled.connect(self._pause)
+        navigation.addWidget(self.pause_button)
         navigation.addWidget(self.back_button)
         navigation.addWidget(self.submit_button)
         layout = QVBoxLayout(self)
@@ -126,6 +138,11 @@ class StudyPanel(QWidget):
         self.on_screen = on_screen
         self.model_on_screen = model_on_screen
         self.submit_button.setEnabled(self.task is not None and on_screen)
+        if on_screen and self.session is not None and self.task is not None:
+            try:
+                self.session.views_shown(self.task)
+            except FAILURES as error:
+                self.error.emit(str(error))
 
     def submit(self) -> None:
         if self.session is None or self.task is None:
@@ -142,13 +159,35 @@ class StudyPanel(QWidget):
                 self.error.emit(f"Give your probability of malignancy for the {side.name.lower()} breast.")
                 return
             estimates[side] = reading
+        if self.session.confirm_submit and not self.ask(
+            f"Submit case {self.task.position + 1}? A submitted reading cannot be changed."
+        ):
+            return
         try:
-            self.session.submit(self.task, estimates, model_shown=self.model_on_screen)
+            try:
+                self.session.submit(self.task, estimates, model_shown=self.model_on_screen)
+            except ContradictionError as contradiction:
+                if not self.ask(f"{contradiction}\n\nSubmit these answers as they are?"):
+                    return
+                self.session.submit(self.task, estimates, model_shown=self.model_on_screen, confirmed=True)
         except FAILURES as error:
             self.error.emit(str(error))
             self._next()  # a stale case (read in another window): show the one to read now
             return
         self._next()
+
+    def _ask(self, question: str) -> bool:
+        answer = QMessageBox.question(self, "Reader study", question)
+        return answer == QMessageBox.StandardButton.Yes
+
+    def _pause(self, paused: bool) -> None:
+        if self.session is None:
+            return
+        if paused:
+            self.session.pause()
+        else:
+            self.session.resume()
+        self.pause_button.setText("Carry on" if paused else "Pause")
 
     def go_back(self) -> None:
         if self.session is None:
@@ -176,6 +215,11 @@ class StudyPanel(QWidget):
         reading = self.session is not None
         self.start_button.setEnabled(not reading)
         self.leave_button.setEnabled(reading)
+        self.pause_button.blockSignals(True)  # a new case starts unpaused (a submission ends a pause)
+        self.pause_button.setChecked(False)
+        self.pause_button.setText("Pause")
+        self.pause_button.blockSignals(False)
+        self.pause_button.setEnabled(task is not None)
         self.on_screen = self.model_on_screen = False
         self.submit_button.setEnabled(False)
         self.back_button.setEnabled(task is not None and task.may_go_back)
@@ -193,8 +237,13 @@ class StudyPanel(QWidget):
         else:
             shown = "with the model's output" if task.ai is not None else "without the model's output"
             again = " (reading again: this supersedes your earlier reading)" if task.revisiting else ""
+            earlier = "".join(
+                f"\nYour unaided {side.name.lower()}: {percent(answer.probability)}, BI-RADS {answer.birads}, "
+                f"{'recall' if answer.recall else 'no recall'}"
+                for side, answer in sorted(task.earlier.items())
+            )
             self.case_label.setText(
-                f"Case {task.position + 1} of {task.total}, {task.phase.value}: {shown}{again}"
+                f"Case {task.position + 1} of {task.total}, {task.phase.value}: {shown}{again}{earlier}"
             )
         for side, box in self.breasts.items():
             box.setEnabled(task is not None and side in task.breasts)

@@ -88,8 +88,19 @@ def start_study(qtbot, window: MainWindow, study: str, reader: str = READER) -> 
     panel = window.study_panel
     panel.reader.setText(reader)
     panel.study.setCurrentText(study)
+    panel.questions = []
+    panel.ask = lambda question: panel.questions.append(question) or True  # the reader says yes
     with qtbot.waitSignal(window.settled, timeout=60000):
         panel.start_button.click()
+
+
+def answer(panel, probability: int, birads: int, recall: bool) -> None:
+    for side in panel.task.breasts:
+        box = panel.breasts[side]
+        assert box.recall.checkState() == Qt.CheckState.PartiallyChecked  # recall starts unanswered
+        box.probability.setValue(probability)
+        box.birads.setCurrentIndex(birads + 1)
+        box.recall.setCheckState(Qt.CheckState.Checked if recall else Qt.CheckState.Unchecked)
 
 
 def create_study(
@@ -100,7 +111,9 @@ def create_study(
         CaseSpec(key, {Laterality.LEFT: False, Laterality.RIGHT: index == 0}, str(exams_folder))
         for index, key in enumerate(keys)
     ]
-    StudyService(window.store).create_study("pilot", cases, protocol, seed=3, model_key=model_key)
+    service = StudyService(window.store)
+    service.create_study("pilot", cases, protocol, seed=3, model_key=model_key)
+    service.enrol("pilot", READER)
     return keys
 
 
@@ -132,10 +145,10 @@ def test_a_blinded_study_hides_the_model_submits_advances_and_resumes(
         assert not panel.breasts[side].malignant.isVisible()
     assert not panel.back_button.isEnabled()  # blinded: no going back
 
-    for side in task.breasts:
-        panel.breasts[side].probability.setValue(20)
+    answer(panel, 20, 2, False)
     with qtbot.waitSignal(window.settled, timeout=60000):
         panel.submit_button.click()
+    assert panel.questions == ["Submit case 1? A submitted reading cannot be changed."]
     assert panel.progress.text() == "Read 1 / 3"
     assert panel.task.position == 1
     assert window.session.exam.exam_id == panel.task.exam_key
@@ -318,11 +331,12 @@ def test_a_sequential_study_shows_the_model_only_in_the_aided_phase(
     assert all(cell.result is None for cell in window.viewer.cells.values())
     model = window.worklist.model
     assert all(model.data(model.index(row, SCORE_COLUMN)) == "" for row in range(model.rowCount()))
-    for side in panel.task.breasts:
-        panel.breasts[side].probability.setValue(50)
+    answer(panel, 50, 2, False)  # contradicting answers: the reader is asked and confirms
     with qtbot.waitSignal(window.settled, timeout=60000):
         panel.submit_button.click()
+    assert "50 % with BI-RADS 2" in panel.questions[-1]
     task = panel.task
+    assert "Your unaided" in panel.case_label.text()
     assert task.exam_key == exam_key
     assert task.ai is not None
     assert panel.progress.text() == "Read 0 / 3"
