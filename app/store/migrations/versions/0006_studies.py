@@ -13,8 +13,8 @@ On PostgreSQL a reader's role reads its own roster and exclusion rows, and a cro
 the model to a reader in the aided session only: once the reader has read the case unaided, or from
 the start in the aided-first arm. The coordinator's role reads and writes both new tables.
 
-Revision ID: 0005_studies
-Revises: 0004_reading
+Revision ID: 0006_studies
+Revises: 0005_ray
 Create Date: 2026-12-10
 """
 
@@ -24,8 +24,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0005_studies"
-down_revision: str | None = "0004_reading"
+revision: str = "0006_studies"
+down_revision: str | None = "0005_ray"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
