@@ -15,7 +15,7 @@ the start in the aided-first arm. The coordinator's role reads and writes both n
 
 Revision ID: 0006_studies
 Revises: 0005_ray
-Create Date: 2026-12-10
+Create Date: 2026-12-06
 """
 
 import importlib
