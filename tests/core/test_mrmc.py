@@ -209,6 +209,8 @@ def test_a_table_without_variance_gives_nan_statistics_and_no_warning():
     truth = np.array([True, False, True, False])
     ratings = np.broadcast_to(np.array([0.9, 0.2, 0.6, 0.4]), (2, 2, 4))
     for result in (obuchowski_rockette(ratings, truth), dorfman_berbaum_metz(ratings, truth)):
-        assert np.isnan(result.f) and np.isnan(result.p)
+        assert np.isnan(result.f)
+        assert np.isnan(result.p)
         (difference,) = result.differences
-        assert difference.estimate == 0 and np.isnan(difference.t)
+        assert difference.estimate == 0
+        assert np.isnan(difference.t)
