@@ -172,14 +172,18 @@ def _covariance_averages(covariance: np.ndarray, t: int, r: int) -> tuple[float,
 def _differences(
     means: np.ndarray, variance_term: float, r: int, ddf: float, alpha: float
 ) -> tuple[Difference, ...]:
-    """Pairwise differences with ``std_err = sqrt(2 / r * variance_term)`` on ``ddf``."""
+    """Pairwise differences with ``std_err = sqrt(2 / r * variance_term)`` on ``ddf``. Without
+    variance (every reader agrees on every case) a difference's t is infinite, and NaN for none."""
     std_err = float(np.sqrt(2.0 / r * variance_term))
     quantile = float(stats.t.ppf(1 - alpha / 2, ddf))
     differences = []
     for first in range(means.size):
         for second in range(first + 1, means.size):
             estimate = float(means[first] - means[second])
-            t_value = estimate / std_err if std_err > 0 else np.inf * np.sign(estimate)
+            if std_err > 0:
+                t_value = estimate / std_err
+            else:
+                t_value = np.copysign(np.inf, estimate) if estimate else np.nan
             differences.append(
                 Difference(
                     first,
@@ -277,10 +281,14 @@ def dorfman_berbaum_metz(ratings: np.ndarray, truth: np.ndarray, alpha: float = 
     )
     ms_trc = float((residual**2).sum()) / ((t - 1) * (r - 1) * (c - 1))
     denominator = ms_tr + max(ms_tc - ms_trc, 0.0)
-    f = ms_t / denominator
-    ddf = denominator**2 / (ms_tr**2 / ((t - 1) * (r - 1)))
+    if denominator > 0:
+        f = ms_t / denominator
+        ddf = denominator**2 / (ms_tr**2 / ((t - 1) * (r - 1))) if ms_tr > 0 else np.inf
+        p = float(stats.f.sf(f, t - 1, ddf))
+    else:
+        f, ddf, p = np.nan, np.nan, np.nan
     differences = _differences(m_t, denominator / c, r, ddf, alpha)
-    return DBMResult(f, t - 1, ddf, float(stats.f.sf(f, t - 1, ddf)), differences)
+    return DBMResult(f, t - 1, ddf, p, differences)
 
 
 AUC_INTERVAL_METHOD = (

@@ -196,7 +196,7 @@ class SidePanel(QWidget):
                     continue
                 view_result = result.views[view]
                 ranked = sorted(
-                    zip(view_result.attention, view_result.roi_boxes, strict=True), key=lambda pair: -pair[0]
+                    ((roi.attention, roi.box) for roi in view_result.rois), key=lambda pair: -pair[0]
                 )
                 for attention, box in ranked:
                     self._add_patch(view, box, attention, images[view])

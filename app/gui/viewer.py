@@ -201,7 +201,7 @@ class ViewCell(pg.GraphicsLayoutWidget):
         pen = QPen(ROI_PEN)
         pen.setCosmetic(True)
         pen.setWidth(2)
-        for (top, left, bottom, right), attention in zip(result.roi_boxes, result.attention, strict=True):
+        for (top, left, bottom, right), attention, _, _ in result.rois:
             box = QGraphicsRectItem(left, top, right - left, bottom - top)
             box.setPen(pen)
             box.setZValue(20)

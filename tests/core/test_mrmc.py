@@ -218,3 +218,17 @@ def test_bad_rating_tables_raise_value_errors():
         obuchowski_rockette(np.zeros((2, 2, 3)), np.ones(3))
     with pytest.raises(ValueError, match="two readers"):
         obuchowski_rockette(np.zeros((2, 1, 3)), truth)
+
+
+def test_a_table_without_variance_gives_nan_statistics_and_no_warning():
+    """Two readers who rate every case alike in both modalities (a tiny table): nothing varies, so
+    the F tests and the t of a zero difference are undefined (NaN), and numpy is never asked to
+    divide by zero (the test run turns RuntimeWarnings from gmic_core into errors)."""
+    truth = np.array([True, False, True, False])
+    ratings = np.broadcast_to(np.array([0.9, 0.2, 0.6, 0.4]), (2, 2, 4))
+    for result in (obuchowski_rockette(ratings, truth), dorfman_berbaum_metz(ratings, truth)):
+        assert np.isnan(result.f)
+        assert np.isnan(result.p)
+        (difference,) = result.differences
+        assert difference.estimate == 0
+        assert np.isnan(difference.t)

@@ -148,7 +148,7 @@ def test_lambda_slider_changes_the_hybrid_by_the_formula(qtbot, window, exams_fo
 def test_clicking_a_patch_centres_and_zooms_its_view(qtbot, window, exams_folder, start_and_settle):
     start_and_settle(window, [exams_folder])
     gallery = window.side.gallery
-    assert gallery.count() == sum(len(r.attention) for r in window.session.result.views.values())
+    assert gallery.count() == sum(len(r.rois) for r in window.session.result.views.values())
     item = gallery.item(gallery.count() - 1)
     view, box = item.data(Qt.ItemDataRole.UserRole)
     cell = window.viewer.cells[view]
