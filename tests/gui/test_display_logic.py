@@ -164,6 +164,19 @@ def test_demo_exams_are_written_once_and_reported_as_they_land(tmp_path):
         demo.prepare_demo_exams(Context(cancel_after=1), tmp_path / "other", exams=2, synthesis=small)
 
 
+def test_an_interrupted_demo_start_is_completed_by_the_next(tmp_path):
+    small = SynthesisConfig(size=(256, 208), malignant_fraction=0.5, benign_fraction=0.5)
+    with pytest.raises(InterruptedError):
+        demo.prepare_demo_exams(Context(cancel_after=1), tmp_path, exams=3, synthesis=small)
+    (tmp_path / "demo_01").mkdir()  # an exam cut short while its views were written
+    (tmp_path / "demo_01" / "R-CC.dcm").write_bytes(b"half")
+    first = {path: path.stat().st_mtime_ns for path in (tmp_path / "demo_00").glob("*.dcm")}
+    exams = demo.prepare_demo_exams(Context(), tmp_path, exams=3, synthesis=small)
+    assert [len(exam.images) for exam in exams] == [4, 4, 4]
+    assert all((tmp_path / f"demo_{index:02d}" / demo.COMPLETE_MARKER).is_file() for index in range(3))
+    assert {path: path.stat().st_mtime_ns for path in (tmp_path / "demo_00").glob("*.dcm")} == first
+
+
 def test_finding_exams_reports_bad_paths_and_goes_on(tmp_path, exams_folder):
     (tmp_path / "empty").mkdir()
     report = find_exams(Context(), [tmp_path / "absent", tmp_path / "empty", exams_folder])
