@@ -243,7 +243,9 @@ class SortArrowStyle(QProxyStyle):
     (Qt passes ``SortDown`` for ascending order and Fusion draws it as ▼, which reads backwards.)"""
 
     def drawPrimitive(self, element, option, painter, widget=None) -> None:
-        if element == QStyle.PrimitiveElement.PE_IndicatorHeaderArrow and isinstance(option, QStyleOptionHeader):
+        if element == QStyle.PrimitiveElement.PE_IndicatorHeaderArrow and isinstance(
+            option, QStyleOptionHeader
+        ):
             flipped = QStyleOptionHeader(option)
             if option.sortIndicator == QStyleOptionHeader.SortIndicator.SortUp:
                 flipped.sortIndicator = QStyleOptionHeader.SortIndicator.SortDown
