@@ -11,11 +11,14 @@ import pytest
 from app.gui import demo
 from app.gui.decoding import decode_shared
 from app.gui.imagery import (
+    NORMAL_BELOW,
     apply_lookup,
     build_pyramid,
     display_lookup,
     expanded_box,
     prepare_display,
+    roi_marks,
+    saliency_placement,
     thumbnail,
 )
 from app.gui.state import Overlay, ViewerState, WindowAdjustment
@@ -26,6 +29,7 @@ from gmic_core.imaging import Laterality, Mammogram, View, VoiLut, Window, decod
 from gmic_core.imaging.image import OrientationSource
 from gmic_core.imaging.voi import VoiFunction
 from gmic_core.synthetic import SynthesisConfig
+from tests.app.factories import fake_exam_result
 
 
 class Context:
@@ -232,3 +236,29 @@ def test_spin_arrows_give_one_estimate_once_they_rest(qtbot):
     box.probability.stepBy(1)
     qtbot.waitUntil(lambda: len(given) == 2, timeout=5 * SETTLE_MS)
     assert given[1].probability == pytest.approx(0.46)
+
+
+def test_roi_boxes_are_clipped_to_the_breast_labelled_once_and_hidden_in_a_normal_breast():
+    result = fake_exam_result("exam", seed=3, malignant={Laterality.LEFT: 0.9, Laterality.RIGHT: 0.01})
+    view = result.views[View.L_CC]
+    left, top, width, height = saliency_placement(view).clip
+    view = dataclasses.replace(
+        view,
+        roi_boxes=(
+            (int(top) + 100, int(left) + 100, int(top) + 356, int(left) + 356),  # inside
+            (int(top) - 128, int(left) + 500, int(top) + 128, int(left) + 756),  # half above the breast
+            (int(top + height), int(left) + 100, int(top + height) + 256, int(left) + 356),  # outside
+            (int(top) + 900, int(left) + 900, int(top) + 900, int(left) + 1156),  # zero area
+            (int(top) + 400, int(left) + 400, int(top) + 656, int(left) + 656),
+            (int(top) + 420, int(left) + 420, int(top) + 676, int(left) + 676),  # overlaps the last
+        ),
+        attention=(0.1, 0.3, 0.2, 0.05, 0.15, 0.2),
+    )
+    marks = roi_marks(view, result.breasts[Laterality.LEFT])
+    assert [mark.box[0] for mark in marks] == [int(top) + 100, top, int(top) + 400, int(top) + 420]
+    for mark in marks:
+        assert top <= mark.box[0] < mark.box[2] <= top + height
+        assert left <= mark.box[1] < mark.box[3] <= left + width
+    assert [mark.label for mark in marks] == [None, "0.30", None, None]  # only the strongest
+    low = dataclasses.replace(result.breasts[Laterality.RIGHT], benign=NORMAL_BELOW / 2)
+    assert roi_marks(result.views[View.R_CC], low) == ()
