@@ -19,7 +19,7 @@ from gmic_core.imaging import Mammogram, View, VoiLut, Window
 from gmic_core.imaging.voi import VoiFunction
 
 if TYPE_CHECKING:  # gmic_core.inference imports torch, which the decoding processes do without
-    from gmic_core.inference import BreastResult, ViewResult
+    from gmic_core.inference import BreastResult, ExamResult, ViewResult
 
 # A breast whose benign and malignant probabilities are both below this the model finds normal: its
 # ROI boxes are not drawn (the published selection still places K patches on a near-zero map, along
@@ -193,6 +193,17 @@ def roi_marks(result: ViewResult, breast: BreastResult | None) -> tuple[RoiMark,
         RoiMark(box, f"{attention:.2f}" if index == strongest else None)
         for index, (box, attention) in enumerate(boxes)
     )
+
+
+def views_by_suspicion(result: ExamResult) -> list[View]:
+    """The views of ``result``, those of the breast with the higher malignant probability first
+    (then benign), in the hanging order within a breast: the order of the patch gallery."""
+
+    def suspicion(view: View) -> tuple[float, float]:
+        breast = result.breasts.get(view.laterality)
+        return (0.0, 0.0) if breast is None else (-breast.malignant, -breast.benign)
+
+    return sorted((view for view in View if view in result.views), key=suspicion)
 
 
 def thumbnail(

@@ -20,6 +20,7 @@ from app.gui.imagery import (
     roi_marks,
     saliency_placement,
     thumbnail,
+    views_by_suspicion,
 )
 from app.gui.state import Overlay, ViewerState, WindowAdjustment
 from app.gui.tasks import find_exams
@@ -262,3 +263,10 @@ def test_roi_boxes_are_clipped_to_the_breast_labelled_once_and_hidden_in_a_norma
     assert [mark.label for mark in marks] == [None, "0.30", None, None]  # only the strongest
     low = dataclasses.replace(result.breasts[Laterality.RIGHT], benign=NORMAL_BELOW / 2)
     assert roi_marks(result.views[View.R_CC], low) == ()
+
+
+def test_the_patch_gallery_starts_with_the_more_suspicious_breast():
+    result = fake_exam_result("exam", seed=4, malignant={Laterality.LEFT: 0.8, Laterality.RIGHT: 0.1})
+    assert views_by_suspicion(result) == [View.L_CC, View.L_MLO, View.R_CC, View.R_MLO]
+    result = fake_exam_result("exam", seed=4, malignant={Laterality.LEFT: 0.1, Laterality.RIGHT: 0.8})
+    assert views_by_suspicion(result) == [View.R_CC, View.R_MLO, View.L_CC, View.L_MLO]
