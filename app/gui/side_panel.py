@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.gui.imagery import DisplayImage, thumbnail
+from app.gui.imagery import DisplayImage, thumbnail, views_by_suspicion
 from app.gui.state import ViewerState
 from app.reading.book import ReadingBook
 from app.reading.readings import (
@@ -191,8 +191,8 @@ class SidePanel(QWidget):
         self.result = result
         self.gallery.clear()
         if result is not None:
-            for view in View:
-                if view not in result.views or view not in images:
+            for view in views_by_suspicion(result):
+                if view not in images:
                     continue
                 view_result = result.views[view]
                 ranked = sorted(

@@ -243,8 +243,8 @@ def test_triage_from_the_window_fills_scores_and_flags_and_the_flag_filter(
     assert panel.exams_in_order()[0].exam_id == highest
 
     # A site calibration of the model: the worklist and the side panel show calibrated probabilities.
-    def header() -> str:
-        return model.headerData(SCORE_COLUMN, Qt.Orientation.Horizontal, Qt.ItemDataRole.DisplayRole)
+    def header(role: Qt.ItemDataRole = Qt.ItemDataRole.DisplayRole) -> str:
+        return model.headerData(SCORE_COLUMN, Qt.Orientation.Horizontal, role)
 
     def score_cell(exam_id: str, role: Qt.ItemDataRole) -> str:
         return model.data(model.index(model.row_of(exam_id), SCORE_COLUMN), role)
@@ -252,7 +252,8 @@ def test_triage_from_the_window_fills_scores_and_flags_and_the_flag_filter(
     box = window.side.breasts[Laterality.RIGHT]
     result = window.cache.get(highest, key)
     window.side.set_result(result, {})
-    assert "uncalibrated" in header()
+    assert header() == "Score (raw)"
+    assert "uncalibrated" in header(Qt.ItemDataRole.ToolTipRole)
     assert "uncalibrated" in score_cell(highest, Qt.ItemDataRole.ToolTipRole)
     assert box.form.labelForField(box.malignant).text() == "Model, malignant (uncalibrated)"
     exam_fit = CalibrationFit(Calibrator("platt", slope=1.0, intercept=-1.0), {"platt": 0.5}, 0.2, 0.05, 3, 1)
@@ -269,7 +270,8 @@ def test_triage_from_the_window_fills_scores_and_flags_and_the_flag_filter(
     qtbot.wait(100)  # its result, queued to the GUI thread, is delivered
     top = model.entry(highest)
     assert (top.probability, top.decile) == (site.exam_probability(top.score), 10)
-    assert header() == "Score (calibrated) [1-10]"
+    assert header() == "Score [1-10]"
+    assert "Calibrated exam probability" in header(Qt.ItemDataRole.ToolTipRole)
     assert score_cell(highest, Qt.ItemDataRole.DisplayRole) == f"{top.probability:.3f} [10]"
     assert f"raw score {top.score:.4f}" in score_cell(highest, Qt.ItemDataRole.ToolTipRole)
     assert panel.exams_in_order()[0].exam_id == highest

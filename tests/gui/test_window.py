@@ -3,11 +3,14 @@ hybrid score, the patch gallery, a corrupt file, cancellation."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
 from sqlalchemy import select
 
+from app.gui import imagery
 from app.gui.imagery import expanded_box
 from app.gui.side_panel import percent
 from app.gui.state import Overlay
@@ -79,6 +82,18 @@ def test_inference_completes_through_the_worker_and_is_cached(qtbot, window, exa
 def test_overlays_toggle_with_their_keys(qtbot, window, exams_folder, start_and_settle):
     start_and_settle(window, [exams_folder])
     cell = window.viewer.cells[View.L_CC]
+    # the untrained test model finds every breast normal and places its patches in the padding:
+    # a box inside the breast, in a suspicious breast, to toggle
+    result = window.session.result
+    left, top, _, _ = imagery.saliency_placement(result.views[View.L_CC]).clip
+    inside = dataclasses.replace(
+        result.views[View.L_CC],
+        roi_boxes=((int(top) + 10, int(left) + 10, int(top) + 60, int(left) + 60),),
+        attention=(1.0,),
+        roi_member=(0,),
+    )
+    breast = dataclasses.replace(result.breasts[Laterality.LEFT], malignant=0.9)
+    cell.set_result(inside, breast)
     assert cell.overlay_items[Overlay.BENIGN].isVisible()
     assert cell.overlay_items[Overlay.MALIGNANT].isVisible()
     assert cell.roi_items
@@ -237,6 +252,7 @@ def test_a_broken_checkpoint_is_reported_and_images_stay(
     window = make_window([broken])
     start_and_settle(window, [exams_folder])
     assert "could not be loaded" in window.banner.text()
+    assert not window.messages.isVisible()  # the error once, on the banner, not in a second bar
     assert all(cell.image is not None for cell in window.viewer.cells.values())
 
 
