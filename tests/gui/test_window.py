@@ -82,12 +82,15 @@ def test_inference_completes_through_the_worker_and_is_cached(qtbot, window, exa
 def test_overlays_toggle_with_their_keys(qtbot, window, exams_folder, start_and_settle):
     start_and_settle(window, [exams_folder])
     cell = window.viewer.cells[View.L_CC]
-    # the untrained test model finds every breast normal and places its patches in the padding:
-    # a box inside the breast, in a suspicious breast, to toggle
+    # the untrained test model finds every breast normal: one patch inside the breast, in a suspicious
+    # breast, to toggle
     result = window.session.result
-    left, top, _, _ = imagery.saliency_placement(result.views[View.L_CC]).clip
+    view = result.views[View.L_CC]
+    left, top, _, _ = imagery.saliency_placement(view).clip
     inside = dataclasses.replace(
-        result.views[View.L_CC],
+        view,
+        patch_locations=view.patch_locations[:1],
+        patch_outside_image=(False,),
         roi_boxes=((int(top) + 10, int(left) + 10, int(top) + 60, int(left) + 60),),
         attention=(1.0,),
         roi_member=(0,),
