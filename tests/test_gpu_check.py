@@ -1,6 +1,6 @@
 """benchmarks/gpu_check.sh in its CPU mode: every row runs (at an eighth of the published input size,
 on two small exams, without compilation) and the table is printed; on a GPU the same script measures
-the CUDA path (README, benchmark table)."""
+the CUDA path (docs/benchmarks.md)."""
 
 from __future__ import annotations
 
