@@ -188,7 +188,7 @@ class OpenFromPacs(QDialog):
             self.main.worklist.add(exam)
         if fresh and len(fresh) == len(report.exams):
             self._exam_arrived(fresh[0])  # none had four views: open what there is
-        self.main.refresh_scores()
+        self.main.batch.refresh_scores()
         failures = f"; {len(report.failures)} files could not be used" if report.failures else ""
         self.status.setText(f"Retrieved: {len(report.exams)} exams{failures}.")
         self.retrieved.emit(report)
