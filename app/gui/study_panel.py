@@ -5,12 +5,16 @@ The panel shows exactly what the protocol allows of the model: in an unaided pha
 window hides overlays, patches and worklist scores on :attr:`StudyPanel.task_changed`), in an aided
 phase the study model's malignancy probability per breast and the hybrid for the reader's estimate.
 The service measures reading time, commits each reading before ``submit`` returns and resumes where
-the reader left off; the panel only ever shows the reader's own case in hand. Submit is enabled only
-while the window says the case is on screen (:meth:`StudyPanel.set_on_screen`), and carries the case
-and phase shown, so a stale window's submission is refused by the service.
+the reader left off; the panel only ever shows the reader's own case in hand. Every call to the
+service is a worker (:mod:`app.gui.study_tasks`) run by the window, one at a time: the panel's buttons
+wait while one is in flight. Submit is enabled only while the window says the case is on screen
+(:meth:`StudyPanel.set_on_screen`), and carries the case and phase shown, so a stale window's
+submission is refused by the service.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
@@ -23,15 +27,14 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-from sqlalchemy.exc import SQLAlchemyError
 
+from app.gui import study_tasks
 from app.gui.side_panel import SIDES, BreastBox, percent
+from app.gui.study_tasks import StudyStep
+from app.gui.workers import Worker
 from app.reading.readings import Estimate, hybrid_score
 from app.store import Store
 from app.study.service import CaseTask, ReaderSession, StudyService
-from gmic_core.errors import GMICError
-
-FAILURES = (GMICError, SQLAlchemyError)  # what the service raises: the study's rules, the database
 
 
 class StudyPanel(QWidget):
@@ -39,9 +42,14 @@ class StudyPanel(QWidget):
     left = Signal()  # the reader left the study
     error = Signal(str)
 
-    def __init__(self, store: Store | None, reader: str, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, store: Store | None, reader: str, run: Callable[[Worker], Worker], parent: QWidget | None = None
+    ) -> None:
+        """``run`` starts a worker on the window's pool of writes."""
         super().__init__(parent)
         self.service = None if store is None else StudyService(store)
+        self._run = run
+        self.busy = False  # a call to the service is in flight
         self.session: ReaderSession | None = None
         self.task: CaseTask | None = None
         self.unaided: frozenset[str] = frozenset()  # exams the reader has still to read unaided
@@ -86,34 +94,31 @@ class StudyPanel(QWidget):
             layout.addWidget(box)
         layout.addLayout(navigation)
         layout.addStretch(1)
-        self.refresh_studies()
         self._show_task(None)
 
     def refresh_studies(self) -> None:
+        """List the studies of the database in the study box."""
+        if self.service is not None:
+            worker = Worker("Listing the studies", study_tasks.study_names, self.service)
+            worker.signals.result.connect(self._studies_listed)
+            self._run(worker)
+
+    def _studies_listed(self, names: list[str]) -> None:
         self.study.clear()
-        if self.service is None:
-            return
-        try:
-            self.study.addItems(self.service.study_names())
-        except FAILURES as error:
-            self.error.emit(str(error))
+        self.study.addItems(names)
 
     def start(self) -> None:
         """Open (or resume) the chosen reader's session on the chosen study."""
         if self.service is None:
             self.error.emit("Reader studies need the database, which could not be opened.")
             return
-        try:
-            self.session = self.service.open_session(self.study.currentText(), self.reader.text().strip())
-        except FAILURES as error:
-            self.error.emit(str(error))
-            return
-        self.reader.setEnabled(False)
-        self.study.setEnabled(False)
-        self._next()
+        study, reader = self.study.currentText(), self.reader.text().strip()
+        self._call(Worker("Opening the study", study_tasks.open_study, self.service, study, reader))
 
     def leave(self) -> None:
         """Stop reading; what was submitted is in the database and a new start resumes."""
+        if self.busy:
+            return  # the call in flight answers first
         self.session = None
         self.reader.setEnabled(True)
         self.study.setEnabled(True)
@@ -125,10 +130,10 @@ class StudyPanel(QWidget):
         study model's result), and whether the model's output is on screen."""
         self.on_screen = on_screen
         self.model_on_screen = model_on_screen
-        self.submit_button.setEnabled(self.task is not None and on_screen)
+        self._enable_buttons()
 
     def submit(self) -> None:
-        if self.session is None or self.task is None:
+        if self.session is None or self.task is None or self.busy:
             return
         if not self.on_screen:
             self.error.emit(f"Case {self.task.position + 1} is not on screen yet: wait for its views.")
@@ -142,52 +147,57 @@ class StudyPanel(QWidget):
                 self.error.emit(f"Give your probability of malignancy for the {side.name.lower()} breast.")
                 return
             estimates[side] = reading
-        try:
-            self.session.submit(self.task, estimates, model_shown=self.model_on_screen)
-        except FAILURES as error:
-            self.error.emit(str(error))
-            self._next()  # a stale case (read in another window): show the one to read now
-            return
-        self._next()
+        self._call(
+            Worker(
+                "Submitting your reading",
+                study_tasks.submit,
+                self.service,
+                self.session,
+                self.task,
+                estimates,
+                self.model_on_screen,
+            )
+        )
 
     def go_back(self) -> None:
-        if self.session is None:
-            return
-        try:
-            task = self.session.go_back()
-        except FAILURES as error:
-            self.error.emit(str(error))
-            return
-        self._show_task(task)
+        if self.session is not None and not self.busy:
+            self._call(Worker("Going back a case", study_tasks.go_back, self.service, self.session))
 
-    def _next(self) -> None:
-        assert self.session is not None
-        assert self.service is not None
-        try:
-            task = self.session.current()
-            self.unaided = self.service.exams_to_read_unaided(self.session.reader)
-        except FAILURES as error:
-            self.error.emit(str(error))
-            return
-        self._show_task(task)
+    def _call(self, worker: Worker) -> None:
+        """Run a call to the service; the buttons wait for it (a reader session serves one thread)."""
+        worker.signals.result.connect(self._stepped)
+        worker.signals.finished.connect(lambda: self._set_busy(False))
+        self._set_busy(True)
+        self._run(worker)
+
+    def _set_busy(self, busy: bool) -> None:
+        self.busy = busy
+        self._enable_buttons()
+
+    def _stepped(self, step: StudyStep) -> None:
+        if step.refusal is not None:  # a stale case (read in another window): the one to read now shows
+            self.error.emit(step.refusal)
+        self.session = step.session
+        self.reader.setEnabled(False)
+        self.study.setEnabled(False)
+        self.unaided = step.unaided
+        self.progress.setText(f"Read {step.progress.done} / {step.progress.total}")
+        self._show_task(step.task)
+
+    def _enable_buttons(self) -> None:
+        idle, reading, task = not self.busy, self.session is not None, self.task
+        self.start_button.setEnabled(idle and not reading)
+        self.leave_button.setEnabled(idle and reading)
+        self.back_button.setEnabled(idle and task is not None and task.may_go_back)
+        self.submit_button.setEnabled(idle and task is not None and self.on_screen)
 
     def _show_task(self, task: CaseTask | None) -> None:
         self.task = task
         reading = self.session is not None
-        self.start_button.setEnabled(not reading)
-        self.leave_button.setEnabled(reading)
         self.on_screen = self.model_on_screen = False
-        self.submit_button.setEnabled(False)
-        self.back_button.setEnabled(task is not None and task.may_go_back)
-        if self.session is None:
+        self._enable_buttons()
+        if not reading:
             self.progress.setText("Not reading a study.")
-        else:
-            try:
-                done = self.session.progress()
-            except FAILURES as error:
-                self.error.emit(str(error))
-            else:
-                self.progress.setText(f"Read {done.done} / {done.total}")
         if task is None:
             self.case_label.setText("All cases are read. Thank you." if reading else "")
         else:
