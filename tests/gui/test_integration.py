@@ -87,6 +87,18 @@ def test_the_readers_estimate_is_committed_and_survives_a_restart(qtbot, make_wi
     assert (box.probability.value(), box.birads.currentData(), box.recall.isChecked()) == (40, 4, True)
 
 
+def test_estimates_given_just_before_closing_are_stored(qtbot, make_window, exams_folder):
+    """Closing waits for the estimates still being recorded, and gives one still settling."""
+    window = make_window()
+    open_views(qtbot, window, exams_folder)
+    give(window.side.breasts[Laterality.RIGHT], 65)
+    window.side.breasts[Laterality.LEFT].probability.setValue(30)  # spin arrows: still settling
+    window.close()
+    with the_tests_own(), window.store.session() as session:
+        rows = session.scalars(select(Reading).order_by(Reading.id)).all()
+        assert [(row.laterality, row.probability) for row in rows] == [("R", 65.0), ("L", 30.0)]
+
+
 def start_study(qtbot, window: MainWindow, study: str, reader: str = READER) -> None:
     window.study.show_panel()
     panel = window.study_panel
