@@ -57,19 +57,8 @@ class Persistence:
         """The reading book's recorder: the estimate the reader gave, committed as a reading."""
         window = self._window
         if window.store is not None:
-            reader = window.session.reader
-            self.run(
-                Worker(
-                    "Saving your estimate",
-                    tasks.record_reading,
-                    window.store,
-                    reader,
-                    exam_id,
-                    side,
-                    estimate,
-                    model,
-                )
-            )
+            reading = (window.store, window.session.reader, exam_id, side, estimate, model)
+            self.run(Worker("Saving your estimate", tasks.record_reading, *reading))
 
     def store_result(self, result: ExamResult) -> None:
         if self._window.store is not None:
