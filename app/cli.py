@@ -25,7 +25,7 @@ from app.defaults import (
     SORTS,
 )
 from gmic_core.choices import LAYOUTS, PRECISIONS
-from gmic_core.errors import GMICError
+from gmic_core.errors import GMICError, UsageError
 from gmic_core.synthetic_config import (
     BITS_STORED,
     FULL_SIZE,
@@ -406,13 +406,28 @@ def _register_study(commands: argparse._SubParsersAction) -> None:
     )
     create.add_argument(
         "--protocol",
-        choices=("blinded", "sequential", "ai_assisted"),
+        choices=("blinded", "sequential", "ai_assisted", "crossover"),
         default="blinded",
-        help="what readers see: blinded (no AI), sequential (AI after a first reading), ai_assisted "
-        "(default %(default)s)",
+        help="what readers see: blinded (no AI), sequential (AI after a first reading), ai_assisted, "
+        "crossover (an unaided and an aided session, --washout-days apart) (default %(default)s)",
     )
-    create.add_argument("--seed", type=int, default=0, help="seeds every reader's randomised order")
-    create.add_argument("--model-key", help="the model whose stored results AI-showing protocols display")
+    create.add_argument("--seed", type=int, default=0, help="seeds the study's balanced reading orders")
+    create.add_argument(
+        "--model-key",
+        help="the model (key printed by gmic triage and gmic worklist) whose stored results the study shows; "
+        "in a blinded study, the model read as a stand-alone reader in the report",
+    )
+    create.add_argument(
+        "--washout-days", type=float, help="crossover: days between a reader's first and second session"
+    )
+    create.add_argument(
+        "--probability-only",
+        action="store_true",
+        help="do not require BI-RADS and recall with each probability (they are required by default)",
+    )
+    create.add_argument(
+        "--no-submit-confirmation", action="store_true", help="the panel submits without asking first"
+    )
     create.add_argument("--lambda", dest="hybrid_weight", type=float, default=0.5, help="hybrid weight shown")
     _add_database_option(create)
     create.set_defaults(run=_study_create)
@@ -424,7 +439,39 @@ def _register_study(commands: argparse._SubParsersAction) -> None:
     report.add_argument(
         "--sensitivity", type=float, help="operating point (default: readers' mean sensitivity)"
     )
+    report.add_argument(
+        "--interim", action="store_true", help="an interim report over the readers who have finished"
+    )
     report.set_defaults(run=_study_report)
+
+    listing = actions.add_parser("list", help="the studies in the database")
+    _add_database_option(listing)
+    listing.set_defaults(run=_study_list)
+
+    show = actions.add_parser("show", help="a study's design, seed, model key and each reader's progress")
+    show.add_argument("name", metavar="STUDY", help="the study's name")
+    _add_database_option(show)
+    show.set_defaults(run=_study_show)
+
+    readers = actions.add_parser("readers", help="the study's roster: enrol or exclude a reader")
+    readers.add_argument("name", metavar="STUDY", help="the study's name")
+    roster = readers.add_mutually_exclusive_group(required=True)
+    roster.add_argument("--add", metavar="ID", help="enrol this reader id")
+    roster.add_argument(
+        "--exclude", metavar="ID", help="leave this reader out of the analysis (needs --reason)"
+    )
+    roster.add_argument(
+        "--exclude-reading", type=int, metavar="N", help="leave reading N (the export's reading_id) out"
+    )
+    readers.add_argument("--reason", help="why the reader or reading is excluded (recorded)")
+    _add_database_option(readers)
+    readers.set_defaults(run=_study_readers)
+
+    export = actions.add_parser("export", help="every reading of a study, revisions included, as CSV")
+    export.add_argument("name", metavar="STUDY", help="the study's name")
+    export.add_argument("--out", type=Path, required=True, metavar="FILE.csv", help="the CSV to write")
+    _add_database_option(export)
+    export.set_defaults(run=_study_export)
 
     analyze = actions.add_parser(
         "analyze", help="analyse a long-format table reader,case,modality,truth,rating"
@@ -465,17 +512,94 @@ def _study_create(args: argparse.Namespace) -> int:
 
     cases = read_case_list(args.cases)
     StudyService(open_store(args.db)).create_study(
-        args.name, cases, args.protocol, args.seed, args.model_key, args.hybrid_weight
+        args.name,
+        cases,
+        args.protocol,
+        args.seed,
+        args.model_key,
+        args.hybrid_weight,
+        args.washout_days,
+        require_assessment=not args.probability_only,
+        confirm_submit=not args.no_submit_confirmation,
     )
-    print(f"study {args.name}: {len(cases)} cases, {args.protocol}")
+    print(f"study {args.name}: {len(cases)} cases, {args.protocol}, seed {args.seed}")
+    print(f"enrol its readers: gmic study readers {args.name} --add ID")
     return 0
+
+
+def _study_list(args: argparse.Namespace) -> int:
+    from app.store import open_store
+    from app.study.oversight import list_studies
+
+    studies = list_studies(open_store(args.db))
+    for study in studies:
+        print(
+            f"{study.name}\t{study.protocol}\t{study.cases} cases\t{study.readers} readers\t{study.created_at:%Y-%m-%d}"
+        )
+    return EXIT_DONE if studies else EXIT_NOTHING_DONE
+
+
+def _study_show(args: argparse.Namespace) -> int:
+    from app.store import open_store
+    from app.study.oversight import overview
+
+    study = overview(open_store(args.db), args.name)
+    print(f"study {study.name}: {study.protocol}, {study.cases} cases, seed {study.seed}")
+    print(f"model key: {study.model_key or '(none: no stand-alone model in the report)'}")
+    if study.washout_days is not None:
+        print(f"washout: {study.washout_days:g} days")
+    print(
+        f"form: {'probability, BI-RADS and recall required' if study.require_assessment else 'probability only'}"
+        f"; {'Submit asks first' if study.confirm_submit else 'Submit without asking'}"
+    )
+    for reader in study.readers:
+        time = "-" if reader.median_duration_s is None else f"{reader.median_duration_s:.1f} s"
+        arm = " aided first" if reader.aided_first else ""
+        excluded = f" EXCLUDED ({reader.excluded})" if reader.excluded else ""
+        print(
+            f"reader {reader.reader}{arm}: {reader.done} / {reader.total}, median reading time {time}{excluded}"
+        )
+        print(f"  order: {' '.join(reader.order)}")
+    if not study.readers:
+        print(f"no readers enrolled: gmic study readers {study.name} --add ID")
+    return EXIT_DONE
+
+
+def _study_readers(args: argparse.Namespace) -> int:
+    from app.store import open_store
+    from app.study.service import StudyService
+
+    service = StudyService(open_store(args.db))
+    excluding = args.exclude is not None or args.exclude_reading is not None
+    if excluding != (args.reason is not None):
+        raise UsageError("--reason goes with --exclude or --exclude-reading, and they need it")
+    if args.add is not None:
+        enrolment = service.enrol(args.name, args.add)
+        print(f"reader {enrolment.reader} enrolled in {args.name}, design row {enrolment.position}")
+    elif args.exclude is not None:
+        service.exclude_reader(args.name, args.exclude, args.reason)
+        print(f"reader {args.exclude} excluded from the analysis of {args.name}: {args.reason}")
+    else:
+        service.exclude_reading(args.name, args.exclude_reading, args.reason)
+        print(f"reading {args.exclude_reading} excluded from the analysis of {args.name}: {args.reason}")
+    return EXIT_DONE
+
+
+def _study_export(args: argparse.Namespace) -> int:
+    from app.store import open_store
+    from app.study.oversight import export_readings
+
+    count = export_readings(open_store(args.db), args.name, args.out)
+    print(f"{count} readings written to {args.out}")
+    return EXIT_DONE
 
 
 def _study_report(args: argparse.Namespace) -> int:
     from app.store import open_store
     from app.study.analysis import analyze, study_ratings
 
-    report = analyze(study_ratings(open_store(args.db), args.name), args.out, args.sensitivity)
+    table = study_ratings(open_store(args.db), args.name, interim=args.interim)
+    report = analyze(table, args.out, args.sensitivity)
     _print_summary(report)
     print(args.out / "analysis.json")
     return 0
@@ -492,6 +616,8 @@ def _study_analyze(args: argparse.Namespace) -> int:
 
 
 def _print_summary(report: dict) -> None:
+    for warning in report["warnings"]:
+        print(f"warning: {warning}")
     for modality, auc in report["modalities"].items():
         print(f"modality {modality}: reader-averaged AUC {auc:.4f}")
     if "or" in report:
@@ -614,6 +740,7 @@ def _triage(args: argparse.Namespace) -> int:
         )
         return EXIT_INTERRUPTED
     print(format_summary(summary), file=sys.stderr)
+    print(f"model key: {predictor.identity.key}", file=sys.stderr)
     return _outcome(summary.scored + summary.skipped, len(summary.failed))
 
 
@@ -669,6 +796,7 @@ def _worklist(args: argparse.Namespace) -> int:
         if model_key is None:
             raise GMICError("no triage run in this database yet: run gmic triage first, or give --model-key")
         rows = worklist(session, model_key, args.sort, args.flag)
+    print(f"model key: {model_key}", file=sys.stderr)
     print({"table": to_table, "csv": to_csv, "json": to_json}[args.format](rows))
     return 0
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -85,12 +85,25 @@ class ModelIdentity:
         return "+".join(self.checkpoint_sha256) + f"|t{top_t}|{self.precision}|tta{self.tta}"
 
 
+class Roi(NamedTuple):
+    """An ROI patch that covers image pixels: its stored-frame box (top, left, bottom, right), its
+    attention, the ensemble member that chose it, and its position among the view's patches."""
+
+    box: tuple[int, int, int, int]
+    attention: float
+    member: int
+    patch: int
+
+
 @dataclass(frozen=True)
 class ViewResult:
     """GMIC's findings on one view; every coordinate that is not ``patch_locations`` is stored-frame.
 
-    Probabilities are ``(benign, malignant)``. For an ensemble they are the members' means; the ROI
+    Probabilities are ``(benign, malignant)``. For an ensemble they are the members' means; the patch
     fields hold every member's K patches in turn, ``roi_member`` telling which member chose each.
+    The published ROI selection may place a patch wholly in the window's padding: it stays among the
+    patches, flagged in ``patch_outside_image``, and has no box in ``roi_boxes``. :attr:`rois` pairs
+    each box with its patch.
     """
 
     view: View
@@ -100,10 +113,27 @@ class ViewResult:
     saliency: np.ndarray  # [2, h, w] on the model-frame grid; see saliency_in_stored
     attention: tuple[float, ...]
     patch_locations: tuple[tuple[int, int], ...]  # upper-left (row, column) in the model frame
+    patch_outside_image: tuple[bool, ...]  # per patch
     roi_boxes: tuple[tuple[int, int, int, int], ...]  # (top, left, bottom, right) in stored pixels
     roi_member: tuple[int, ...]
     geometry: Geometry
     patches: np.ndarray | None = None  # [M * K, h_c, w_c], the standardised pixels the model saw
+
+    def __post_init__(self) -> None:
+        if len(self.roi_boxes) != self.patch_outside_image.count(False):
+            raise ValueError(
+                f"{self.view.value}: {len(self.roi_boxes)} ROI boxes for "
+                f"{self.patch_outside_image.count(False)} patches inside the image"
+            )
+
+    @property
+    def rois(self) -> tuple[Roi, ...]:
+        """The patches that cover image pixels, with their boxes, in patch order."""
+        inside = [index for index, outside in enumerate(self.patch_outside_image) if not outside]
+        return tuple(
+            Roi(box, self.attention[index], self.roi_member[index], index)
+            for box, index in zip(self.roi_boxes, inside, strict=True)
+        )
 
     @property
     def benign(self) -> float:
@@ -198,7 +228,10 @@ def _view_to_json(result: ViewResult) -> dict[str, Any]:
         "y_local": list(result.y_local),
         "y_fusion": list(result.y_fusion),
         "attention": list(result.attention),
-        "patch_locations": [list(p) for p in result.patch_locations],
+        "patch_locations": [
+            {"row": row, "column": column, "outside_image": outside}
+            for (row, column), outside in zip(result.patch_locations, result.patch_outside_image, strict=True)
+        ],
         "roi_boxes": [list(b) for b in result.roi_boxes],
         "roi_member": list(result.roi_member),
         "saliency": result.saliency.tolist(),
@@ -223,6 +256,17 @@ def _view_from_json(view: View, data: Mapping[str, Any]) -> ViewResult:
         cols=AxisMap(*g["cols"]),
         model_shape=tuple(g["model_shape"]),
     )
+    patches = data["patch_locations"]
+    boxes = [tuple(b) for b in data["roi_boxes"]]
+    if patches and isinstance(patches[0], list):
+        # Written before patches were flagged (results stored by earlier versions): [row, column]
+        # pairs, and a box for every patch, of zero area for a patch outside the image.
+        locations = [tuple(p) for p in patches]
+        outside = [not (bottom > top and right > left) for top, left, bottom, right in boxes]
+        boxes = [box for box, out in zip(boxes, outside, strict=True) if not out]
+    else:
+        locations = [(p["row"], p["column"]) for p in patches]
+        outside = [p["outside_image"] for p in patches]
     return ViewResult(
         view=view,
         y_global=tuple(data["y_global"]),
@@ -230,8 +274,9 @@ def _view_from_json(view: View, data: Mapping[str, Any]) -> ViewResult:
         y_fusion=tuple(data["y_fusion"]),
         saliency=np.asarray(data["saliency"], dtype=np.float32),
         attention=tuple(data["attention"]),
-        patch_locations=tuple(tuple(p) for p in data["patch_locations"]),
-        roi_boxes=tuple(tuple(b) for b in data["roi_boxes"]),
+        patch_locations=tuple(locations),
+        patch_outside_image=tuple(outside),
+        roi_boxes=tuple(boxes),
         roi_member=tuple(data["roi_member"]),
         geometry=geometry,
     )
@@ -489,6 +534,8 @@ class Predictor:
 
         crop_h, crop_w = self.config.crop_height, self.config.crop_width
         locations = [tuple(int(v) for v in loc) for o in outputs for loc in o.roi_locations[index]]
+        boxes = [(r, c, r + crop_h, c + crop_w) for r, c in locations]
+        outside = tuple(not geometry.model_box_covers_image(box) for box in boxes)
         return ViewResult(
             view=view,
             y_global=mean("y_global"),
@@ -497,8 +544,9 @@ class Predictor:
             saliency=torch.stack([o.saliency[index] for o in outputs]).mean(dim=0).numpy(),
             attention=tuple(float(a) for o in outputs for a in o.attention[index]),
             patch_locations=tuple(locations),
+            patch_outside_image=outside,
             roi_boxes=tuple(
-                geometry.model_box_to_stored((r, c, r + crop_h, c + crop_w)) for r, c in locations
+                geometry.model_box_to_stored(box) for box, out in zip(boxes, outside, strict=True) if not out
             ),
             roi_member=tuple(member for member, o in enumerate(outputs) for _ in range(o.attention.shape[1])),
             geometry=geometry,

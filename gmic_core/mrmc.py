@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 
 from gmic_core.errors import AnalysisError
 
@@ -172,14 +172,18 @@ def _covariance_averages(covariance: np.ndarray, t: int, r: int) -> tuple[float,
 def _differences(
     means: np.ndarray, variance_term: float, r: int, ddf: float, alpha: float
 ) -> tuple[Difference, ...]:
-    """Pairwise differences with ``std_err = sqrt(2 / r * variance_term)`` on ``ddf``."""
+    """Pairwise differences with ``std_err = sqrt(2 / r * variance_term)`` on ``ddf``. Without
+    variance (every reader agrees on every case) a difference's t is infinite, and NaN for none."""
     std_err = float(np.sqrt(2.0 / r * variance_term))
     quantile = float(stats.t.ppf(1 - alpha / 2, ddf))
     differences = []
     for first in range(means.size):
         for second in range(first + 1, means.size):
             estimate = float(means[first] - means[second])
-            t_value = estimate / std_err if std_err > 0 else np.inf * np.sign(estimate)
+            if std_err > 0:
+                t_value = estimate / std_err
+            else:
+                t_value = np.copysign(np.inf, estimate) if estimate else np.nan
             differences.append(
                 Difference(
                     first,
@@ -277,17 +281,35 @@ def dorfman_berbaum_metz(ratings: np.ndarray, truth: np.ndarray, alpha: float = 
     )
     ms_trc = float((residual**2).sum()) / ((t - 1) * (r - 1) * (c - 1))
     denominator = ms_tr + max(ms_tc - ms_trc, 0.0)
-    f = ms_t / denominator
-    ddf = denominator**2 / (ms_tr**2 / ((t - 1) * (r - 1)))
+    if denominator > 0:
+        f = ms_t / denominator
+        ddf = denominator**2 / (ms_tr**2 / ((t - 1) * (r - 1))) if ms_tr > 0 else np.inf
+        p = float(stats.f.sf(f, t - 1, ddf))
+    else:
+        f, ddf, p = np.nan, np.nan, np.nan
     differences = _differences(m_t, denominator / c, r, ddf, alpha)
-    return DBMResult(f, t - 1, ddf, float(stats.f.sf(f, t - 1, ddf)), differences)
+    return DBMResult(f, t - 1, ddf, p, differences)
+
+
+AUC_INTERVAL_METHOD = (
+    "DeLong standard error on the logit scale (always within [0, 1]); at AUC 0 or 1 an exact one-sided "
+    "Clopper-Pearson bound on min(positives, negatives) comparisons"
+)
 
 
 def delong_auc_ci(ratings: np.ndarray, truth: np.ndarray, alpha: float = 0.05) -> tuple[float, float, float]:
-    """One reader's empirical AUC with its DeLong normal-approximation interval: (auc, low, high), the
-    interval clipped to [0, 1] (near a perfect reader the normal approximation passes 1)."""
+    """One reader's empirical AUC with a 1 - alpha interval (:data:`AUC_INTERVAL_METHOD`):
+    (auc, low, high). The DeLong standard error is carried to the logit scale by the delta method
+    (se / (auc (1 - auc))), so the interval never leaves [0, 1]; where the AUC is 0 or 1 the
+    standard error is 0 and the interval is the exact one-sided bound instead, never zero-width."""
     ratings = np.asarray(ratings, dtype=np.float64)[None, None, :]
     auc = float(empirical_aucs(ratings, truth)[0, 0])
+    truth = np.asarray(truth).astype(bool).ravel()
+    if auc in (0.0, 1.0):
+        pairs = int(min(truth.sum(), (~truth).sum()))
+        bound = float(alpha ** (1.0 / pairs))  # Clopper-Pearson, every one of ``pairs`` ordered right
+        return (auc, bound, 1.0) if auc == 1.0 else (auc, 0.0, 1.0 - bound)
     std_err = float(np.sqrt(auc_covariance(ratings, truth, "delong")[0, 0]))
-    half = float(stats.norm.ppf(1 - alpha / 2)) * std_err
-    return auc, max(auc - half, 0.0), min(auc + half, 1.0)
+    half = float(stats.norm.ppf(1 - alpha / 2)) * std_err / (auc * (1.0 - auc))
+    centre = float(np.log(auc / (1.0 - auc)))
+    return auc, float(special.expit(centre - half)), float(special.expit(centre + half))

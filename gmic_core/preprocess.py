@@ -108,6 +108,13 @@ class Geometry:
             int(np.clip(np.round(cols[1]), crop_left, crop_right)),
         )
 
+    def model_box_covers_image(self, box: tuple[float, float, float, float]) -> bool:
+        """Whether a model-frame box covers any stored pixel. The published ROI selection may place a
+        patch wholly in the window's padding, where :meth:`model_box_to_stored` clips it to a box of
+        zero area."""
+        top, left, bottom, right = self.model_box_to_stored(box)
+        return bottom > top and right > left
+
     def model_map_to_stored(
         self, values: np.ndarray, fill: float = 0.0, stored_shape: tuple[int, int] | None = None
     ) -> np.ndarray:

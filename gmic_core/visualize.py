@@ -76,7 +76,7 @@ def overlay(base: np.ndarray, heat: np.ndarray, colour: np.ndarray) -> np.ndarra
 
 def draw_rois(draw: ImageDraw.ImageDraw, result: ViewResult, scale: float, font=None) -> None:
     """``result``'s ROI boxes, each with its attention, on a picture ``scale`` times the stored image."""
-    for box, weight in zip(result.roi_boxes, result.attention, strict=True):
+    for box, weight, _, _ in result.rois:
         top, left, bottom, right = (v * scale for v in box)
         draw.rectangle((left, top, right, bottom), outline=ROI_RGB, width=2)
         draw.text((left + 3, top + 2), f"{weight:.2f}", fill=ROI_RGB, font=font)
@@ -87,11 +87,12 @@ def _rgb_image(rgb: np.ndarray) -> Image.Image:
 
 
 def _patch_row(result: ViewResult) -> Image.Image:
-    count = len(result.attention)
-    row = Image.new("RGB", (count * (PATCH_SIZE + MARGIN), PATCH_SIZE + 16), "black")
+    """The patches that cover image pixels, numbered as in ``patch_locations``."""
+    rois = result.rois
+    row = Image.new("RGB", (len(rois) * (PATCH_SIZE + MARGIN), PATCH_SIZE + 16), "black")
     draw = ImageDraw.Draw(row)
-    for index, weight in enumerate(result.attention):
-        x = index * (PATCH_SIZE + MARGIN)
+    for position, (_, weight, _, index) in enumerate(rois):
+        x = position * (PATCH_SIZE + MARGIN)
         if result.patches is not None:
             patch = result.patches[index][:, ::-1] if result.geometry.flipped else result.patches[index]
             low, high = float(patch.min()), float(patch.max())

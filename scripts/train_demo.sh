@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU stages of the embedded demo model (resources/models/), as run on one GPU machine with 16 cores:
 # synthetic training exams (DATA, seed DATA_SEED, SYNTH_ARGS added to gmic synth's), the crop cache,
-# then the CONFIG files given (stage 1: configs/demo.toml and configs/demo-lr3e-4.toml) side by side for
+# then the CONFIG files given (stage 1: configs/demo/demo.toml; several run side by side) for
 # what remains of BUDGET seconds. Each run's best checkpoint (by validation malignant AUC) and its last,
 # in half precision, with metrics and logs, end up in PACK_DIR as demo-run.tar split into 15 MB parts.
 # RESUME=1 continues the runs (on the same machine) instead of starting them afresh.
@@ -19,7 +19,7 @@ DATA_SEED=${DATA_SEED:-1}
 SYNTH_ARGS=${SYNTH_ARGS:-}
 RESUME=${RESUME:-0}
 CONFIGS=("$@")
-[ ${#CONFIGS[@]} -gt 0 ] || CONFIGS=(configs/demo.toml configs/demo-lr3e-4.toml)
+[ ${#CONFIGS[@]} -gt 0 ] || CONFIGS=(configs/demo/demo.toml)
 
 started=$SECONDS
 if [ ! -f "$DATA/manifest.csv" ]; then

@@ -42,7 +42,8 @@ LEGEND = (
 
 
 class MessageBar(QFrame):
-    """Errors and notices of routine work, inside the window; the close button dismisses them."""
+    """Errors and notices of routine work, inside the window; the close button dismisses them. A
+    message the model banner already carries (:meth:`leave_to_banner`) is not shown again here."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -56,8 +57,17 @@ class MessageBar(QFrame):
         layout.addWidget(self.text, 1)
         layout.addWidget(close)
         self.hide()
+        self._on_banner: str | None = None
+
+    def leave_to_banner(self, text: str | None) -> None:
+        """``text`` is on the banner: hide it here and do not show it again while it is there."""
+        self._on_banner = text
+        if text is not None and self.isVisible() and self.text.text() == text:
+            self.hide()
 
     def show_message(self, text: str, error: bool = True) -> None:
+        if text == self._on_banner:
+            return
         self.setStyleSheet(
             "background: #f4b0b0; color: black;" if error else "background: #cfe3ff; color: black;"
         )
@@ -230,6 +240,7 @@ def show_model_status(window: MainWindow) -> None:
         return
     window.model_label.setText("model: none")
     window.device_label.setText("device: -")
+    window.messages.leave_to_banner(window.model_error)
     if window.model_pending:
         set_banner(window, "none", "Loading the model...")
     elif window.model_error:

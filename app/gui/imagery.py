@@ -19,7 +19,12 @@ from gmic_core.imaging import Mammogram, View, VoiLut, Window
 from gmic_core.imaging.voi import VoiFunction
 
 if TYPE_CHECKING:  # gmic_core.inference imports torch, which the decoding processes do without
-    from gmic_core.inference import ViewResult
+    from gmic_core.inference import BreastResult, ExamResult, ViewResult
+
+# A breast whose benign and malignant probabilities are both below this the model finds normal: its
+# ROI boxes are not drawn (the published selection still places K patches on a near-zero map, along
+# its edge, clutter a reader would have to look past). A display default, not a clinical threshold.
+NORMAL_BELOW = 0.2
 
 PYRAMID_TOP = 512  # the coarsest level's longer side is at most this many pixels
 LOOKUP_SIZE = 1024  # entries of a window/level lookup table
@@ -152,6 +157,51 @@ def saliency_placement(result: ViewResult) -> SaliencyPlacement:
         (float(first), float(top), float(last - first), float(bottom - top)),
         (float(clip_left), float(clip_top), float(clip_right - clip_left), float(clip_bottom - clip_top)),
     )
+
+
+@dataclass(frozen=True)
+class RoiMark:
+    """An ROI box as drawn: (top, left, bottom, right) in stored pixels, inside the breast crop, and
+    its attention as a label, or None: only the view's strongest box is labelled, so no two labels
+    can overlap."""
+
+    box: tuple[float, float, float, float]
+    label: str | None
+
+
+def roi_marks(result: ViewResult, breast: BreastResult | None) -> tuple[RoiMark, ...]:
+    """The ROI boxes of ``result`` to draw: clipped to the model frame within the breast crop (the
+    published selection may place a patch in the padding, where there is no breast), the empty ones
+    left out, and none at all in a breast the model finds normal (:data:`NORMAL_BELOW`)."""
+    if breast is not None and max(breast.benign, breast.malignant) < NORMAL_BELOW:
+        return ()
+    left, top, width, height = saliency_placement(result).clip
+    boxes = []
+    for (box_top, box_left, box_bottom, box_right), attention, _, _ in result.rois:
+        clipped = (
+            max(box_top, top),
+            max(box_left, left),
+            min(box_bottom, top + height),
+            min(box_right, left + width),
+        )
+        if clipped[0] < clipped[2] and clipped[1] < clipped[3]:
+            boxes.append((clipped, attention))
+    strongest = max(range(len(boxes)), key=lambda index: boxes[index][1], default=None)
+    return tuple(
+        RoiMark(box, f"{attention:.2f}" if index == strongest else None)
+        for index, (box, attention) in enumerate(boxes)
+    )
+
+
+def views_by_suspicion(result: ExamResult) -> list[View]:
+    """The views of ``result``, those of the breast with the higher malignant probability first
+    (then benign), in the hanging order within a breast: the order of the patch gallery."""
+
+    def suspicion(view: View) -> tuple[float, float]:
+        breast = result.breasts.get(view.laterality)
+        return (0.0, 0.0) if breast is None else (-breast.malignant, -breast.benign)
+
+    return sorted((view for view in View if view in result.views), key=suspicion)
 
 
 def thumbnail(

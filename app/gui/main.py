@@ -76,35 +76,66 @@ def main(argv: Sequence[str] | None = None) -> int:
         reader=args.reader or default_reader(),
     )
     window = MainWindow(settings)
-    outcome = {"code": 0}
+    screenshot = None
     if args.screenshot is not None:
         window.resize(*SCREENSHOT_SIZE)
-        window.settled.connect(
-            lambda _: QTimer.singleShot(300, lambda: _save_screenshot(window, args.screenshot))
-        )
-        QTimer.singleShot(SCREENSHOT_TIMEOUT_S * 1000, lambda: _give_up(window, outcome))
+        screenshot = Screenshot(window, args.screenshot, args.paths)
     else:
         window.resize(1600, 1000)
     window.show()
     window.start(args.paths)
     code = app.exec()
-    return outcome["code"] or code
+    return (screenshot.code if screenshot is not None else 0) or code
 
 
-def _save_screenshot(window: MainWindow, path: Path) -> None:
-    """Save the window and close it, which ends the application (its last window)."""
-    if not window.isVisible():
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    window.grab().save(str(path), "PNG")
-    print(path)
-    window.close()
-    QApplication.quit()
+class Screenshot:
+    """``--screenshot``: once the window has nothing left to do (the first exam analysed, the
+    worklist filled, the demo exams all written), save it and quit; when the work ends with no exam
+    open, or none is ready in :data:`SCREENSHOT_TIMEOUT_S`, quit with a message and ``code`` 1.
 
+    Waiting for all the work, not only the first exam, is what lets a screenshot run finish the demo's
+    first start instead of cutting it short."""
 
-def _give_up(window: MainWindow, outcome: dict[str, int]) -> None:
-    if window.isVisible():
-        print("main.py --screenshot: no exam was ready in time", file=sys.stderr)
-        outcome["code"] = 1
-        window.close()
+    POLL_MS = 200
+
+    def __init__(self, window: MainWindow, path: Path, paths: Sequence[Path]) -> None:
+        self.window, self.path, self.paths = window, path, paths
+        self.code = 0
+        self._settled = False
+        window.settled.connect(self._on_settled)
+        self._timer = QTimer(window)
+        self._timer.timeout.connect(self._poll)
+        self._timer.start(self.POLL_MS)
+        QTimer.singleShot(SCREENSHOT_TIMEOUT_S * 1000, lambda: self._quit("no exam was ready in time"))
+
+    def _on_settled(self, _exam_id: str) -> None:
+        self._settled = True
+
+    def _poll(self) -> None:
+        window = self.window
+        if not all(pool.idle for pool in (window.io_pool, window.compute_pool, window.persistence.writes)):
+            return
+        if self._settled:
+            self._timer.stop()
+            QTimer.singleShot(300, self._save)
+        elif window.session.exam is None:
+            where = ", ".join(str(path) for path in self.paths) or str(window.settings.demo_folder)
+            self._quit(f"no exam to show in {where}")
+
+    def _save(self) -> None:
+        """Save the window and close it, which ends the application (its last window)."""
+        if not self.window.isVisible():
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.window.grab().save(str(self.path), "PNG")
+        print(self.path)
+        self.window.close()
         QApplication.quit()
+
+    def _quit(self, reason: str) -> None:
+        if self.window.isVisible():
+            print(f"main.py --screenshot: {reason}; no screenshot written", file=sys.stderr)
+            self.code = 1
+            self._timer.stop()
+            self.window.close()
+            QApplication.quit()

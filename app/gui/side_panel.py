@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.gui.imagery import DisplayImage, thumbnail
+from app.gui.imagery import DisplayImage, thumbnail, views_by_suspicion
 from app.gui.state import ViewerState
 from app.reading.book import ReadingBook
 from app.reading.readings import (
@@ -98,8 +98,11 @@ class BreastBox(QGroupBox):
 
     def reading(self) -> Estimate:
         value = self.probability.value()
+        unanswered = self.recall.checkState() == Qt.CheckState.PartiallyChecked  # a study's form: not given
         return Estimate(
-            None if value < 0 else from_percent(value), self.birads.currentData(), self.recall.isChecked()
+            None if value < 0 else from_percent(value),
+            self.birads.currentData(),
+            None if unanswered else self.recall.isChecked(),
         )
 
     def commit_pending(self) -> None:
@@ -119,7 +122,10 @@ class BreastBox(QGroupBox):
             -1 if reading.probability is None else round(to_percent(reading.probability))
         )
         self.birads.setCurrentIndex(0 if reading.birads is None else reading.birads + 1)
-        self.recall.setChecked(reading.recall)
+        if reading.recall is None and self.recall.isTristate():
+            self.recall.setCheckState(Qt.CheckState.PartiallyChecked)
+        else:
+            self.recall.setChecked(bool(reading.recall))
         for widget in (self.probability, self.birads, self.recall):
             widget.blockSignals(False)
 
@@ -194,12 +200,12 @@ class SidePanel(QWidget):
         self.result = result
         self.gallery.clear()
         if result is not None:
-            for view in View:
-                if view not in result.views or view not in images:
+            for view in views_by_suspicion(result):
+                if view not in images:
                     continue
                 view_result = result.views[view]
                 ranked = sorted(
-                    zip(view_result.attention, view_result.roi_boxes, strict=True), key=lambda pair: -pair[0]
+                    ((roi.attention, roi.box) for roi in view_result.rois), key=lambda pair: -pair[0]
                 )
                 for attention, box in ranked:
                     self._add_patch(view, box, attention, images[view])

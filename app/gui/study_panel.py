@@ -6,10 +6,15 @@ window hides overlays, patches and worklist scores on :attr:`StudyPanel.task_cha
 phase the study model's malignancy probability per breast and the hybrid for the reader's estimate.
 The service measures reading time, commits each reading before ``submit`` returns and resumes where
 the reader left off; the panel only ever shows the reader's own case in hand. Every call to the
-service is a worker (:mod:`app.gui.study_tasks`) run by the window, one at a time: the panel's buttons
-wait while one is in flight. Submit is enabled only while the window says the case is on screen
-(:meth:`StudyPanel.set_on_screen`), and carries the case and phase shown, so a stale window's
-submission is refused by the service.
+service that reaches the database is a worker (:mod:`app.gui.study_tasks`) on the window's pool of
+writes, so they run one at a time, in order: the panel's buttons wait while a step is in flight. Submit
+is enabled only while the window says the case is on screen (:meth:`StudyPanel.set_on_screen`, which
+also starts the reading clock), and carries the case and phase shown, so a stale window's submission is
+refused by the service. Recall starts unanswered (a partly checked box); where the study says so,
+Submit asks for confirmation, and answers that contradict each other are submitted only once the
+reader confirms them (:attr:`StudyPanel.ask`, a yes/no question); a refused submission of the case in
+hand keeps the reader's answers. Pause stops the reading clock (no database: on the GUI thread). In a
+sequential study's aided phase the reader's own unaided answers are shown beside the model's.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMessageBox,
     QPushButton,
     QVBoxLayout,
     QWidget,
@@ -35,6 +41,7 @@ from app.gui.workers import Worker
 from app.reading.readings import Estimate, hybrid_score
 from app.store import Store
 from app.study.service import CaseTask, ReaderSession, StudyService
+from gmic_core.imaging import Laterality
 
 
 class StudyPanel(QWidget):
@@ -49,12 +56,13 @@ class StudyPanel(QWidget):
         super().__init__(parent)
         self.service = None if store is None else StudyService(store)
         self._run = run
-        self.busy = False  # a call to the service is in flight
+        self._in_flight: Worker | None = None  # the step (a call to the service) in flight
         self.session: ReaderSession | None = None
         self.task: CaseTask | None = None
         self.unaided: frozenset[str] = frozenset()  # exams the reader has still to read unaided
         self.on_screen = False  # the case's views (and in an aided phase the model) are shown
         self.model_on_screen = False
+        self.ask = self._ask  # a yes/no question to the reader (tests answer it themselves)
         form = QFormLayout()
         self.reader = QLineEdit(reader)
         self.reader.setToolTip("Your reader id (not a patient's)")
@@ -77,12 +85,18 @@ class StudyPanel(QWidget):
             box.benign.setText("-")
             box.form.setRowVisible(box.benign, False)
             box.probability.valueChanged.connect(lambda _value: self._refresh_hybrid())  # shown, not recorded
+            box.recall.setTristate(True)
         navigation = QHBoxLayout()
         self.back_button = QPushButton("Back")
         self.back_button.setToolTip("Read the previous case again (only where the protocol allows it)")
         self.back_button.clicked.connect(self.go_back)
         self.submit_button = QPushButton("Submit and next")
         self.submit_button.clicked.connect(self.submit)
+        self.pause_button = QPushButton("Pause")
+        self.pause_button.setCheckable(True)
+        self.pause_button.setToolTip("Stop the reading clock (a break); press again to carry on")
+        self.pause_button.toggled.connect(self._pause)
+        navigation.addWidget(self.pause_button)
         navigation.addWidget(self.back_button)
         navigation.addWidget(self.submit_button)
         layout = QVBoxLayout(self)
@@ -128,9 +142,12 @@ class StudyPanel(QWidget):
     def set_on_screen(self, on_screen: bool, model_on_screen: bool) -> None:
         """What the window shows of the case in hand: all its views (and, in an aided phase, the
         study model's result), and whether the model's output is on screen."""
+        shown_now = on_screen and not self.on_screen
         self.on_screen = on_screen
         self.model_on_screen = model_on_screen
         self._enable_buttons()
+        if shown_now and self.session is not None and self.task is not None:
+            self._run(Worker("Starting the reading clock", study_tasks.views_shown, self.session, self.task))
 
     def submit(self) -> None:
         if self.session is None or self.task is None or self.busy:
@@ -138,45 +155,84 @@ class StudyPanel(QWidget):
         if not self.on_screen:
             self.error.emit(f"Case {self.task.position + 1} is not on screen yet: wait for its views.")
             return
+        estimates = self._estimates(self.task)
+        if estimates is None:
+            return
+        if self.session.confirm_submit and not self.ask(
+            f"Submit case {self.task.position + 1}? A submitted reading cannot be changed."
+        ):
+            return
+        self._submit(self.session, self.task, estimates, confirmed=False)
+
+    def _estimates(self, task: CaseTask) -> dict[Laterality, Estimate] | None:
+        """The reader's answers for ``task``'s breasts; None (and the reason on :attr:`error`) while a
+        probability is missing."""
         estimates = {}
-        for side in self.task.breasts:
+        for side in task.breasts:
             box = self.breasts[side]
             box.commit_pending()
             reading = box.reading()
             if reading.probability is None:
                 self.error.emit(f"Give your probability of malignancy for the {side.name.lower()} breast.")
-                return
+                return None
             estimates[side] = reading
-        self._call(
-            Worker(
-                "Submitting your reading",
-                study_tasks.submit,
-                self.service,
-                self.session,
-                self.task,
-                estimates,
-                self.model_on_screen,
-            )
-        )
+        return estimates
+
+    def _submit(
+        self, session: ReaderSession, task: CaseTask, estimates: dict[Laterality, Estimate], confirmed: bool
+    ) -> None:
+        model_shown = self.model_on_screen
+        arguments = (self.service, session, task, estimates, model_shown, confirmed)
+        self._call(Worker("Submitting your reading", study_tasks.submit, *arguments))
+
+    def _ask(self, question: str) -> bool:
+        answer = QMessageBox.question(self, "Reader study", question)
+        return answer == QMessageBox.StandardButton.Yes
+
+    def _pause(self, paused: bool) -> None:
+        if self.session is None:
+            return
+        if paused:
+            self.session.pause()
+        else:
+            self.session.resume()
+        self.pause_button.setText("Carry on" if paused else "Pause")
 
     def go_back(self) -> None:
         if self.session is not None and not self.busy:
             self._call(Worker("Going back a case", study_tasks.go_back, self.service, self.session))
 
+    @property
+    def busy(self) -> bool:
+        """A step (a call to the service) is in flight."""
+        return self._in_flight is not None
+
     def _call(self, worker: Worker) -> None:
-        """Run a call to the service; the buttons wait for it (a reader session serves one thread)."""
+        """Run a step; the buttons wait for it. A step may start the next (a confirmed resubmission)
+        from its result, before its own ``finished``: only the last one started frees the buttons."""
         worker.signals.result.connect(self._stepped)
-        worker.signals.finished.connect(lambda: self._set_busy(False))
-        self._set_busy(True)
+        worker.signals.finished.connect(lambda: self._finished(worker))
+        self._in_flight = worker
+        self._enable_buttons()
         self._run(worker)
 
-    def _set_busy(self, busy: bool) -> None:
-        self.busy = busy
-        self._enable_buttons()
+    def _finished(self, worker: Worker) -> None:
+        if self._in_flight is worker:
+            self._in_flight = None
+            self._enable_buttons()
 
     def _stepped(self, step: StudyStep) -> None:
-        if step.refusal is not None:  # a stale case (read in another window): the one to read now shows
+        if step.contradiction is not None:  # nothing recorded: the answers stay in the form
+            estimates = self._estimates(step.task) if step.task is not None else None
+            if estimates is not None and self.ask(
+                f"{step.contradiction}\n\nSubmit these answers as they are?"
+            ):
+                self._submit(step.session, step.task, estimates, confirmed=True)
+            return
+        if step.refusal is not None:
             self.error.emit(step.refusal)
+            if step.task == self.task:
+                return  # the case in hand is still to read: the reader's answers stay
         self.session = step.session
         self.reader.setEnabled(False)
         self.study.setEnabled(False)
@@ -190,10 +246,15 @@ class StudyPanel(QWidget):
         self.leave_button.setEnabled(idle and reading)
         self.back_button.setEnabled(idle and task is not None and task.may_go_back)
         self.submit_button.setEnabled(idle and task is not None and self.on_screen)
+        self.pause_button.setEnabled(idle and task is not None)
 
     def _show_task(self, task: CaseTask | None) -> None:
         self.task = task
         reading = self.session is not None
+        self.pause_button.blockSignals(True)  # a new case starts unpaused (a submission ends a pause)
+        self.pause_button.setChecked(False)
+        self.pause_button.setText("Pause")
+        self.pause_button.blockSignals(False)
         self.on_screen = self.model_on_screen = False
         self._enable_buttons()
         if not reading:
@@ -203,8 +264,13 @@ class StudyPanel(QWidget):
         else:
             shown = "with the model's output" if task.ai is not None else "without the model's output"
             again = " (reading again: this supersedes your earlier reading)" if task.revisiting else ""
+            earlier = "".join(
+                f"\nYour unaided {side.name.lower()}: {percent(answer.probability)}, BI-RADS {answer.birads}, "
+                f"{'recall' if answer.recall else 'no recall'}"
+                for side, answer in sorted(task.earlier.items())
+            )
             self.case_label.setText(
-                f"Case {task.position + 1} of {task.total}, {task.phase.value}: {shown}{again}"
+                f"Case {task.position + 1} of {task.total}, {task.phase.value}: {shown}{again}{earlier}"
             )
         for side, box in self.breasts.items():
             box.setEnabled(task is not None and side in task.breasts)

@@ -31,17 +31,19 @@ from app.gui.imagery import (
     display_lookup,
     expanded_box,
     overlay_lookup,
+    roi_marks,
     saliency_placement,
 )
 from app.gui.state import Overlay, ViewerState, WindowAdjustment
 from gmic_core.imaging import Exam, ImageRef, Laterality, View, ViewCode
-from gmic_core.inference import ExamResult, ViewResult
+from gmic_core.inference import BreastResult, ExamResult, ViewResult
 
 HANGING_PROTOCOL = {View.R_CC: (0, 0), View.L_CC: (0, 1), View.R_MLO: (1, 0), View.L_MLO: (1, 1)}
 TILE_MARGIN = 0.25  # the image item holds the visible part plus this fraction of it on every side
 FOCUS_FRACTION = 3.0  # a focused ROI box takes a third of its view's width or height
 FOCUS_MINIMUM = 128  # stored pixels: the smallest extent a focus zooms to
 ROI_PEN = QColor(255, 220, 0)
+ROI_LABEL_FILL = QColor(0, 0, 0, 190)
 MAGNIFIER_SIZE = 256  # screen pixels; the magnifier shows the full-resolution image 1:1
 CC_LIKE = frozenset({ViewCode.CC, ViewCode.XCCL, ViewCode.XCCM, ViewCode.FB})
 
@@ -185,7 +187,8 @@ class ViewCell(pg.GraphicsLayoutWidget):
         self._update_lookup()
         self.apply_zoom(self.zoom)
 
-    def set_result(self, result: ViewResult | None) -> None:
+    def set_result(self, result: ViewResult | None, breast: BreastResult | None = None) -> None:
+        """Show ``result``'s overlays and the ROI boxes :func:`roi_marks` keeps for its ``breast``."""
         self.result = result
         self._clear_rois()
         if result is None or self.image is None:
@@ -201,14 +204,19 @@ class ViewCell(pg.GraphicsLayoutWidget):
         pen = QPen(ROI_PEN)
         pen.setCosmetic(True)
         pen.setWidth(2)
-        for (top, left, bottom, right), attention in zip(result.roi_boxes, result.attention, strict=True):
+        for mark in roi_marks(result, breast):
+            top, left, bottom, right = mark.box
             box = QGraphicsRectItem(left, top, right - left, bottom - top)
             box.setPen(pen)
             box.setZValue(20)
-            text = pg.TextItem(f"{attention:.2f}", color=ROI_PEN, anchor=(0, 1))
-            text.setPos(left, top)
-            text.setZValue(21)
-            for item in (box, text):
+            items = [box]
+            if mark.label is not None:
+                # above the box, on a dark plate: legible on bright tissue as on the background
+                text = pg.TextItem(mark.label, color=ROI_PEN, anchor=(0, 1), fill=ROI_LABEL_FILL)
+                text.setPos(left, top)
+                text.setZValue(21)
+                items.append(text)
+            for item in items:
                 self.viewbox.addItem(item, ignoreBounds=True)
                 self.roi_items.append(item)
         self.update_overlays()
@@ -425,7 +433,10 @@ class FourViewPanel(QWidget):
 
     def set_result(self, result: ExamResult | None) -> None:
         for view, cell in self.cells.items():
-            cell.set_result(None if result is None else result.views.get(view))
+            if result is None:
+                cell.set_result(None)
+            else:
+                cell.set_result(result.views.get(view), result.breasts.get(view.laterality))
 
     def focus(self, view: View, box: tuple[int, int, int, int]) -> None:
         cell = self.cells[view]

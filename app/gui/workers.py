@@ -94,6 +94,12 @@ class WorkerPool:
     def active(self) -> int:
         return sum(not worker.done for worker in self._running)
 
+    @property
+    def idle(self) -> bool:
+        """True once every worker started has delivered its ``finished`` signal, and so all its
+        other signals (``active`` drops a moment earlier, while they may still be queued)."""
+        return not self._running
+
     def shut_down(self, timeout_ms: int = 30000) -> bool:
         """Cancel every worker and wait for the threads; True when all have stopped."""
         for worker in self._running:

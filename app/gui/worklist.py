@@ -4,8 +4,9 @@ double-click) opens an exam. In a blinded reading the model's scores and flags a
 on or matched by the filter.
 
 Where the model has a site calibration the score column shows the calibrated exam probability and the
-1-10 decile score, headed "calibrated", with the raw score in the cell's tooltip; otherwise the raw
-score, headed "uncalibrated". Sorting follows the raw score either way (the calibration is monotone)."""
+1-10 decile score, headed "[1-10]", with the raw score in the cell's tooltip; otherwise the raw score,
+headed "raw"; the header's tooltip says which. Sorting follows the raw score either way (the
+calibration is monotone). The list starts sorted by score, most suspicious first."""
 
 from __future__ import annotations
 
@@ -19,6 +20,9 @@ from PySide6.QtWidgets import (
     QComboBox,
     QHeaderView,
     QLineEdit,
+    QProxyStyle,
+    QStyle,
+    QStyleOptionHeader,
     QTableView,
     QVBoxLayout,
     QWidget,
@@ -31,7 +35,20 @@ SORT_ROLE = Qt.ItemDataRole.UserRole
 SCORE_COLUMN = 5
 FLAGS_COLUMN = 6
 FLAG_NAMES = {HIGH_SUSPICION: "high suspicion", LIKELY_NORMAL: "likely normal", FLAG_TOP: "top fraction"}
-SCORE_HEADERS = {True: "Score (calibrated) [1-10]", False: "Score (uncalibrated)"}
+SCORE_HEADERS = {True: "Score [1-10]", False: "Score (raw)"}
+SCORE_HEADER_TIPS = {
+    True: "Calibrated exam probability [decile 1-10 among the site's exams]; the raw score in each tooltip",
+    False: "Raw model score, uncalibrated (the model has no site calibration)",
+}
+STATUS_COLUMN = 4
+# Left to right on screen: what the reader triages by comes right after the name, so that it shows at
+# the window's default worklist width; the model's column numbers stay as COLUMNS lists them.
+VISUAL_ORDER = (0, SCORE_COLUMN, FLAGS_COLUMN, STATUS_COLUMN, 2, 3, 1)
+# Pixels: a long name or flag list is elided (whole in the cell's tooltip) rather than pushing the
+# triage columns off screen; the panel is never narrower than the columns up to the status.
+PATIENT_WIDTH = 90
+FLAGS_WIDTH = 100
+MINIMUM_WIDTH = 380
 
 
 class ExamStatus(StrEnum):
@@ -105,8 +122,12 @@ class WorklistModel(QAbstractTableModel):
         return 0 if parent.isValid() else len(self.COLUMNS)
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole):
-        if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+        if orientation != Qt.Orientation.Horizontal:
+            return None
+        if role == Qt.ItemDataRole.DisplayRole:
             return SCORE_HEADERS[self.calibrated] if section == SCORE_COLUMN else self.COLUMNS[section]
+        if role == Qt.ItemDataRole.ToolTipRole and section == SCORE_COLUMN:
+            return SCORE_HEADER_TIPS[self.calibrated]
         return None
 
     def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
@@ -125,6 +146,8 @@ class WorklistModel(QAbstractTableModel):
             return self._text(entry, column)
         if role == Qt.ItemDataRole.TextAlignmentRole and column == SCORE_COLUMN:
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        if role == Qt.ItemDataRole.ToolTipRole and column in (0, FLAGS_COLUMN) and not hidden:
+            return self._text(entry, column) or None
         if (
             role == Qt.ItemDataRole.ToolTipRole
             and column == SCORE_COLUMN
@@ -215,6 +238,23 @@ class WorklistFilter(QSortFilterProxyModel):
         return super().filterAcceptsRow(source_row, source_parent)
 
 
+class SortArrowStyle(QProxyStyle):
+    """Header sort arrows that point the way the values run down the rows: ▲ ascending, ▼ descending.
+    (Qt passes ``SortDown`` for ascending order and Fusion draws it as ▼, which reads backwards.)"""
+
+    def drawPrimitive(self, element, option, painter, widget=None) -> None:
+        if element == QStyle.PrimitiveElement.PE_IndicatorHeaderArrow and isinstance(
+            option, QStyleOptionHeader
+        ):
+            flipped = QStyleOptionHeader(option)
+            if option.sortIndicator == QStyleOptionHeader.SortIndicator.SortUp:
+                flipped.sortIndicator = QStyleOptionHeader.SortIndicator.SortDown
+            elif option.sortIndicator == QStyleOptionHeader.SortIndicator.SortDown:
+                flipped.sortIndicator = QStyleOptionHeader.SortIndicator.SortUp
+            option = flipped
+        super().drawPrimitive(element, option, painter, widget)
+
+
 class WorklistTable(QTableView):
     """Enter opens the selected exam, as a double-click does."""
 
@@ -257,10 +297,21 @@ class WorklistPanel(QWidget):
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().hide()
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.table.horizontalHeader().setStretchLastSection(True)
+        header = self.table.horizontalHeader()
+        self._arrow_style = SortArrowStyle(header.style().name())
+        header.setStyle(self._arrow_style)
+        for visual, logical in enumerate(VISUAL_ORDER):
+            header.moveSection(header.visualIndex(logical), visual)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        for column, width in ((0, PATIENT_WIDTH), (FLAGS_COLUMN, FLAGS_WIDTH)):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.Interactive)
+            header.resizeSection(column, width)
+        header.setStretchLastSection(True)
+        self.table.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.table.sortByColumn(SCORE_COLUMN, Qt.SortOrder.DescendingOrder)  # most suspicious first
         self.table.open_requested.connect(self._open_index)
         self.table.doubleClicked.connect(self._open_index)
+        self.setMinimumWidth(MINIMUM_WIDTH)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.filter)

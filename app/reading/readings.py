@@ -16,11 +16,12 @@ cleanly, and the loser takes the next one.
 from __future__ import annotations
 
 import math
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -33,6 +34,8 @@ from gmic_core.metrics import hybrid
 
 PERCENT = 100.0  # the reader's unit (DESIGN.md conventions: readers enter 0-100 %)
 BIRADS_CATEGORIES = range(7)  # BI-RADS 0-6
+HIGH_PROBABILITY = 0.5  # an estimate at or above this contradicts a negative BI-RADS or no recall
+READER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._@-]{0,62}")  # fits a PostgreSQL role name
 SAVE_ATTEMPTS = 5  # a workstation reading whose revision another workstation took is tried again
 
 
@@ -56,27 +59,58 @@ def to_percent(probability: float) -> float:
 
 @dataclass(frozen=True)
 class Estimate:
-    """One reader's assessment of one breast; the probability (in [0, 1]) and BI-RADS may be unset
-    while the reader is still at it, but a recorded reading has a probability."""
+    """One reader's assessment of one breast; each answer may be unset (None) while the reader is still
+    at it, but a recorded reading has a probability, and a study reading (by default) every answer.
+    Values of the wrong type (``True`` as a BI-RADS category or a probability) are refused."""
 
     probability: float | None = None
     birads: int | None = None
-    recall: bool = False
+    recall: bool | None = None
 
     def __post_init__(self) -> None:
         probability = self.probability
         if probability is not None and (
-            not isinstance(probability, int | float)
+            isinstance(probability, bool)
+            or not isinstance(probability, int | float)
             or not math.isfinite(probability)
             or not 0 <= probability <= 1
         ):
             raise InvalidReadingError(
-                f"a probability of malignancy is in [0, 1] (0-100 %), got {probability!r}"
+                f"a probability of malignancy is a number in [0, 1] (0-100 %), got {probability!r}"
             )
         if self.birads is not None and (
-            not isinstance(self.birads, int) or self.birads not in BIRADS_CATEGORIES
+            isinstance(self.birads, bool)
+            or not isinstance(self.birads, int)
+            or self.birads not in BIRADS_CATEGORIES
         ):
-            raise InvalidReadingError(f"BI-RADS is 0-6, got {self.birads!r}")
+            raise InvalidReadingError(f"BI-RADS is a category 0-6, got {self.birads!r}")
+        if self.recall is not None and not isinstance(self.recall, bool):
+            raise InvalidReadingError(f"recall is yes or no (True or False), got {self.recall!r}")
+
+    def missing(self) -> tuple[str, ...]:
+        """The answers not given."""
+        return tuple(
+            name
+            for name, value in (
+                ("probability", self.probability),
+                ("BI-RADS", self.birads),
+                ("recall", self.recall),
+            )
+            if value is None
+        )
+
+    def contradictions(self) -> tuple[str, ...]:
+        """Answers that disagree with each other, which the reader must confirm (BI-RADS ATLAS, 5th
+        edition: 0 calls the woman back for more imaging, 1-2 are negative, 4-5 call for a biopsy)."""
+        found = []
+        high = self.probability is not None and self.probability >= HIGH_PROBABILITY
+        if high and self.birads in (1, 2):
+            found.append(f"a probability of {to_percent(self.probability):g} % with BI-RADS {self.birads}")
+        if high and self.recall is False:
+            found.append(f"a probability of {to_percent(self.probability):g} % without recall")
+        if self.birads in (0, 4, 5) and self.recall is False:
+            found.append(f"BI-RADS {self.birads} without recall")
+        return tuple(found)
 
 
 @dataclass(frozen=True)
@@ -110,12 +144,18 @@ def reading_row(
     submitted_at: datetime,
     study_id: int | None = None,
     study_case_id: int | None = None,
+    paused_s: float = 0.0,
+    confirmed: str | None = None,
 ) -> Reading:
     """The ``readings`` row recording ``estimate``: revision 0, or the next after ``previous``, which
-    it supersedes. ``model`` is what was on screen, so ``ai_shown`` records what was shown."""
+    it supersedes. ``model`` is what was on screen, so ``ai_shown`` records what was shown. The
+    reading time runs from ``started_at`` to ``submitted_at`` less ``paused_s``; ``confirmed`` names
+    the contradictions the reader confirmed. A recall not given is stored as no recall (the column
+    predates the choice): studies refuse it before it gets here."""
     if estimate.probability is None:
         raise InvalidReadingError(f"breast {side.value}: give a probability of malignancy")
     started = min(started_at, submitted_at)
+    elapsed = (submitted_at - started).total_seconds()
     return Reading(
         submission_key=submission_key,
         study_id=study_id,
@@ -137,7 +177,9 @@ def reading_row(
         else hybrid_score(estimate.probability, model.score, model.hybrid_weight),
         started_at=started,
         submitted_at=submitted_at,
-        duration_s=(submitted_at - started).total_seconds(),
+        duration_s=max(elapsed - paused_s, 0.0),
+        paused_s=min(paused_s, elapsed),
+        confirmed=confirmed,
     )
 
 
@@ -146,13 +188,35 @@ def estimate_of(row: Reading) -> Estimate:
     return Estimate(from_percent(row.probability), row.birads, row.recall)
 
 
-def ensure_reader(session: Session, name: str) -> Reader:
-    """The reader called ``name``, registered on first use."""
-    if not name.strip():
+def reader_id(name: str) -> str:
+    """``name`` as a reader id: surrounding space removed, checked against :data:`READER_ID`. Ids are
+    matched without regard to case (:func:`find_reader`)."""
+    given = " ".join(name.split())
+    if not given:
         raise InvalidReadingError("choose a reader")
-    reader = session.scalar(select(Reader).where(Reader.name == name))
+    if not READER_ID.fullmatch(given):
+        raise InvalidReadingError(
+            f"{name!r} is not a usable reader id: up to 63 letters, digits, spaces and . _ @ -, "
+            "beginning with a letter or digit"
+        )
+    return given
+
+
+def is_reader(name: str) -> ColumnElement[bool]:
+    """A condition: the reader (``readers`` row) has the id ``name``, up to case and surrounding space."""
+    return func.lower(Reader.name) == reader_id(name).lower()
+
+
+def find_reader(session: Session, name: str) -> Reader | None:
+    """The registered reader whose id is ``name`` up to case and surrounding space."""
+    return session.scalar(select(Reader).where(is_reader(name)).limit(1))
+
+
+def ensure_reader(session: Session, name: str) -> Reader:
+    """The reader called ``name`` (up to case and surrounding space), registered on first use."""
+    reader = find_reader(session, name)
     if reader is None:
-        reader = Reader(name=name)
+        reader = Reader(name=reader_id(name))
         session.add(reader)
         session.flush()
     return reader
@@ -222,7 +286,7 @@ def load_readings(store: Store, reader: str, exam_key: str) -> dict[Laterality, 
                 select(Reading)
                 .join(Exam, Reading.exam_id == Exam.id)
                 .join(Reader, Reading.reader_id == Reader.id)
-                .where(Reader.name == reader, Exam.exam_key == exam_key, Reading.study_id.is_(None))
+                .where(is_reader(reader), Exam.exam_key == exam_key, Reading.study_id.is_(None))
                 .order_by(Reading.revision)
             )
             return {Laterality(row.laterality): estimate_of(row) for row in rows}

@@ -8,7 +8,8 @@ Three groups:
   ``app.store.results`` stores and fetches a whole ``ExamResult`` through them.
 * **Reader studies**: :class:`Reader`, :class:`Study` (protocol, seed, the model shown),
   :class:`StudyCase` (the exams read), :class:`GroundTruth` (kept in its own table, read only by the
-  analysis), :class:`Assignment` (a reader's randomised order), :class:`Reading`.
+  analysis), :class:`Enrolment` (the study's roster), :class:`Assignment` (a reader's order),
+  :class:`Reading`, :class:`Exclusion` (a reader or reading left out of the analysis, with why).
 * **Triage**: :class:`TriageRun` (one ``gmic triage`` run: model, paths, counts),
   :class:`TriageFailure` (an exam or a file that could not be scored, with the reason; one row per
   exam or file, replaced when it fails again, removed once it is scored), :class:`OperatingPoint`
@@ -90,6 +91,7 @@ class Protocol(StrEnum):
     BLINDED = "blinded"  # AI hidden
     SEQUENTIAL = "sequential"  # each case read blinded, then again with AI shown: two readings
     AI_ASSISTED = "ai_assisted"  # AI shown from the start
+    CROSSOVER = "crossover"  # every case read in two sessions, unaided and aided, a washout apart
 
 
 class Phase(StrEnum):
@@ -326,6 +328,9 @@ class Study(Base):
     seed: Mapped[int]
     model_key: Mapped[str | None] = mapped_column(String(2000))  # whose predictions AI shows
     hybrid_weight: Mapped[float] = mapped_column(Float, default=0.5)  # lambda of the hybrid shown
+    washout_days: Mapped[float | None]  # crossover: days between a reader's two sessions
+    require_assessment: Mapped[bool] = mapped_column(Boolean, default=True)  # BI-RADS and recall required
+    confirm_submit: Mapped[bool] = mapped_column(Boolean, default=True)  # the panel asks before Submit
     created_at: Mapped[datetime] = mapped_column(default=utc_now)
 
     cases: Mapped[list[StudyCase]] = relationship(
@@ -362,6 +367,41 @@ class GroundTruth(Base):
     study_case_id: Mapped[int] = mapped_column(ForeignKey("study_cases.id", ondelete="CASCADE"), index=True)
     laterality: Mapped[str] = mapped_column(String(1))
     malignant: Mapped[bool] = mapped_column(Boolean)
+
+
+class Enrolment(Base):
+    """``reader`` is enrolled in ``study`` by the coordinator, ``position``-th (0-based): the row of the
+    study's balanced design the reader reads, and in a crossover study the arm (``aided_first``)."""
+
+    __tablename__ = "study_readers"
+    __table_args__ = (
+        UniqueConstraint("study_id", "reader_id", name="uq_study_readers_reader"),
+        UniqueConstraint("study_id", "position", name="uq_study_readers_position"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    reader_id: Mapped[int] = mapped_column(ForeignKey("readers.id"), index=True)
+    position: Mapped[int]
+    aided_first: Mapped[bool] = mapped_column(Boolean, default=False)
+    enrolled_at: Mapped[datetime] = mapped_column(default=utc_now)
+
+    reader: Mapped[Reader] = relationship()
+
+
+class Exclusion(Base):
+    """A reader, or one reading, left out of a study's analysis by the coordinator, with the reason and
+    time. Nothing is deleted: the readings stay, and the export shows them with the exclusion."""
+
+    __tablename__ = "study_exclusions"
+    __table_args__ = (CheckConstraint("reader_id IS NOT NULL OR reading_id IS NOT NULL", name="what"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
+    reader_id: Mapped[int | None] = mapped_column(ForeignKey("readers.id"))
+    reading_id: Mapped[int | None] = mapped_column(ForeignKey("readings.id"))
+    reason: Mapped[str] = mapped_column(String(2000))
+    excluded_at: Mapped[datetime] = mapped_column(default=utc_now)
 
 
 class Assignment(Base):
@@ -443,7 +483,9 @@ class Reading(Base):
     hybrid: Mapped[float | None]
     started_at: Mapped[datetime]
     submitted_at: Mapped[datetime]
-    duration_s: Mapped[float]
+    duration_s: Mapped[float]  # reading time: from every view on screen to submission, pauses excluded
+    paused_s: Mapped[float | None]  # time paused within it (None: recorded before migration 0005)
+    confirmed: Mapped[str | None] = mapped_column(String(2000))  # contradictions the reader confirmed
 
 
 class ImmutableReadingError(RuntimeError):

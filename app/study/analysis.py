@@ -10,11 +10,14 @@ malignancy probability of that breast as the readers were shown it, stored with 
 :func:`analyze` writes to ``out_dir``:
 
 * ``analysis.json``: ``readers`` (reader -> modality -> empirical ROC AUC), ``readers_pr_auc``,
-  ``readers_auc_ci`` (DeLong 95 % intervals), ``modalities`` (reader-averaged AUC) and
+  ``readers_auc_ci`` (DeLong 95 % intervals on the logit scale, within [0, 1]; named in
+  ``auc_interval_method``), ``modalities`` (reader-averaged AUC) and
   ``modality_ci`` (the single-modality OR interval), ``model`` (AUC, PR AUC, DeLong interval),
   ``or`` (``jackknife`` and ``delong``: ``F``, ``df1``, ``ddf`` (Hillis), ``p``, ``difference``
   (first modality minus second) and ``ci``), ``dbm`` (the same from DBM, a cross-check),
-  ``averaged_roc`` (mean TPR on an FPR grid per modality, paper figure 4), ``hybrid`` (per modality
+  ``averaged_roc`` (the vertical average of the readers' empirical ROC curves per modality, paper
+  figure 4, whose area is the mean AUC), ``warnings`` (shown first: small sizes, analyses skipped,
+  what was left out), ``left_out`` and ``interim``, ``hybrid`` (per modality
   and reader the AUC of ``lambda * rating / rating_scale + (1 - lambda) * model`` over lambda, at
   0.5 and at the best lambda*), and ``specificity`` (model and hybrids at the readers' mean
   sensitivity, with Clopper-Pearson intervals); ids as they appear in the input;
@@ -25,6 +28,7 @@ malignancy probability of that breast as the readers were shown it, stored with 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,16 +42,19 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.store.database import Store
-from app.store.models import GroundTruth, Phase, Reader, Reading, Study, StudyCase
+from app.store.models import Enrolment, Exclusion, GroundTruth, Phase, Reader, Reading, Study, StudyCase
 from app.store.results import latest_model_run
+from app.study.service import PHASES
 from gmic_core import metrics, mrmc
 from gmic_core.errors import GMICError
 
 RATING_COLUMNS = ("reader", "case", "modality", "truth", "rating")
 LAMBDAS = np.round(np.linspace(0.0, 1.0, 21), 2)  # 0, 0.05, ..., 1: includes lambda = 0.5
-FPR_GRID = np.linspace(0.0, 1.0, 101)
 # The hybrid mixes a reader's probability with the model's: ratings on 0-1 or on 0-100 %.
 PROBABILITY_SCALES = (1.0, 100.0)
+# Below these sizes the report warns (Obuchowski, Acad Radiol 2004: MRMC sizing; a rule of thumb).
+MIN_READERS, MIN_CASES, MIN_POSITIVES = 3, 50, 10
+AUC_INTERVAL_METHOD = mrmc.AUC_INTERVAL_METHOD
 
 
 class AnalysisError(GMICError):
@@ -64,6 +71,8 @@ class RatingTable:
     recall: np.ndarray | None = None  # [modalities, readers, cases] bool, the readers' decisions
     model: np.ndarray | None = None  # [cases], the model's probability (0-1)
     rating_scale: float = 100.0  # rating / rating_scale is in [0, 1] for the hybrid (with a model)
+    left_out: tuple[str, ...] = ()  # readers and cases of a study left out of the analysis, and why
+    interim: bool = False  # complete readers only, while the study goes on
 
 
 def read_ratings_csv(
@@ -188,8 +197,11 @@ def _table(
     )
 
 
-def study_ratings(store: Store, study_name: str) -> RatingTable:
-    """A study's latest readings as a rating table (see the module docstring)."""
+def study_ratings(store: Store, study_name: str, interim: bool = False) -> RatingTable:
+    """A study's latest readings as a rating table (see the module docstring), without the readers
+    and readings the coordinator excluded. Enrolled readers who never submitted are left out. Any
+    other reader who has not read every case refuses a full report; ``interim`` leaves them out
+    instead. Cases with an excluded reading are left out. ``left_out`` says whom, what and why."""
     with store.session() as session:
         study = session.scalar(select(Study).where(Study.name == study_name))
         if study is None:
@@ -203,8 +215,15 @@ def study_ratings(store: Store, study_name: str) -> RatingTable:
                 .order_by(StudyCase.id, GroundTruth.laterality)
             )
         }
-        entries = {}
-        shown: dict[tuple[str, str, str], float | None] = {}  # the model score each reading was shown
+        exclusions = session.execute(
+            select(Reader.name, Exclusion.reading_id, Exclusion.reason)
+            .outerjoin(Reader, Exclusion.reader_id == Reader.id)
+            .where(Exclusion.study_id == study.id)
+        ).all()
+        excluded_readers = {name: reason for name, _, reason in exclusions if name is not None}
+        excluded_readings = {reading: reason for _, reading, reason in exclusions if reading is not None}
+        left_out = [f"reader {name}: excluded ({reason})" for name, reason in excluded_readers.items()]
+        latest: dict[tuple[str, str, str], Reading] = {}
         for reader, case_key, reading in session.execute(
             select(Reader.name, StudyCase.case_key, Reading)
             .join(Reader, Reading.reader_id == Reader.id)
@@ -212,23 +231,65 @@ def study_ratings(store: Store, study_name: str) -> RatingTable:
             .where(Reading.study_id == study.id)
             .order_by(Reading.id)  # later revisions supersede earlier ones
         ):
-            key = (reader, f"{case_key}:{reading.laterality}", reading.phase)
-            entries[key] = (reading.probability, reading.recall)
-            shown[key] = reading.model_score
+            if reader not in excluded_readers:
+                latest[(reader, f"{case_key}:{reading.laterality}", reading.phase)] = reading
+        dropped_cases = {}
+        for (reader, breast, _phase), reading in list(latest.items()):
+            if reading.id in excluded_readings:
+                dropped_cases[breast] = (
+                    f"reading {reading.id} of {reader} excluded ({excluded_readings[reading.id]})"
+                )
+        enrolled = session.scalars(
+            select(Reader.name)
+            .join(Enrolment, Enrolment.reader_id == Reader.id)
+            .where(Enrolment.study_id == study.id)
+            .order_by(Enrolment.position)
+        )
+        readers_with = {reader for reader, _, _ in latest}
+        left_out += [
+            f"reader {name}: never submitted a reading"
+            for name in enrolled
+            if name not in readers_with and name not in excluded_readers
+        ]
+        needed = len(truth) * len(PHASES[study.protocol])
+        for reader in sorted(readers_with):
+            done = sum(1 for (who, _, _) in latest if who == reader)
+            missing = needed - done
+            if missing == 0:
+                continue
+            if not interim:
+                raise AnalysisError(
+                    f"study {study_name!r}: reader {reader} has read {done} of {needed} breast readings: "
+                    "wait until every reader has finished, run an interim report (--interim: complete "
+                    "readers only), or exclude the reader with a reason (gmic study readers --exclude)"
+                )
+            left_out.append(f"reader {reader}: {done} of {needed} breast readings (interim report)")
+            latest = {key: reading for key, reading in latest.items() if key[0] != reader}
+        left_out += [f"case {breast}: {reason}" for breast, reason in dropped_cases.items()]
+        truth = {breast: malignant for breast, malignant in truth.items() if breast not in dropped_cases}
+        entries = {
+            key: (reading.probability, reading.recall)
+            for key, reading in latest.items()
+            if key[1] not in dropped_cases
+        }
+        shown = {key: reading.model_score for key, reading in latest.items()}
         model_reader = None
         if study.model_key:
             model_reader = "model"
             for case in study.cases:
                 for side in case.breasts:
+                    if f"{case.case_key}:{side}" in dropped_cases:
+                        continue
                     score = _model_score(session, study, case, side, shown, study_name)
                     if score is not None:
                         entries[(model_reader, f"{case.case_key}:{side}", Phase.UNAIDED.value)] = (
                             score,
                             None,
                         )
-    if not entries:
-        raise AnalysisError(f"study {study_name!r} has no readings yet")
-    return _table(entries, truth, model_reader, 100.0, True, f"study {study_name!r}")
+    if not any(key[0] != model_reader for key in entries):
+        raise AnalysisError(f"study {study_name!r} has no {'complete reader' if interim else 'readings'} yet")
+    table = _table(entries, truth, model_reader, 100.0, True, f"study {study_name!r}")
+    return dataclasses.replace(table, left_out=tuple(left_out), interim=interim)
 
 
 def _model_score(
@@ -280,6 +341,10 @@ def analyze(table: RatingTable, out_dir: Path, sensitivity: float | None = None)
     truth = table.truth
     aucs = mrmc.empirical_aucs(table.ratings, truth)
     report: dict[str, Any] = {
+        "warnings": warnings(table),
+        "interim": table.interim,
+        "left_out": list(table.left_out),
+        "auc_interval_method": AUC_INTERVAL_METHOD,
         "cases": len(table.cases),
         "positives": int(truth.sum()),
         "readers": {
@@ -302,7 +367,7 @@ def analyze(table: RatingTable, out_dir: Path, sensitivity: float | None = None)
         },
         "modalities": {modality: float(aucs[i].mean()) for i, modality in enumerate(table.modalities)},
         "averaged_roc": {
-            modality: {"fpr": FPR_GRID.tolist(), "tpr": averaged_roc(table.ratings[i], truth).tolist()}
+            modality: _curve(*averaged_roc(table.ratings[i], truth))
             for i, modality in enumerate(table.modalities)
         },
     }
@@ -336,6 +401,33 @@ def analyze(table: RatingTable, out_dir: Path, sensitivity: float | None = None)
     return report
 
 
+def _curve(fpr: np.ndarray, tpr: np.ndarray) -> dict[str, list[float]]:
+    return {"fpr": fpr.tolist(), "tpr": tpr.tolist()}
+
+
+def warnings(table: RatingTable) -> list[str]:
+    """What the reader of the report must know before its numbers: sizes too small for the
+    statistics to be trusted, analyses skipped and why, readers and cases left out."""
+    found = []
+    readers, cases, positives = len(table.readers), len(table.cases), int(table.truth.sum())
+    if table.interim:
+        found.append("interim report: complete readers only, while the study goes on")
+    if readers < MIN_READERS:
+        found.append(f"{readers} reader(s): fewer than {MIN_READERS}, the MRMC results generalise poorly")
+    if cases < MIN_CASES:
+        found.append(f"{cases} cases: fewer than {MIN_CASES}, intervals and p-values are unreliable")
+    if positives < MIN_POSITIVES:
+        found.append(
+            f"{positives} positive case(s): fewer than {MIN_POSITIVES}, sensitivity is barely estimated"
+        )
+    if readers < 2:
+        found.append("MRMC analysis skipped: it needs at least two readers")
+    elif len(table.modalities) < 2:
+        found.append("MRMC comparison skipped: one modality only (single-modality intervals given)")
+    found += [f"left out: {item}" for item in table.left_out]
+    return found
+
+
 def _comparison(result: mrmc.ORResult | mrmc.DBMResult) -> dict[str, Any]:
     difference = result.differences[0]
     return {
@@ -349,16 +441,32 @@ def _comparison(result: mrmc.ORResult | mrmc.DBMResult) -> dict[str, Any]:
     }
 
 
-def averaged_roc(ratings: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    """Mean over readers (``ratings[readers, cases]``) of each reader's TPR at each FPR of the grid,
-    taking the upper end of vertical steps (paper figure 4)."""
-    curves = []
-    for reader_ratings in ratings:
-        fpr, tpr, _ = metrics.roc_curve(truth, reader_ratings)
-        distinct, first = np.unique(fpr, return_index=True)
-        upper = np.maximum.reduceat(tpr, first)
-        curves.append(np.interp(FPR_GRID, distinct, upper))
-    return np.mean(curves, axis=0)
+def averaged_roc(ratings: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The vertical average over readers (``ratings[readers, cases]``) of each reader's empirical ROC
+    curve (steps, with a diagonal where positives and negatives tie): (fpr, tpr) at every reader's
+    false-positive rates, each twice (below and above a vertical step). Between those points every
+    reader's curve is a straight line, so the area under the average is exactly the mean AUC."""
+    curves = [metrics.roc_curve(truth, reader_ratings)[:2] for reader_ratings in ratings]
+    grid = np.unique(np.concatenate([fpr for fpr, _ in curves]))
+    below = np.mean([_roc_at(fpr, tpr, grid, side="left") for fpr, tpr in curves], axis=0)
+    above = np.mean([_roc_at(fpr, tpr, grid, side="right") for fpr, tpr in curves], axis=0)
+    return np.repeat(grid, 2), np.column_stack([below, above]).ravel()
+
+
+def _roc_at(fpr: np.ndarray, tpr: np.ndarray, grid: np.ndarray, side: str) -> np.ndarray:
+    """One empirical ROC curve at ``grid``: the bottom (``left``) or top (``right``) of a vertical
+    step there; between its points the curve is straight."""
+    index = np.searchsorted(fpr, grid, side=side)  # fpr is sorted: the first point at or after
+    if side == "right":  # the last point at or before: the top of a step
+        index = index - 1
+        after = np.minimum(index + 1, fpr.size - 1)
+        span = fpr[after] - fpr[index]
+        fraction = np.divide(grid - fpr[index], span, out=np.zeros_like(grid), where=span > 0)
+        return tpr[index] + fraction * (tpr[after] - tpr[index])
+    before = np.maximum(index - 1, 0)
+    span = fpr[index] - fpr[before]
+    fraction = np.divide(fpr[index] - grid, span, out=np.zeros_like(grid), where=span > 0)
+    return tpr[index] - fraction * (tpr[index] - tpr[before])
 
 
 def _hybrid_scores(table: RatingTable, modality: int, reader: int, weight: float) -> np.ndarray:
@@ -424,8 +532,7 @@ def _plot_roc(table: RatingTable, aucs: np.ndarray, path: Path) -> None:
             fpr, tpr, _ = metrics.roc_curve(table.truth, table.ratings[i, j])
             axes.plot(fpr, tpr, linewidth=0.8, alpha=0.6, label=f"{reader}: {aucs[i, j]:.3f}")
         axes.plot(
-            FPR_GRID,
-            averaged_roc(table.ratings[i], table.truth),
+            *averaged_roc(table.ratings[i], table.truth),
             color="black",
             linewidth=2,
             label=f"reader average: {aucs[i].mean():.3f}",

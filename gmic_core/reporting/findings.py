@@ -37,8 +37,8 @@ class SaliencyRegion:
 
 @dataclass(frozen=True)
 class RoiPatch:
-    """One ROI patch: its file-frame box (top, left, bottom, right; exclusive), the attention the
-    local network gave it and the ensemble member that chose it."""
+    """One ROI patch that covers image pixels: its file-frame box (top, left, bottom, right;
+    exclusive), the attention the local network gave it and the ensemble member that chose it."""
 
     box: tuple[float, float, float, float]
     attention: float
@@ -64,10 +64,7 @@ def view_findings(result: ViewResult, frame: FileFrame, threshold: float = DEFAU
         for channel, kind in enumerate(SaliencyKind)
         for region in _regions(saliency[channel], kind, threshold)
     )
-    rois = tuple(
-        RoiPatch(frame.box(box), attention, member)
-        for box, attention, member in zip(result.roi_boxes, result.attention, result.roi_member, strict=True)
-    )
+    rois = tuple(RoiPatch(frame.box(roi.box), roi.attention, roi.member) for roi in result.rois)
     return ViewFindings(result, frame, saliency, regions, rois, threshold)
 
 

@@ -1,7 +1,7 @@
 """Training configuration: every hyperparameter of a run, read from a TOML file.
 
 The paper's random search (section 3.2) drew the learning rate from 10^[-5.5, -4] (log-uniform),
-beta from 10^[-5.5, -3.5] and top-t from {1, 2, 3, 5, 10, 20} %; `configs/` holds examples.
+beta from 10^[-5.5, -3.5] and top-t from {1, 2, 3, 5, 10, 20} %; `configs/demo/` holds the runs that made the demo model.
 """
 
 from __future__ import annotations

@@ -50,6 +50,7 @@ def fake_exam_result(
             saliency=rng.random((2, 46, 30), dtype=np.float32),
             attention=tuple(float(a) for a in rng.dirichlet(np.ones(6))),
             patch_locations=tuple((int(r), int(c)) for r, c in rng.integers(0, 1700, (6, 2))),
+            patch_outside_image=(False,) * 6,
             roi_boxes=tuple(
                 (int(r), int(c), int(r) + 256, int(c) + 256) for r, c in rng.integers(0, 3000, (6, 2))
             ),

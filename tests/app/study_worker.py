@@ -22,7 +22,7 @@ def main(url: str, study: str, reader: str) -> None:
         count += 1
         estimates = {side: Estimate((count % 101) / 100, count % 7, count % 2 == 0) for side in task.breasts}
         try:
-            readings = session.submit(task, estimates, model_shown=True)
+            readings = session.submit(task, estimates, model_shown=True, confirmed=True)
         except (AlreadySubmittedError, StaleCaseError):
             print(f"raced {task.case_key}", flush=True)
             continue

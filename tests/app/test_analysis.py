@@ -104,6 +104,7 @@ def test_a_simulated_study_recovers_the_readers_true_aucs(store, tmp_path, monke
     service = StudyService(store)
     service.create_study("sim", cases, Protocol.SEQUENTIAL, seed=1, model_key=IDENTITY.key)
     for reader, (unaided_auc, aided_auc) in true_auc.items():
+        service.enrol("sim", reader)
         percent = {
             phase: 100 * stats.norm.cdf(latent(auc) - 1)
             for phase, auc in (("unaided", unaided_auc), ("aided", aided_auc))
@@ -113,7 +114,8 @@ def test_a_simulated_study_recovers_the_readers_true_aucs(store, tmp_path, monke
             index = int(task.case_key.split("-")[1])
             values = percent[task.phase.value][index]
             estimates = {
-                side: Estimate(values[k] / 100, recall=bool(values[k] > 50)) for k, side in enumerate(sides)
+                side: Estimate(values[k] / 100, 4 if values[k] >= 50 else 2, bool(values[k] >= 50))
+                for k, side in enumerate(sides)
             }
             session.submit(task, estimates, model_shown=True)
     database = store.engine.url.render_as_string(hide_password=False)
@@ -174,9 +176,10 @@ POSITIVE = ("exam-0", "exam-1")
 
 
 def _read_all(service, study, reader):
+    service.enrol(study, reader)
     session = service.open_session(study, reader)
     while (task := session.current()) is not None:
-        estimate = Estimate(0.9 if task.case_key in POSITIVE else 0.3)
+        estimate = Estimate(0.9, 4, True) if task.case_key in POSITIVE else Estimate(0.3, 2, False)
         session.submit(task, {Laterality.LEFT: estimate}, model_shown=True)
 
 

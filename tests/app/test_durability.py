@@ -33,10 +33,15 @@ def _worker(url: str, study: str, reader: str) -> subprocess.Popen:
     )
 
 
-def _create(url: str, study: str, cases: int, breasts=(Laterality.LEFT, Laterality.RIGHT)) -> None:
+def _create(
+    url: str, study: str, cases: int, breasts=(Laterality.LEFT, Laterality.RIGHT), readers=("reader-1",)
+) -> None:
     store = open_store(url)
     specs = [CaseSpec(f"exam-{index:04d}", dict.fromkeys(breasts, index % 4 == 0)) for index in range(cases)]
-    StudyService(store).create_study(study, specs, Protocol.BLINDED, seed=11)
+    service = StudyService(store)
+    service.create_study(study, specs, Protocol.BLINDED, seed=11)
+    for reader in readers:
+        service.enrol(study, reader)
     store.dispose()
 
 
@@ -79,7 +84,9 @@ def _run_all(workers: list[subprocess.Popen]) -> list[str]:
 
 
 def test_four_processes_submit_200_readings_each_without_loss_or_duplicates(postgres_url):
-    _create(postgres_url, "busy", cases=200, breasts=(Laterality.LEFT,))
+    _create(
+        postgres_url, "busy", cases=200, breasts=(Laterality.LEFT,), readers=[f"reader-{i}" for i in range(4)]
+    )
     workers = [_worker(postgres_url, "busy", f"reader-{index}") for index in range(4)]
     lines = _run_all(workers)
     acknowledged = [int(line.split()[2]) for line in lines if line.startswith("submitted")]

@@ -65,7 +65,10 @@ def _study(roles: Roles, protocol: Protocol = Protocol.BLINDED) -> None:
     with store.session() as session:
         for index, case in enumerate(CASES):
             save_exam_result(session, fake_exam_result(case.case_key, seed=index, malignant={L: 0.3, R: 0.2}))
-    StudyService(store).create_study("pilot", CASES, protocol, seed=3, model_key=IDENTITY.key)
+    service = StudyService(store)
+    service.create_study("pilot", CASES, protocol, seed=3, model_key=IDENTITY.key)
+    service.enrol("pilot", roles.names["reader"])
+    service.enrol("pilot", roles.names["other_reader"])
     store.dispose()
 
 
@@ -178,7 +181,8 @@ def test_the_coordinator_runs_the_study_workflow(roles, tmp_path, capsys):
         session = StudyService(store).open_session("pilot", name)
         while (task := session.current()) is not None:
             truth = task.case_key in ("exam-0", "exam-1")
-            session.submit(task, {L: Estimate(0.9 if truth else 0.2), R: Estimate(0.1)}, model_shown=True)
+            left = Estimate(0.9, 4, True) if truth else Estimate(0.2, 2, False)
+            session.submit(task, {L: left, R: Estimate(0.1, 1, False)}, model_shown=True)
         store.dispose()
     out = tmp_path / "report"
     assert cli.main(["study", "report", "pilot", "--db", roles.coordinator, "--out", str(out)]) == 0

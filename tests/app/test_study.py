@@ -6,21 +6,25 @@ from __future__ import annotations
 import dataclasses
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.reading.readings import Estimate
-from app.store.models import Phase, Protocol, Reading
+from app.store.models import Exclusion, Phase, Protocol, Reader, Reading
 from app.store.results import save_exam_result
 from app.study.cases import CaseListError, CaseSpec, read_case_list
+from app.study.design import balanced_order, williams_rows
 from app.study.service import (
     AlreadySubmittedError,
+    ContradictionError,
     InvalidReadingError,
+    NotEnrolledError,
     ProtocolError,
     StaleCaseError,
     StudyError,
     StudyService,
-    reading_order,
+    WashoutError,
 )
 from gmic_core.imaging.views import Laterality
 from tests.app.factories import IDENTITY, fake_exam_result
@@ -50,8 +54,28 @@ def _with_model_results(store, cases=CASES):
             )
 
 
-def _estimate(probability=30.0, recall=False, birads=2):
-    return {L: Estimate(probability / 100, birads, recall), R: Estimate(0.1, 1, False)}
+def _estimate(probability=30.0, recall=None, birads=None):
+    """Answers that agree with each other unless given otherwise."""
+    high = probability >= 50
+    birads = (4 if high else 2) if birads is None else birads
+    return {
+        L: Estimate(probability / 100, birads, high if recall is None else recall),
+        R: Estimate(0.1, 1, False),
+    }
+
+
+def _blinded_session(service, study, reader="ann", **options):
+    """A blinded study over CASES with ``reader`` enrolled, and their session."""
+    service.create_study(study, CASES, Protocol.BLINDED, seed=1, **options)
+    service.enrol(study, reader)
+    return service.open_session(study, reader)
+
+
+def _shown(session):
+    """The case to read, with every view on screen (its reading clock started)."""
+    task = session.current()
+    session.views_shown(task)
+    return task
 
 
 def test_case_lists_from_csv_and_from_a_synthetic_manifest(tmp_path):
@@ -91,16 +115,32 @@ def test_bad_case_lists_say_what_is_wrong(tmp_path, content, message):
         read_case_list(path)
 
 
-def test_reading_orders_are_seeded_per_reader():
-    assert reading_order(7, "reader-1", 20) == reading_order(7, "reader-1", 20)
-    assert reading_order(7, "reader-1", 20) != reading_order(7, "reader-2", 20)
-    assert reading_order(7, "reader-1", 20) != reading_order(8, "reader-1", 20)
-    assert sorted(reading_order(7, "reader-1", 20)) == list(range(20))
+@pytest.mark.parametrize("cases", [1, 2, 3, 4, 7, 10])
+@pytest.mark.parametrize("readers", [2, 5, 9, 21])
+def test_reading_orders_are_balanced_seeded_and_differ_between_readers(cases, readers):
+    orders = [balanced_order(7, position, cases) for position in range(readers)]
+    assert all(sorted(order) == list(range(cases)) for order in orders)
+    at = np.zeros((cases, cases), dtype=int)  # [case, position]: how many readers read it there
+    for order in orders:
+        at[order, np.arange(cases)] += 1
+    assert at.max() - at.min() <= 1
+    assert orders == [balanced_order(7, position, cases) for position in range(readers)]
+    if cases > 1:
+        assert orders[0] != orders[1]
+    if cases > 3:
+        assert orders != [balanced_order(8, position, cases) for position in range(readers)]
+
+
+def test_williams_rows_follow_each_case_by_each_other_once():
+    rows = williams_rows(6)
+    pairs = [(row[k], row[k + 1]) for row in rows for k in range(5)]
+    assert len(pairs) == len(set(pairs)) == 6 * 5
 
 
 def test_a_blinded_study_hides_the_model_and_keeps_truth_apart(store):
     service = StudyService(store)
     service.create_study("pilot", CASES, Protocol.BLINDED, seed=3)
+    service.enrol("pilot", "reader-1")
     assert service.study_names() == ["pilot"]
     session = service.open_session("pilot", "reader-1")
     task = session.current()
@@ -115,7 +155,7 @@ def test_a_blinded_study_hides_the_model_and_keeps_truth_apart(store):
     while (task := session.current()) is not None:
         order.append(int(task.case_key.split("-")[1]))
         session.submit(session.current(), _estimate(), model_shown=True)
-    assert order == reading_order(3, "reader-1", 6)
+    assert order == balanced_order(3, 0, 6)
     assert session.progress().done == 6
     with pytest.raises(ProtocolError):
         session.go_back()
@@ -142,12 +182,16 @@ def test_a_sequential_read_logs_a_blinded_then_an_aided_reading(store):
     service.create_study(
         "seq", CASES, Protocol.SEQUENTIAL, seed=5, model_key=IDENTITY.key, hybrid_weight=0.25
     )
+    service.enrol("seq", "reader-1")
     session = service.open_session("seq", "reader-1")
     first = session.current()
     assert first.phase is Phase.UNAIDED
     assert first.ai is None
+    assert first.earlier == {}
+    clock.advance(2.5)  # loading the images is not reading time
+    session.views_shown(first)
     clock.advance(42)
-    (left, _right) = session.submit(session.current(), _estimate(probability=80.0), model_shown=True)
+    (left, _right) = session.submit(first, _estimate(probability=80.0), model_shown=True)
     assert left.duration_s == 42.0
     assert not left.ai_shown
     assert left.hybrid is None
@@ -156,8 +200,10 @@ def test_a_sequential_read_logs_a_blinded_then_an_aided_reading(store):
     assert second.phase is Phase.AIDED
     index = int(first.case_key.split("-")[1])
     assert second.ai.scores == {L: pytest.approx(0.1 * index), R: pytest.approx(0.05)}
+    assert second.earlier == {L: Estimate(0.8, 4, True), R: Estimate(0.1, 1, False)}  # shown beside the model
+    session.views_shown(second)
     clock.advance(7.5)
-    aided_left, _ = session.submit(session.current(), _estimate(probability=60.0), model_shown=True)
+    aided_left, _ = session.submit(second, _estimate(probability=60.0), model_shown=True)
     assert aided_left.ai_shown
     assert aided_left.phase is Phase.AIDED
     assert aided_left.duration_s == 7.5
@@ -174,10 +220,11 @@ def test_an_ai_assisted_read_may_go_back_and_supersede(store):
     clock = Clock()
     service = StudyService(store, clock)
     service.create_study("assist", CASES, Protocol.AI_ASSISTED, seed=2, model_key=IDENTITY.key)
+    service.enrol("assist", "reader-1")
     session = service.open_session("assist", "reader-1")
     with pytest.raises(ProtocolError, match="first case"):
         session.go_back()
-    first = session.current()
+    first = _shown(session)
     assert first.ai is not None
     assert first.may_go_back
     clock.advance(30)
@@ -185,6 +232,7 @@ def test_an_ai_assisted_read_may_go_back_and_supersede(store):
     revisit = session.go_back()
     assert revisit.case_key == first.case_key
     assert revisit.revisiting
+    session.views_shown(revisit)
     clock.advance(5)
     (replacement, _) = session.submit(session.current(), _estimate(probability=70.0), model_shown=True)
     assert replacement.revision == 1
@@ -202,15 +250,16 @@ def test_sessions_resume_where_the_reader_was(store):
     clock = Clock()
     service = StudyService(store, clock)
     service.create_study("resume", CASES, Protocol.BLINDED, seed=9)
+    service.enrol("resume", "reader-1")
     session = service.open_session("resume", "reader-1")
     for _ in range(2):
         session.current()
         session.submit(session.current(), _estimate(), model_shown=True)
-    pending = session.current()
+    pending = _shown(session)
     clock.advance(3600)  # the application is closed for an hour with a case open
-    reopened = StudyService(store, clock).open_session("resume", "reader-1")
+    reopened = StudyService(store, clock).open_session("resume", "Reader-1 ")  # the same reader
     assert reopened.progress().done == 2
-    task = reopened.current()
+    task = _shown(reopened)
     assert task.case_key == pending.case_key
     assert task.position == 2
     clock.advance(12)
@@ -221,6 +270,8 @@ def test_sessions_resume_where_the_reader_was(store):
 def test_readers_never_see_each_others_readings(store):
     service = StudyService(store)
     service.create_study("two", CASES, Protocol.BLINDED, seed=4)
+    service.enrol("two", "reader-1")
+    service.enrol("two", "reader-2")
     first = service.open_session("two", "reader-1")
     first.current()
     first.submit(first.current(), _estimate(probability=99.0), model_shown=True)
@@ -236,6 +287,7 @@ def test_readers_never_see_each_others_readings(store):
 def test_bad_readings_are_refused_and_nothing_is_stored(store):
     service = StudyService(store)
     service.create_study("bad", CASES, Protocol.BLINDED, seed=4)
+    service.enrol("bad", "reader-1")
     session = service.open_session("bad", "reader-1")
     session.current()
     with pytest.raises(InvalidReadingError, match="0-100 %"):
@@ -252,6 +304,7 @@ def test_bad_readings_are_refused_and_nothing_is_stored(store):
 def test_a_retried_submission_is_stored_once(store):
     service = StudyService(store)
     service.create_study("retry", CASES, Protocol.BLINDED, seed=4)
+    service.enrol("retry", "reader-1")
     session = service.open_session("retry", "reader-1")
     session.current()
     first = session.submit(session.current(), _estimate(), model_shown=True, submission_key="key-1")
@@ -264,6 +317,7 @@ def test_a_stale_window_cannot_file_its_reading_on_another_case(store):
     service = StudyService(store)
     _with_model_results(store)
     service.create_study("two", CASES, Protocol.SEQUENTIAL, seed=5, model_key=IDENTITY.key)
+    service.enrol("two", "ann")
     first, second = service.open_session("two", "ann"), service.open_session("two", "ann")
     seen_by_both = first.current()
     assert second.current() == seen_by_both
@@ -277,6 +331,7 @@ def test_ai_shown_records_what_was_on_screen(store):
     service = StudyService(store)
     _with_model_results(store)
     service.create_study("aided", CASES, Protocol.AI_ASSISTED, seed=5, model_key=IDENTITY.key)
+    service.enrol("aided", "ann")
     session = service.open_session("aided", "ann")
     left, _ = session.submit(session.current(), _estimate(), model_shown=False)
     assert (left.ai_shown, left.model_score, left.hybrid) == (False, None, None)
@@ -287,6 +342,8 @@ def test_blinded_and_sequential_cases_stay_hidden_until_read_unaided(store):
     _with_model_results(store)
     service.create_study("seq", CASES, Protocol.SEQUENTIAL, seed=5, model_key=IDENTITY.key)
     assert service.exams_to_read_unaided("ann") == frozenset()  # not a reader of the study yet
+    service.enrol("seq", "ann")
+    assert service.exams_to_read_unaided("ann") == {case.case_key for case in CASES}  # from enrolment
     session = service.open_session("seq", "ann")
     task = session.current()
     assert service.exams_to_read_unaided("ann") == {case.case_key for case in CASES}
@@ -300,3 +357,142 @@ def test_case_paths_are_stored_absolute(tmp_path, monkeypatch):
     (tmp_path / "cases.csv").write_text("exam_id,left_malignant,right_malignant,path\na,1,0,exams/a\n")
     (case,) = read_case_list("cases.csv")
     assert case.source == str(tmp_path / "exams" / "a")
+
+
+def test_only_enrolled_readers_read_and_a_typo_is_not_a_new_reader(store):
+    service = StudyService(store)
+    service.create_study("roster", CASES, Protocol.BLINDED, seed=1)
+    service.enrol("roster", "Edge-1")
+    assert service.open_session("roster", " edge-1 ").reader == "Edge-1"
+    with pytest.raises(NotEnrolledError, match=r"not enrolled.*gmic study readers"):
+        service.open_session("roster", "Edge-l")
+    with pytest.raises(StudyError, match="enrolled in study 'roster' already"):
+        service.enrol("roster", "EDGE-1")
+    with pytest.raises(InvalidReadingError, match="not a usable reader id"):
+        service.enrol("roster", "ann;drop")
+    with store.session() as db:
+        assert db.scalar(select(func.count()).select_from(Reader)) == 1
+
+
+def test_an_excluded_reader_keeps_their_readings_but_reads_no_more(store):
+    service = StudyService(store)
+    session = _blinded_session(service, "ex", "rad-a")
+    session.submit(session.current(), _estimate(), model_shown=False)
+    with pytest.raises(StudyError, match="reason"):
+        service.exclude_reader("ex", "rad-a", "  ")
+    service.exclude_reader("ex", "RAD-A", "enrolled by mistake")
+    with pytest.raises(NotEnrolledError, match=r"excluded.*enrolled by mistake"):
+        service.open_session("ex", "rad-a")
+    with pytest.raises(NotEnrolledError):
+        service.exclude_reader("ex", "rad-b", "never enrolled")
+    with store.session() as db:
+        assert db.scalar(select(func.count()).select_from(Reading)) == 2
+        (exclusion,) = db.scalars(select(Exclusion))
+        assert (exclusion.reason, exclusion.reading_id) == ("enrolled by mistake", None)
+
+
+def test_a_crossover_reader_waits_out_the_washout_and_half_read_aided_first(store):
+    _with_model_results(store)
+    clock = Clock()
+    service = StudyService(store, clock)
+    with pytest.raises(StudyError, match="washout"):
+        service.create_study("x", CASES, Protocol.CROSSOVER, seed=1, model_key=IDENTITY.key)
+    service.create_study("x", CASES, Protocol.CROSSOVER, seed=1, model_key=IDENTITY.key, washout_days=28)
+    service.enrol("x", "ann")
+    service.enrol("x", "bob")
+    ann, bob = service.open_session("x", "ann"), service.open_session("x", "bob")
+    assert bob.current().phase is Phase.AIDED  # every second reader reads aided first
+    assert bob.current().ai is not None
+    for _ in CASES:
+        task = ann.current()
+        assert (task.phase, task.ai) == (Phase.UNAIDED, None)
+        clock.advance(60)
+        ann.submit(task, _estimate(), model_shown=False)
+    with pytest.raises(WashoutError, match="opens after the washout, on 2026-03-29") as waiting:
+        ann.current()
+    clock.now = waiting.value.opens_at - timedelta(seconds=1)
+    with pytest.raises(WashoutError):
+        ann.current()
+    clock.advance(1)
+    second = ann.current()
+    assert (second.phase, second.earlier) == (Phase.AIDED, {})  # nothing of the first session
+    assert second.ai is not None
+    assert ann.progress().done == 0
+
+
+def test_reading_time_excludes_loading_and_pauses(store):
+    clock = Clock()
+    service = StudyService(store, clock)
+    session = _blinded_session(service, "time")
+    task = session.current()
+    clock.advance(2.5)  # the images load
+    session.views_shown(task)
+    clock.advance(10)
+    session.pause()
+    clock.advance(300)
+    session.resume()
+    clock.advance(5)
+    session.pause()
+    clock.advance(20)  # submitted while paused: the pause ends at the submission
+    (left, _) = session.submit(task, _estimate(), model_shown=False)
+    assert (left.duration_s, left.paused_s) == (15.0, 320.0)
+    task = _shown(session)
+    clock.advance(4)
+    (left, _) = session.submit(task, _estimate(), model_shown=False)
+    assert (left.duration_s, left.paused_s) == (4.0, 0.0)
+
+
+@pytest.mark.parametrize(
+    ("answers", "message"),
+    [
+        (Estimate(0.3), "give your BI-RADS and recall"),
+        (Estimate(0.3, 2), "give your recall"),
+        (Estimate(None, 2, False), "give your probability"),
+    ],
+)
+def test_the_form_requires_every_answer(store, answers, message):
+    service = StudyService(store)
+    session = _blinded_session(service, "form")
+    with pytest.raises(InvalidReadingError, match=message):
+        session.submit(session.current(), {L: answers, R: Estimate(0.1, 1, False)}, model_shown=False)
+    assert session.my_readings() == []
+
+
+def test_a_study_may_ask_for_the_probability_only(store):
+    service = StudyService(store)
+    session = _blinded_session(service, "loose", require_assessment=False)
+    (left, _) = session.submit(session.current(), {L: Estimate(0.3), R: Estimate(0.1)}, model_shown=False)
+    assert (left.birads, left.recall) == (None, False)
+
+
+@pytest.mark.parametrize(
+    ("answers", "contradictions"),
+    [
+        (Estimate(0.95, 1, False), ["95 % with BI-RADS 1", "95 % without recall"]),
+        (Estimate(0.5, 2, True), ["50 % with BI-RADS 2"]),
+        (Estimate(0.1, 0, False), ["BI-RADS 0 without recall"]),
+        (Estimate(0.4, 4, False), ["BI-RADS 4 without recall"]),
+    ],
+)
+def test_contradictions_need_the_readers_confirmation_which_is_recorded(store, answers, contradictions):
+    service = StudyService(store)
+    session = _blinded_session(service, "contra")
+    estimates = {L: answers, R: Estimate(0.1, 1, False)}
+    with pytest.raises(ContradictionError) as refused:
+        session.submit(session.current(), estimates, model_shown=False)
+    assert [any(text in found for found in refused.value.contradictions) for text in contradictions] == [
+        True
+    ] * len(contradictions)
+    assert session.my_readings() == []
+    (left, right) = session.submit(session.current(), estimates, model_shown=False, confirmed=True)
+    assert all(text in left.confirmed for text in contradictions)
+    assert right.confirmed == left.confirmed  # one confirmation for the submission, on each breast's row
+
+
+@pytest.mark.parametrize(
+    "values",
+    [{"probability": True}, {"probability": 0.3, "birads": True}, {"probability": 0.3, "recall": 1}],
+)
+def test_values_of_the_wrong_type_are_refused(values):
+    with pytest.raises(InvalidReadingError, match=r"got (True|1)"):
+        Estimate(**values)

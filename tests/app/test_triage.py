@@ -479,6 +479,7 @@ def test_progress_and_summary_text(predictor, dataset, tmp_path):
 # kept but not scored are listed with the reason; in prediction and triage alike.
 
 
+@dicom_factory.READS_DAMAGED_FILES
 @pytest.mark.parametrize("kind", dicom_factory.CORRUPTIONS)
 @pytest.mark.parametrize("name", ["0_copy.dcm", "z_copy.dcm"], ids=["sorts first", "sorts last"])
 def test_a_corrupt_copy_never_stands_in_for_a_valid_one(store, predictor, dataset, tmp_path, kind, name):

@@ -104,6 +104,7 @@ def _cases(files: list[bytes], seed: int) -> Iterator[tuple[str, bytes]]:
             yield operation.__name__, corrupted
 
 
+@factory.READS_DAMAGED_FILES
 def test_corrupted_files_give_typed_errors_or_valid_images(tmp_path: Path, dicom_samples: Path) -> None:
     path = tmp_path / "case"
     outcomes: Counter[str] = Counter()

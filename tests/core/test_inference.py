@@ -6,6 +6,7 @@ import csv
 import dataclasses
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -23,6 +24,7 @@ from gmic_core.inference import (
     supported_precisions,
 )
 from gmic_core.model import LoadedCheckpoint, ModelCard
+from gmic_core.visualize import MARGIN, PATCH_SIZE, _patch_row, draw_rois
 from tests.core.published_weights import published_state_dict
 from tests.core.reference import seeded_model
 
@@ -84,9 +86,8 @@ def test_roi_boxes_cover_exactly_the_pixels_the_model_saw(single_runs, images):
         geometry = result.geometry
         crop_top, _, crop_left, crop_right = geometry.crop_box
         fits = []
-        for (top, left, bottom, right), (row, col), patch in zip(
-            result.roi_boxes, result.patch_locations, result.patches, strict=True
-        ):
+        for (top, left, bottom, right), _, _, index in result.rois:
+            (row, col), patch = result.patch_locations[index], result.patches[index]
             seen = stored[top:bottom, left:right]
             if geometry.flipped:
                 seen = seen[:, ::-1]
@@ -104,6 +105,60 @@ def test_roi_boxes_cover_exactly_the_pixels_the_model_saw(single_runs, images):
         assert np.all(slopes > 0)
         np.testing.assert_allclose(slopes, slopes[0], rtol=1e-5)  # one standardisation per view
         np.testing.assert_allclose(offsets, offsets[0], atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def padding_result(tmp_path_factory):
+    """A breast 900 of the window's 1920 columns wide, run by an ensemble of the seeded weights and
+    the same weights with the saliency head negated, whose saliency is highest in the padding: the
+    published selection places all of that member's patches there, wholly outside the image."""
+    models = [seeded_model(2, 0.03), seeded_model(2, 0.03)]
+    with torch.no_grad():
+        models[1].saliency_head.conv.weight.neg_()
+    card = ModelCard(name="seed 2", version="0", training_data="none", intended_use="tests")
+    folder = tmp_path_factory.mktemp("padding")
+    predictor = Predictor(
+        [LoadedCheckpoint(model, card, f"{i:064d}", folder, True) for i, model in enumerate(models)],
+        device="cpu",
+    )
+    pixels = np.zeros((2944, 1920), np.uint16)
+    pixels[200:2700, :900] = np.random.default_rng(0).integers(500, 3000, (2500, 900))
+    return predictor.predict("narrow", {View.L_CC: ViewImage(pixels)})
+
+
+def test_patches_in_the_padding_are_flagged_and_have_no_box(padding_result):
+    view = padding_result.views[View.L_CC]
+    assert view.patch_outside_image == (False,) * 6 + (True,) * 6
+    assert [(roi.patch, roi.member) for roi in view.rois] == [(i, 0) for i in range(6)]
+    assert [roi.attention for roi in view.rois] == list(view.attention[:6])
+    assert all(bottom > top and right > left for top, left, bottom, right in view.roi_boxes)
+    document = padding_result.to_json()["views"]["L-CC"]
+    assert [patch["outside_image"] for patch in document["patch_locations"]] == [False] * 6 + [True] * 6
+    assert document["roi_boxes"] == [list(box) for box in view.roi_boxes]
+    restored = ExamResult.from_json(json.loads(json.dumps(padding_result.to_json())))
+    assert restored.views[View.L_CC].rois == view.rois
+
+
+def test_results_stored_before_the_flag_load_with_it(padding_result):
+    """Earlier versions wrote [row, column] pairs and a zero-area box for a patch outside the image."""
+    document = padding_result.to_json()
+    view = document["views"]["L-CC"]
+    view["patch_locations"] = [[patch["row"], patch["column"]] for patch in view["patch_locations"]]
+    view["roi_boxes"] += [[496, 0, 752, 0]] * 6
+    restored = ExamResult.from_json(document).views[View.L_CC]
+    assert restored.rois == padding_result.views[View.L_CC].rois
+    assert restored.patch_outside_image == (False,) * 6 + (True,) * 6
+
+
+def test_pictures_show_only_the_patches_inside_the_image(padding_result):
+    """``gmic predict --visualize``'s patch row and the patch map's boxes."""
+    view = padding_result.views[View.L_CC]
+    assert _patch_row(view).width == 6 * (PATCH_SIZE + MARGIN)
+    boxes = []
+    draw_rois(
+        SimpleNamespace(rectangle=lambda xy, **_: boxes.append(xy), text=lambda *_, **__: None), view, 1.0
+    )
+    assert boxes == [(left, top, right, bottom) for top, left, bottom, right in view.roi_boxes]
 
 
 def test_breast_is_the_mean_of_cc_and_mlo(single_runs):
@@ -206,6 +261,7 @@ def test_predict_command_json_with_a_bad_exam(reference_dir, weights_file, tmp_p
     for key in ("y_global", "y_local", "y_fusion"):
         assert len(view[key]) == 2
     assert len(view["attention"]) == len(view["patch_locations"]) == len(view["roi_boxes"]) == 6
+    assert not any(patch["outside_image"] for patch in view["patch_locations"])
     assert set(exam["breasts"]) == {"L", "R"}
     assert document["errors"][0]["path"] == str(broken / "exam.json")
     assert document["errors"][0]["exam_id"] is None
@@ -263,7 +319,8 @@ def test_predict_command_on_synthetic_dicom_and_real_files(reference_dir, weight
         == 0
     )
     out = tmp_path / "results.json"
-    assert _predict(weights_file, out, tmp_path / "synth", reference_dir / "dicom") == 0
+    # 3: some inputs failed (the reference folder holds non-images and a tomosynthesis stub), the others done
+    assert _predict(weights_file, out, tmp_path / "synth", reference_dir / "dicom") == 3
     document = json.loads(out.read_text())
     synthetic = [exam for exam in document["exams"] if len(exam["views"]) == 4]
     assert len(synthetic) == 2
@@ -274,6 +331,10 @@ def test_predict_command_on_synthetic_dicom_and_real_files(reference_dir, weight
     assert {"BTO_stub_3frames.dcm", "MG-RDSR-Hologic_2D.dcm"} <= failed  # MG1_JPLY: its duplicates decode
 
 
+# torch.compile imports torch._inductor, which imports torch.utils.mkldnn, whose classes torch 2.13 still
+# defines with torch.jit.script_method: 14 DeprecationWarnings from torch's own import, none from us
+# (the project never scripts a model).
+@pytest.mark.filterwarnings(r"ignore:`torch\.jit\.script_method` is deprecated:DeprecationWarning")
 def test_compiled_predictor_matches_eager(tmp_path):
     """The compiled path (torch.compile with frozen weights), on a quarter-scale model to keep the
     compilation short."""

@@ -30,7 +30,7 @@ import csv
 
 import numpy as np
 import pytest
-from scipy import stats
+from scipy import special, stats
 
 from gmic_core.metrics import roc_auc
 from gmic_core.mrmc import (
@@ -157,7 +157,7 @@ def test_a_readers_delong_interval_stays_within_zero_and_one():
     truth = np.array([False] * 3 + [True] * 3)
     auc, low, high = delong_auc_ci(np.array([0.1, 0.2, 0.65, 0.6, 0.8, 0.9]), truth)
     assert auc == pytest.approx(8 / 9)
-    assert 0.0 <= low < auc < high == 1.0
+    assert 0.0 < low < auc < high < 1.0  # on the logit scale; the normal interval would pass 1
 
 
 def test_delong_variance_of_one_reader_by_its_definition():
@@ -169,9 +169,11 @@ def test_delong_variance_of_one_reader_by_its_definition():
     expected = np.var(kernel.mean(axis=1), ddof=1) / 7 + np.var(kernel.mean(axis=0), ddof=1) / 9
     assert auc_covariance(ratings[None, None], truth, "delong")[0, 0] == pytest.approx(expected)
     auc, low, high = delong_auc_ci(ratings, truth)
-    assert auc - low == pytest.approx(high - auc)
+    logit = special.logit
+    assert logit(auc) - logit(low) == pytest.approx(logit(high) - logit(auc))
     assert auc == pytest.approx(roc_auc(truth, ratings))
-    assert high - auc == pytest.approx(stats.norm.ppf(0.975) * np.sqrt(expected))
+    half = stats.norm.ppf(0.975) * np.sqrt(expected) / (auc * (1 - auc))  # the delta method
+    assert logit(high) - logit(auc) == pytest.approx(half)
 
 
 def test_jackknife_aucs_are_the_aucs_without_each_case():
@@ -216,3 +218,17 @@ def test_bad_rating_tables_raise_value_errors():
         obuchowski_rockette(np.zeros((2, 2, 3)), np.ones(3))
     with pytest.raises(ValueError, match="two readers"):
         obuchowski_rockette(np.zeros((2, 1, 3)), truth)
+
+
+def test_a_table_without_variance_gives_nan_statistics_and_no_warning():
+    """Two readers who rate every case alike in both modalities (a tiny table): nothing varies, so
+    the F tests and the t of a zero difference are undefined (NaN), and numpy is never asked to
+    divide by zero (the test run turns RuntimeWarnings from gmic_core into errors)."""
+    truth = np.array([True, False, True, False])
+    ratings = np.broadcast_to(np.array([0.9, 0.2, 0.6, 0.4]), (2, 2, 4))
+    for result in (obuchowski_rockette(ratings, truth), dorfman_berbaum_metz(ratings, truth)):
+        assert np.isnan(result.f)
+        assert np.isnan(result.p)
+        (difference,) = result.differences
+        assert difference.estimate == 0
+        assert np.isnan(difference.t)

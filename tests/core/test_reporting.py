@@ -306,6 +306,18 @@ def test_a_mirrored_copy_mirrors_every_point_and_segment(exported):
         np.testing.assert_array_equal(seg_b, seg_a[..., ::-1])
 
 
+def test_patches_outside_the_image_are_not_reported(exported):
+    """The tiny model on a small image chooses its patches wholly in the window's padding: they stay
+    among the result's patches, and neither report, nor the picture (through ``ViewResult.rois``),
+    shows a box for them."""
+    result, mammograms, paths, threshold = exported["plain"]
+    for view in View:
+        assert all(result.views[view].patch_outside_image)
+        assert view_findings(result.views[view], FileFrame.of(mammograms[view]), threshold).rois == ()
+    for kind in ("cad-sr", "measurement-report"):
+        assert "ROI patch" not in str(pydicom.dcmread(_by_kind(paths)[kind]))
+
+
 def test_missing_views_give_fewer_objects(folders, tmp_path):
     checkpoints = [_checkpoint(0)]
     result, mammograms = _run(folders[0], checkpoints, views=(View.L_CC, View.L_MLO, View.R_CC))

@@ -348,9 +348,11 @@ def _inside(path: str | Path) -> Path:
     return Path(os.path.normpath(Path(path).absolute()))
 
 
-@pytest.mark.parametrize("path", sorted((REPOSITORY / "configs").glob("*.toml")), ids=lambda path: path.name)
+@pytest.mark.parametrize(
+    "path", sorted((REPOSITORY / "configs" / "demo").glob("*.toml")), ids=lambda path: path.name
+)
 def test_the_recorded_training_configs_load(path: Path) -> None:
-    """Each config in configs/ made a stage of the demo model (or a probe of it), and the recipes in
+    """Each config in configs/demo/ made a stage of the shipped demo model, and the recipes in
     its comments run it from the repository: it must stay a valid config whose data and runs are the
     repository's data/ and runs/ folders."""
     config = TrainingConfig.from_toml(path)

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import io
 import logging
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +41,7 @@ from gmic_core.imaging import (
 from gmic_core.imaging import dicom as dicom_module
 from gmic_core.imaging.evidence import TextEvidence, laterality_from_pixels, read_text, view_from_pixels
 from gmic_core.synthetic import SynthesisConfig, generate_exam
+from tests.conftest import REPO_ROOT
 from tests.core import dicom_factory as factory
 
 SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"
@@ -290,6 +294,7 @@ def test_refused_images_are_scan_failures_and_spot_views_are_reported_not_scored
 # Duplicates: a copy that cannot be decoded never stands in for one that can.
 
 
+@factory.READS_DAMAGED_FILES
 @pytest.mark.parametrize("kind", factory.CORRUPTIONS)
 @pytest.mark.parametrize("name", ["0_copy.dcm", "z_copy.dcm"], ids=["sorts first", "sorts last"])
 def test_a_corrupt_copy_never_stands_in_for_a_valid_one(tmp_path: Path, kind: str, name: str) -> None:
@@ -340,6 +345,31 @@ def test_the_same_file_given_twice_is_read_once(tmp_path: Path) -> None:
 # pydicom's log.
 
 
+def test_a_user_never_sees_pydicom_warnings(tmp_path: Path) -> None:
+    """Outside pytest, which records every warning, reading a damaged file prints nothing but the
+    typed error's message the caller chooses to show."""
+    truncated = tmp_path / "truncated.dcm"
+    factory.corrupt_copy(_save(factory.dataset(), tmp_path / "image.dcm"), truncated, "encoded pixels")
+    code = (
+        "import sys\n"
+        "from gmic_core.errors import DicomError\n"
+        "from gmic_core.imaging import read_dicom\n"
+        "try:\n    read_dicom(sys.argv[1])\nexcept DicomError:\n    pass\n"
+    )
+    environment = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
+    environment["PYTHONPATH"] = str(REPO_ROOT)
+    run = subprocess.run(
+        [sys.executable, "-c", code, str(truncated)],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stderr == ""
+
+
+@factory.READS_DAMAGED_FILES
 def test_pydicom_tracebacks_go_to_the_debug_log_only(
     tmp_path: Path, dicom_samples: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -28,8 +28,10 @@ JPEG2000_START_OF_CODESTREAM = b"\xff\x4f\xff\x51"  # SOC and SIZ markers (ISO 1
 
 @pytest.fixture(scope="session")
 def checkpoint(tmp_path_factory) -> Path:
-    """A GMIC-ResNet-18 at quarter scale with seeded random weights (fast on two CPU cores)."""
-    torch.manual_seed(0)
+    """A GMIC-ResNet-18 at quarter scale with seeded random weights (fast on two CPU cores). With
+    seed 1 every view of the test exams has ROI patches on the image; with seed 0 the published
+    selection places nearly all of them in the window's padding, where they have no box."""
+    torch.manual_seed(1)
     model = GMIC(GMICConfig.at_scale(0.25)).eval()
     card = ModelCard(
         name="tiny test model",

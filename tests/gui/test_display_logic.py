@@ -11,12 +11,16 @@ import pytest
 from app.gui import demo
 from app.gui.decoding import decode_shared
 from app.gui.imagery import (
+    NORMAL_BELOW,
     apply_lookup,
     build_pyramid,
     display_lookup,
     expanded_box,
     prepare_display,
+    roi_marks,
+    saliency_placement,
     thumbnail,
+    views_by_suspicion,
 )
 from app.gui.state import Overlay, ViewerState, WindowAdjustment
 from app.gui.tasks import find_exams
@@ -26,6 +30,7 @@ from gmic_core.imaging import Laterality, Mammogram, View, VoiLut, Window, decod
 from gmic_core.imaging.image import OrientationSource
 from gmic_core.imaging.voi import VoiFunction
 from gmic_core.synthetic import SynthesisConfig
+from tests.app.factories import fake_exam_result
 
 
 class Context:
@@ -178,6 +183,19 @@ def test_demo_exams_are_written_once_and_reported_as_they_land(tmp_path):
         demo.prepare_demo_exams(Context(cancel_after=1), tmp_path / "other", exams=2, synthesis=small)
 
 
+def test_an_interrupted_demo_start_is_completed_by_the_next(tmp_path):
+    small = SynthesisConfig(size=(256, 208), malignant_fraction=0.5, benign_fraction=0.5)
+    with pytest.raises(InterruptedError):
+        demo.prepare_demo_exams(Context(cancel_after=1), tmp_path, exams=3, synthesis=small)
+    (tmp_path / "demo_01").mkdir()  # an exam cut short while its views were written
+    (tmp_path / "demo_01" / "R-CC.dcm").write_bytes(b"half")
+    first = {path: path.stat().st_mtime_ns for path in (tmp_path / "demo_00").glob("*.dcm")}
+    exams = demo.prepare_demo_exams(Context(), tmp_path, exams=3, synthesis=small)
+    assert [len(exam.images) for exam in exams] == [4, 4, 4]
+    assert all((tmp_path / f"demo_{index:02d}" / demo.COMPLETE_MARKER).is_file() for index in range(3))
+    assert {path: path.stat().st_mtime_ns for path in (tmp_path / "demo_00").glob("*.dcm")} == first
+
+
 def test_finding_exams_reports_bad_paths_and_goes_on(tmp_path, exams_folder):
     (tmp_path / "empty").mkdir()
     report = find_exams(Context(), [tmp_path / "absent", tmp_path / "empty", exams_folder])
@@ -233,3 +251,36 @@ def test_spin_arrows_give_one_estimate_once_they_rest(qtbot):
     box.probability.stepBy(1)
     qtbot.waitUntil(lambda: len(given) == 2, timeout=5 * SETTLE_MS)
     assert given[1].probability == pytest.approx(0.46)
+
+
+def test_roi_boxes_are_clipped_to_the_breast_labelled_once_and_hidden_in_a_normal_breast():
+    result = fake_exam_result("exam", seed=3, malignant={Laterality.LEFT: 0.9, Laterality.RIGHT: 0.01})
+    view = result.views[View.L_CC]
+    left, top, width, height = saliency_placement(view).clip
+    view = dataclasses.replace(
+        view,
+        roi_boxes=(
+            (int(top) + 100, int(left) + 100, int(top) + 356, int(left) + 356),  # inside
+            (int(top) - 128, int(left) + 500, int(top) + 128, int(left) + 756),  # half above the breast
+            (int(top + height), int(left) + 100, int(top + height) + 256, int(left) + 356),  # outside
+            (int(top) + 900, int(left) + 900, int(top) + 900, int(left) + 1156),  # zero area
+            (int(top) + 400, int(left) + 400, int(top) + 656, int(left) + 656),
+            (int(top) + 420, int(left) + 420, int(top) + 676, int(left) + 676),  # overlaps the last
+        ),
+        attention=(0.1, 0.3, 0.2, 0.05, 0.15, 0.2),
+    )
+    marks = roi_marks(view, result.breasts[Laterality.LEFT])
+    assert [mark.box[0] for mark in marks] == [int(top) + 100, top, int(top) + 400, int(top) + 420]
+    for mark in marks:
+        assert top <= mark.box[0] < mark.box[2] <= top + height
+        assert left <= mark.box[1] < mark.box[3] <= left + width
+    assert [mark.label for mark in marks] == [None, "0.30", None, None]  # only the strongest
+    low = dataclasses.replace(result.breasts[Laterality.RIGHT], benign=NORMAL_BELOW / 2)
+    assert roi_marks(result.views[View.R_CC], low) == ()
+
+
+def test_the_patch_gallery_starts_with_the_more_suspicious_breast():
+    result = fake_exam_result("exam", seed=4, malignant={Laterality.LEFT: 0.8, Laterality.RIGHT: 0.1})
+    assert views_by_suspicion(result) == [View.L_CC, View.L_MLO, View.R_CC, View.R_MLO]
+    result = fake_exam_result("exam", seed=4, malignant={Laterality.LEFT: 0.1, Laterality.RIGHT: 0.8})
+    assert views_by_suspicion(result) == [View.R_CC, View.R_MLO, View.L_CC, View.L_MLO]

@@ -105,8 +105,19 @@ def start_study(qtbot, window: MainWindow, study: str, reader: str = READER) -> 
     qtbot.waitUntil(lambda: panel.study.findText(study) >= 0, timeout=10000)  # listed by a worker
     panel.reader.setText(reader)
     panel.study.setCurrentText(study)
+    panel.questions = []
+    panel.ask = lambda question: panel.questions.append(question) or True  # the reader says yes
     with qtbot.waitSignal(window.settled, timeout=60000):
         panel.start_button.click()
+
+
+def answer(panel, probability: int, birads: int, recall: bool) -> None:
+    for side in panel.task.breasts:
+        box = panel.breasts[side]
+        assert box.recall.checkState() == Qt.CheckState.PartiallyChecked  # recall starts unanswered
+        box.probability.setValue(probability)
+        box.birads.setCurrentIndex(birads + 1)
+        box.recall.setCheckState(Qt.CheckState.Checked if recall else Qt.CheckState.Unchecked)
 
 
 def create_study(
@@ -117,8 +128,10 @@ def create_study(
         CaseSpec(key, {Laterality.LEFT: False, Laterality.RIGHT: index == 0}, str(exams_folder))
         for index, key in enumerate(keys)
     ]
+    service = StudyService(window.store)
     with the_tests_own():
-        StudyService(window.store).create_study("pilot", cases, protocol, seed=3, model_key=model_key)
+        service.create_study("pilot", cases, protocol, seed=3, model_key=model_key)
+        service.enrol("pilot", READER)
     return keys
 
 
@@ -150,11 +163,11 @@ def test_a_blinded_study_hides_the_model_submits_advances_and_resumes(
         assert not panel.breasts[side].malignant.isVisible()
     assert not panel.back_button.isEnabled()  # blinded: no going back
 
-    for side in task.breasts:
-        panel.breasts[side].probability.setValue(20)
+    answer(panel, 20, 2, False)
     with qtbot.waitSignal(window.settled, timeout=60000):
         panel.submit_button.click()
         assert not panel.submit_button.isEnabled()  # while the submission is in flight
+    assert panel.questions == ["Submit case 1? A submitted reading cannot be changed."]
     assert panel.progress.text() == "Read 1 / 3"
     assert panel.task.position == 1
     assert window.session.exam.exam_id == panel.task.exam_key
@@ -191,6 +204,15 @@ def test_a_submission_without_a_probability_is_refused_in_the_window(qtbot, make
     assert window.messages.isVisible()
     assert "probability" in window.messages.text.text()
     assert window.study_panel.progress.text() == "Read 0 / 3"
+    # refused by the service (the study requires BI-RADS and recall): the answers given stay
+    panel = window.study_panel
+    box = panel.breasts[panel.task.breasts[0]]
+    for side in panel.task.breasts:
+        panel.breasts[side].probability.setValue(30)
+    panel.submit_button.click()
+    qtbot.waitUntil(lambda: not panel.busy and "recall" in window.messages.text.text(), timeout=10000)
+    assert box.probability.value() == 30
+    assert panel.progress.text() == "Read 0 / 3"
 
 
 def test_triage_from_the_window_fills_scores_and_flags_and_the_flag_filter(
@@ -249,8 +271,8 @@ def test_triage_from_the_window_fills_scores_and_flags_and_the_flag_filter(
     assert panel.exams_in_order()[0].exam_id == highest
 
     # A site calibration of the model: the worklist and the side panel show calibrated probabilities.
-    def header() -> str:
-        return model.headerData(SCORE_COLUMN, Qt.Orientation.Horizontal, Qt.ItemDataRole.DisplayRole)
+    def header(role: Qt.ItemDataRole = Qt.ItemDataRole.DisplayRole) -> str:
+        return model.headerData(SCORE_COLUMN, Qt.Orientation.Horizontal, role)
 
     def score_cell(exam_id: str, role: Qt.ItemDataRole) -> str:
         return model.data(model.index(model.row_of(exam_id), SCORE_COLUMN), role)
@@ -259,7 +281,8 @@ def test_triage_from_the_window_fills_scores_and_flags_and_the_flag_filter(
     with the_tests_own(), window.store.session() as session:
         result = load_exam_result(session, highest, key)
     window.side.set_result(result, {})
-    assert "uncalibrated" in header()
+    assert header() == "Score (raw)"
+    assert "uncalibrated" in header(Qt.ItemDataRole.ToolTipRole)
     assert "uncalibrated" in score_cell(highest, Qt.ItemDataRole.ToolTipRole)
     assert box.form.labelForField(box.malignant).text() == "Model, malignant (uncalibrated)"
     exam_fit = CalibrationFit(Calibrator("platt", slope=1.0, intercept=-1.0), {"platt": 0.5}, 0.2, 0.05, 3, 1)
@@ -276,7 +299,8 @@ def test_triage_from_the_window_fills_scores_and_flags_and_the_flag_filter(
     qtbot.wait(100)  # its result, queued to the GUI thread, is delivered
     top = model.entry(highest)
     assert (top.probability, top.decile) == (site.exam_probability(top.score), 10)
-    assert header() == "Score (calibrated) [1-10]"
+    assert header() == "Score [1-10]"
+    assert "Calibrated exam probability" in header(Qt.ItemDataRole.ToolTipRole)
     assert score_cell(highest, Qt.ItemDataRole.DisplayRole) == f"{top.probability:.3f} [10]"
     assert f"raw score {top.score:.4f}" in score_cell(highest, Qt.ItemDataRole.ToolTipRole)
     assert panel.exams_in_order()[0].exam_id == highest
@@ -338,11 +362,12 @@ def test_a_sequential_study_shows_the_model_only_in_the_aided_phase(
     assert all(cell.result is None for cell in window.viewer.cells.values())
     model = window.worklist.model
     assert all(model.data(model.index(row, SCORE_COLUMN)) == "" for row in range(model.rowCount()))
-    for side in panel.task.breasts:
-        panel.breasts[side].probability.setValue(50)
+    answer(panel, 50, 2, False)  # contradicting answers: the reader is asked and confirms
     with qtbot.waitSignal(window.settled, timeout=60000):
         panel.submit_button.click()
+    assert "50 % with BI-RADS 2" in panel.questions[-1]
     task = panel.task
+    assert "Your unaided" in panel.case_label.text()
     assert task.exam_key == exam_key
     assert task.ai is not None
     assert panel.progress.text() == "Read 0 / 3"

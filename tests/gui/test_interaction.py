@@ -190,6 +190,29 @@ def test_screenshot_from_the_command_line(checkpoint, exams_folder, tmp_path):
     assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_screenshot_of_an_empty_folder_exits_with_a_message(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    command = [
+        sys.executable,
+        str(REPO_ROOT / "main.py"),
+        str(empty),
+        "--data-dir",
+        str(tmp_path),
+        "--db",
+        f"sqlite:///{tmp_path / 'x.sqlite3'}",
+        "--screenshot",
+        str(tmp_path / "shot.png"),
+    ]
+    environment = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYTHONPATH": os.pathsep.join(sys.path)}
+    completed = subprocess.run(
+        command, env=environment, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert completed.returncode == 1
+    assert f"no exam to show in {empty}" in completed.stderr
+    assert not (tmp_path / "shot.png").exists()
+
+
 def test_with_no_exam_the_demo_opens(qtbot, make_window, checkpoint, monkeypatch, start_and_settle):
     monkeypatch.setattr(demo, "DEMO_EXAMS", 2)
     monkeypatch.setattr(demo, "DEMO_SYNTHESIS", SynthesisConfig(size=(1024, 832), malignant_fraction=0.5))

@@ -3,11 +3,14 @@ hybrid score, the patch gallery, a corrupt file, cancellation."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, QPointF, Qt
 from sqlalchemy import select
 
+from app.gui import imagery
 from app.gui.imagery import expanded_box
 from app.gui.side_panel import percent
 from app.gui.state import Overlay
@@ -80,6 +83,21 @@ def test_inference_completes_through_the_worker_and_is_cached(qtbot, window, exa
 def test_overlays_toggle_with_their_keys(qtbot, window, exams_folder, start_and_settle):
     start_and_settle(window, [exams_folder])
     cell = window.viewer.cells[View.L_CC]
+    # the untrained test model finds every breast normal: one patch inside the breast, in a suspicious
+    # breast, to toggle
+    result = window.session.result
+    view = result.views[View.L_CC]
+    left, top, _, _ = imagery.saliency_placement(view).clip
+    inside = dataclasses.replace(
+        view,
+        patch_locations=view.patch_locations[:1],
+        patch_outside_image=(False,),
+        roi_boxes=((int(top) + 10, int(left) + 10, int(top) + 60, int(left) + 60),),
+        attention=(1.0,),
+        roi_member=(0,),
+    )
+    breast = dataclasses.replace(result.breasts[Laterality.LEFT], malignant=0.9)
+    cell.set_result(inside, breast)
     assert cell.overlay_items[Overlay.BENIGN].isVisible()
     assert cell.overlay_items[Overlay.MALIGNANT].isVisible()
     assert cell.roi_items
@@ -149,7 +167,7 @@ def test_lambda_slider_changes_the_hybrid_by_the_formula(qtbot, window, exams_fo
 def test_clicking_a_patch_centres_and_zooms_its_view(qtbot, window, exams_folder, start_and_settle):
     start_and_settle(window, [exams_folder])
     gallery = window.side.gallery
-    assert gallery.count() == sum(len(r.attention) for r in window.session.result.views.values())
+    assert gallery.count() == sum(len(r.rois) for r in window.session.result.views.values())
     item = gallery.item(gallery.count() - 1)
     view, box = item.data(Qt.ItemDataRole.UserRole)
     cell = window.viewer.cells[view]
@@ -238,6 +256,7 @@ def test_a_broken_checkpoint_is_reported_and_images_stay(
     window = make_window([broken])
     start_and_settle(window, [exams_folder])
     assert "could not be loaded" in window.banner.text()
+    assert not window.messages.isVisible()  # the error once, on the banner, not in a second bar
     assert all(cell.image is not None for cell in window.viewer.cells.values())
 
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0003
 Revises: 0002
-Create Date: 2026-12-03
+Create Date: 2026-12-06
 """
 
 from collections.abc import Sequence
