@@ -1,5 +1,6 @@
 """The layering of docs/architecture.md, enforced: Qt only in app/gui (and in the benchmarks that time it),
-gmic_core never imports app, and benchmarks live under benchmarks/ only."""
+gmic_core never imports app, benchmarks live under benchmarks/ only, the main window stays small, and
+in the GUI only the task functions that workers run open database sessions."""
 
 from __future__ import annotations
 
@@ -51,3 +52,25 @@ def test_benchmarks_live_under_benchmarks():
         if "bench" in path.stem and path.stem != "bench"
     ]
     assert not offenders, f"benchmarks belong in benchmarks/: {offenders}"
+
+
+WINDOW_LINES = 450  # issue 22: MainWindow is layout and wiring; the session and the work live elsewhere
+TASK_MODULES = {"tasks.py", "pacs_tasks.py", "study_tasks.py"}  # the functions that workers run
+
+
+def test_the_main_window_stays_layout_and_wiring():
+    lines = len((ROOT / "app" / "gui" / "window.py").read_text().splitlines())
+    assert lines < WINDOW_LINES, f"app/gui/window.py has {lines} lines; move work out of it"
+
+
+def test_in_the_gui_only_the_task_modules_open_database_sessions():
+    """``store.session()`` is called in app/gui only by task functions, which run in workers, never on
+    the GUI thread (tests/gui/conftest.py checks the same at run time)."""
+    offenders = [
+        f"{path.relative_to(ROOT)}:{node.lineno}"
+        for path in _sources("app/gui")
+        if path.name not in TASK_MODULES
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path)))
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "session"
+    ]
+    assert not offenders, f"open database sessions in a task function of app/gui/tasks.py: {offenders}"

@@ -1,5 +1,6 @@
-"""The window's chrome: menus, toolbar, status bar, the model banner and the message bar. Layout only;
-what the actions do is wired in :mod:`app.gui.window`."""
+"""The window's chrome: menus, toolbar, status bar, the model banner, the message bar and the About
+box. Layout only (checkable actions follow the view state); what the actions do is wired in
+:mod:`app.gui.window`."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
     QLabel,
+    QMessageBox,
     QProgressBar,
     QPushButton,
     QSlider,
@@ -117,7 +119,7 @@ def build_actions(window: MainWindow) -> None:
     previous_action = _action(window, "Previous exam", "P", lambda: window.step_exam(-1))
     settings_action = _action(window, "Model and device...", "Ctrl+,", window.open_settings)
     analyse_action = _action(window, "Analyse again", None, window.analyse_again)
-    about_action = _action(window, "About", None, window.about)
+    about_action = _action(window, "About", None, lambda: about(window))
 
     menus = window.menuBar()
     file_menu = menus.addMenu("&File")
@@ -178,6 +180,27 @@ def build_actions(window: MainWindow) -> None:
     for action in (previous_action, next_action):
         toolbar.addAction(action)
     window.addToolBar(toolbar)
+    window.state.subscribe(lambda name: _check_actions(window, name))
+
+
+def _check_actions(window: MainWindow, name: str) -> None:
+    """The checkable actions follow the view state, however it changed."""
+    if name == "overlays":
+        for overlay, action in window.overlay_actions.items():
+            action.setChecked(window.state.overlays[overlay])
+    elif name == "window":
+        window.invert_action.setChecked(window.state.window.inverted)
+    elif name == "linked":
+        window.link_action.setChecked(window.state.linked)
+
+
+def about(window: MainWindow) -> None:
+    QMessageBox.about(
+        window,
+        "GMIC Reader",
+        "GMIC Reader: a reading workstation for screening mammography built around GMIC "
+        "(Shen et al., Medical Image Analysis 2021). Research software, not a medical device.",
+    )
 
 
 def build_status_bar(window: MainWindow) -> None:

@@ -113,7 +113,7 @@ class Screenshot:
 
     def _poll(self) -> None:
         window = self.window
-        if not (window.io_pool.idle and window.compute_pool.idle):
+        if not all(pool.idle for pool in (window.io_pool, window.compute_pool, window.persistence.writes)):
             return
         if self._settled:
             self._timer.stop()

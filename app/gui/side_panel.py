@@ -187,6 +187,15 @@ class SidePanel(QWidget):
             box.show_reading(self.readings.get(exam.exam_id, side) if exam else Estimate())
         self._refresh()
 
+    def readings_filled(self, exam_id: str, sides: list[Laterality]) -> None:
+        """The estimates of an earlier session for ``sides`` of the exam arrived in the reading book."""
+        if self.exam is None or self.exam.exam_id != exam_id or not sides:
+            return
+        for side in sides:
+            self.breasts[side].show_reading(self.readings.get(exam_id, side))
+        self._refresh()
+        self.reading_changed.emit(exam_id)
+
     def set_result(self, result: ExamResult | None, images: dict[View, DisplayImage]) -> None:
         self.result = result
         self.gallery.clear()

@@ -5,16 +5,21 @@ The panel shows exactly what the protocol allows of the model: in an unaided pha
 window hides overlays, patches and worklist scores on :attr:`StudyPanel.task_changed`), in an aided
 phase the study model's malignancy probability per breast and the hybrid for the reader's estimate.
 The service measures reading time, commits each reading before ``submit`` returns and resumes where
-the reader left off; the panel only ever shows the reader's own case in hand. Submit is enabled only
-while the window says the case is on screen (:meth:`StudyPanel.set_on_screen`, which also starts the
-reading clock), and carries the case and phase shown, so a stale window's submission is refused by the
-service. Recall starts unanswered (a partly checked box); where the study says so, Submit asks for
-confirmation, and answers that contradict each other are submitted only once the reader confirms
-them (:attr:`StudyPanel.ask`, a yes/no question). Pause stops the reading clock. In a sequential
-study's aided phase the reader's own unaided answers are shown beside the model's.
+the reader left off; the panel only ever shows the reader's own case in hand. Every call to the
+service that reaches the database is a worker (:mod:`app.gui.study_tasks`) on the window's pool of
+writes, so they run one at a time, in order: the panel's buttons wait while a step is in flight. Submit
+is enabled only while the window says the case is on screen (:meth:`StudyPanel.set_on_screen`, which
+also starts the reading clock), and carries the case and phase shown, so a stale window's submission is
+refused by the service. Recall starts unanswered (a partly checked box); where the study says so,
+Submit asks for confirmation, and answers that contradict each other are submitted only once the
+reader confirms them (:attr:`StudyPanel.ask`, a yes/no question); a refused submission of the case in
+hand keeps the reader's answers. Pause stops the reading clock (no database: on the GUI thread). In a
+sequential study's aided phase the reader's own unaided answers are shown beside the model's.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
@@ -28,15 +33,15 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-from sqlalchemy.exc import SQLAlchemyError
 
+from app.gui import study_tasks
 from app.gui.side_panel import SIDES, BreastBox, percent
+from app.gui.study_tasks import StudyStep
+from app.gui.workers import Worker
 from app.reading.readings import Estimate, hybrid_score
 from app.store import Store
-from app.study.service import CaseTask, ContradictionError, ReaderSession, StudyService
-from gmic_core.errors import GMICError
-
-FAILURES = (GMICError, SQLAlchemyError)  # what the service raises: the study's rules, the database
+from app.study.service import CaseTask, ReaderSession, StudyService
+from gmic_core.imaging import Laterality
 
 
 class StudyPanel(QWidget):
@@ -44,9 +49,14 @@ class StudyPanel(QWidget):
     left = Signal()  # the reader left the study
     error = Signal(str)
 
-    def __init__(self, store: Store | None, reader: str, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, store: Store | None, reader: str, run: Callable[[Worker], Worker], parent: QWidget | None = None
+    ) -> None:
+        """``run`` starts a worker on the window's pool of writes."""
         super().__init__(parent)
         self.service = None if store is None else StudyService(store)
+        self._run = run
+        self._in_flight: Worker | None = None  # the step (a call to the service) in flight
         self.session: ReaderSession | None = None
         self.task: CaseTask | None = None
         self.unaided: frozenset[str] = frozenset()  # exams the reader has still to read unaided
@@ -98,34 +108,31 @@ class StudyPanel(QWidget):
             layout.addWidget(box)
         layout.addLayout(navigation)
         layout.addStretch(1)
-        self.refresh_studies()
         self._show_task(None)
 
     def refresh_studies(self) -> None:
+        """List the studies of the database in the study box."""
+        if self.service is not None:
+            worker = Worker("Listing the studies", study_tasks.study_names, self.service)
+            worker.signals.result.connect(self._studies_listed)
+            self._run(worker)
+
+    def _studies_listed(self, names: list[str]) -> None:
         self.study.clear()
-        if self.service is None:
-            return
-        try:
-            self.study.addItems(self.service.study_names())
-        except FAILURES as error:
-            self.error.emit(str(error))
+        self.study.addItems(names)
 
     def start(self) -> None:
         """Open (or resume) the chosen reader's session on the chosen study."""
         if self.service is None:
             self.error.emit("Reader studies need the database, which could not be opened.")
             return
-        try:
-            self.session = self.service.open_session(self.study.currentText(), self.reader.text().strip())
-        except FAILURES as error:
-            self.error.emit(str(error))
-            return
-        self.reader.setEnabled(False)
-        self.study.setEnabled(False)
-        self._next()
+        study, reader = self.study.currentText(), self.reader.text().strip()
+        self._call(Worker("Opening the study", study_tasks.open_study, self.service, study, reader))
 
     def leave(self) -> None:
         """Stop reading; what was submitted is in the database and a new start resumes."""
+        if self.busy:
+            return  # the call in flight answers first
         self.session = None
         self.reader.setEnabled(True)
         self.study.setEnabled(True)
@@ -135,46 +142,48 @@ class StudyPanel(QWidget):
     def set_on_screen(self, on_screen: bool, model_on_screen: bool) -> None:
         """What the window shows of the case in hand: all its views (and, in an aided phase, the
         study model's result), and whether the model's output is on screen."""
+        shown_now = on_screen and not self.on_screen
         self.on_screen = on_screen
         self.model_on_screen = model_on_screen
-        self.submit_button.setEnabled(self.task is not None and on_screen)
-        if on_screen and self.session is not None and self.task is not None:
-            try:
-                self.session.views_shown(self.task)
-            except FAILURES as error:
-                self.error.emit(str(error))
+        self._enable_buttons()
+        if shown_now and self.session is not None and self.task is not None:
+            self._run(Worker("Starting the reading clock", study_tasks.views_shown, self.session, self.task))
 
     def submit(self) -> None:
-        if self.session is None or self.task is None:
+        if self.session is None or self.task is None or self.busy:
             return
         if not self.on_screen:
             self.error.emit(f"Case {self.task.position + 1} is not on screen yet: wait for its views.")
             return
+        estimates = self._estimates(self.task)
+        if estimates is None:
+            return
+        if self.session.confirm_submit and not self.ask(
+            f"Submit case {self.task.position + 1}? A submitted reading cannot be changed."
+        ):
+            return
+        self._submit(self.session, self.task, estimates, confirmed=False)
+
+    def _estimates(self, task: CaseTask) -> dict[Laterality, Estimate] | None:
+        """The reader's answers for ``task``'s breasts; None (and the reason on :attr:`error`) while a
+        probability is missing."""
         estimates = {}
-        for side in self.task.breasts:
+        for side in task.breasts:
             box = self.breasts[side]
             box.commit_pending()
             reading = box.reading()
             if reading.probability is None:
                 self.error.emit(f"Give your probability of malignancy for the {side.name.lower()} breast.")
-                return
+                return None
             estimates[side] = reading
-        if self.session.confirm_submit and not self.ask(
-            f"Submit case {self.task.position + 1}? A submitted reading cannot be changed."
-        ):
-            return
-        try:
-            try:
-                self.session.submit(self.task, estimates, model_shown=self.model_on_screen)
-            except ContradictionError as contradiction:
-                if not self.ask(f"{contradiction}\n\nSubmit these answers as they are?"):
-                    return
-                self.session.submit(self.task, estimates, model_shown=self.model_on_screen, confirmed=True)
-        except FAILURES as error:
-            self.error.emit(str(error))
-            self._next()  # a stale case (read in another window): show the one to read now
-            return
-        self._next()
+        return estimates
+
+    def _submit(
+        self, session: ReaderSession, task: CaseTask, estimates: dict[Laterality, Estimate], confirmed: bool
+    ) -> None:
+        model_shown = self.model_on_screen
+        arguments = (self.service, session, task, estimates, model_shown, confirmed)
+        self._call(Worker("Submitting your reading", study_tasks.submit, *arguments))
 
     def _ask(self, question: str) -> bool:
         answer = QMessageBox.question(self, "Reader study", question)
@@ -190,48 +199,66 @@ class StudyPanel(QWidget):
         self.pause_button.setText("Carry on" if paused else "Pause")
 
     def go_back(self) -> None:
-        if self.session is None:
-            return
-        try:
-            task = self.session.go_back()
-        except FAILURES as error:
-            self.error.emit(str(error))
-            return
-        self._show_task(task)
+        if self.session is not None and not self.busy:
+            self._call(Worker("Going back a case", study_tasks.go_back, self.service, self.session))
 
-    def _next(self) -> None:
-        assert self.session is not None
-        assert self.service is not None
-        try:
-            task = self.session.current()
-            self.unaided = self.service.exams_to_read_unaided(self.session.reader)
-        except FAILURES as error:
-            self.error.emit(str(error))
+    @property
+    def busy(self) -> bool:
+        """A step (a call to the service) is in flight."""
+        return self._in_flight is not None
+
+    def _call(self, worker: Worker) -> None:
+        """Run a step; the buttons wait for it. A step may start the next (a confirmed resubmission)
+        from its result, before its own ``finished``: only the last one started frees the buttons."""
+        worker.signals.result.connect(self._stepped)
+        worker.signals.finished.connect(lambda: self._finished(worker))
+        self._in_flight = worker
+        self._enable_buttons()
+        self._run(worker)
+
+    def _finished(self, worker: Worker) -> None:
+        if self._in_flight is worker:
+            self._in_flight = None
+            self._enable_buttons()
+
+    def _stepped(self, step: StudyStep) -> None:
+        if step.contradiction is not None:  # nothing recorded: the answers stay in the form
+            estimates = self._estimates(step.task) if step.task is not None else None
+            if estimates is not None and self.ask(
+                f"{step.contradiction}\n\nSubmit these answers as they are?"
+            ):
+                self._submit(step.session, step.task, estimates, confirmed=True)
             return
-        self._show_task(task)
+        if step.refusal is not None:
+            self.error.emit(step.refusal)
+            if step.task == self.task:
+                return  # the case in hand is still to read: the reader's answers stay
+        self.session = step.session
+        self.reader.setEnabled(False)
+        self.study.setEnabled(False)
+        self.unaided = step.unaided
+        self.progress.setText(f"Read {step.progress.done} / {step.progress.total}")
+        self._show_task(step.task)
+
+    def _enable_buttons(self) -> None:
+        idle, reading, task = not self.busy, self.session is not None, self.task
+        self.start_button.setEnabled(idle and not reading)
+        self.leave_button.setEnabled(idle and reading)
+        self.back_button.setEnabled(idle and task is not None and task.may_go_back)
+        self.submit_button.setEnabled(idle and task is not None and self.on_screen)
+        self.pause_button.setEnabled(idle and task is not None)
 
     def _show_task(self, task: CaseTask | None) -> None:
         self.task = task
         reading = self.session is not None
-        self.start_button.setEnabled(not reading)
-        self.leave_button.setEnabled(reading)
         self.pause_button.blockSignals(True)  # a new case starts unpaused (a submission ends a pause)
         self.pause_button.setChecked(False)
         self.pause_button.setText("Pause")
         self.pause_button.blockSignals(False)
-        self.pause_button.setEnabled(task is not None)
         self.on_screen = self.model_on_screen = False
-        self.submit_button.setEnabled(False)
-        self.back_button.setEnabled(task is not None and task.may_go_back)
-        if self.session is None:
+        self._enable_buttons()
+        if not reading:
             self.progress.setText("Not reading a study.")
-        else:
-            try:
-                done = self.session.progress()
-            except FAILURES as error:
-                self.error.emit(str(error))
-            else:
-                self.progress.setText(f"Read {done.done} / {done.total}")
         if task is None:
             self.case_label.setText("All cases are read. Thank you." if reading else "")
         else:

@@ -16,14 +16,16 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.gui.decoding import decode_shared, discard_when_done
 from app.gui.imagery import DisplayImage
+from app.reading.readings import Estimate, ModelShown, load_readings, save_reading
 from app.store import Store, StoreError
+from app.store.results import load_exam_result, save_exam_result
 from app.study.service import exams_to_read_unaided
 from app.triage import TriageProgress, TriageSummary, WorklistRow, run_triage, stored_calibration, worklist
 from app.triage.operating_points import SiteSettings, site_settings
 from gmic_core import imaging
 from gmic_core.calibration import SiteCalibration
 from gmic_core.errors import CalibrationError, GMICError
-from gmic_core.imaging import Exam, View
+from gmic_core.imaging import Exam, Laterality, View
 from gmic_core.inference import ExamResult, Predictor, ViewImage
 from gmic_core.reporting.export import export_exam
 from gmic_core.reporting.identity import Algorithm
@@ -189,3 +191,45 @@ def unaided_exams(context: TaskContext, store: Store, reader: str) -> frozenset[
             return exams_to_read_unaided(session, reader)
     except SQLAlchemyError as error:
         raise StoreError(f"The study assignments could not be read: {error}") from error
+
+
+def stored_readings(
+    context: TaskContext, store: Store, reader: str, exam_id: str
+) -> dict[Laterality, Estimate]:
+    """``reader``'s latest stored estimate per breast of the exam (:func:`app.reading.readings.load_readings`)."""
+    return load_readings(store, reader, exam_id)
+
+
+def record_reading(
+    context: TaskContext,
+    store: Store,
+    reader: str,
+    exam_id: str,
+    side: Laterality,
+    estimate: Estimate,
+    model: ModelShown | None,
+) -> int:
+    """Record the estimate the reader gave (:func:`app.reading.readings.save_reading`); returns its id."""
+    try:
+        return save_reading(store, reader, exam_id, side, estimate, model)
+    except GMICError as error:
+        raise StoreError(f"Your estimate is kept on screen but was not saved: {error}") from error
+
+
+def stored_result(context: TaskContext, store: Store, exam_id: str, model_key: str) -> ExamResult | None:
+    """The result stored for the exam and model (an earlier session, triage, ``gmic listen``), if any."""
+    try:
+        with store.session() as session:
+            return load_exam_result(session, exam_id, model_key)
+    except SQLAlchemyError as error:
+        raise StoreError(f"Stored results could not be read: {error}") from error
+
+
+def store_result(context: TaskContext, store: Store, result: ExamResult) -> None:
+    try:
+        with store.session() as session:
+            save_exam_result(session, result)
+    except SQLAlchemyError as error:
+        raise StoreError(
+            f"The result could not be stored (it is kept until the application closes): {error}"
+        ) from error

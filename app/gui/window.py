@@ -3,9 +3,10 @@
 The session decides what is open and what of the model may be shown; the window draws what it says
 (:meth:`MainWindow._session_changed`, the thin Qt adapter) and runs the long work on the worker pools:
 opening an exam decodes its views on the I/O pool (each view appears when decoded); inference runs on
-the compute pool, one exam at a time, its results cached per exam and model identity; the stored
-scores and the exams still to be read unaided are read from the database on the I/O pool. Errors are
-reported in the window's message bar, never in a modal dialog, and the window goes on.
+the compute pool, one exam at a time, its results cached per exam and model identity; the database is
+read and written only by workers (:mod:`app.gui.persistence`, :mod:`app.gui.batch_actions`, the study
+panel), never on the GUI thread. Errors are reported in the window's message bar, never in a modal
+dialog, and the window goes on.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ from pathlib import Path
 
 from PySide6.QtCore import Signal
 from PySide6.QtGui import QCloseEvent
-from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QMessageBox, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFileDialog, QLabel, QMainWindow, QSplitter, QVBoxLayout, QWidget
 
 from app.gui import chrome, demo, tasks
 from app.gui.batch_actions import BatchActions
 from app.gui.decoding import decoding_pool
+from app.gui.persistence import Persistence
 from app.gui.settings import Settings
 from app.gui.settings_dialog import SettingsDialog
 from app.gui.side_panel import SidePanel
@@ -29,7 +31,7 @@ from app.gui.study_wiring import StudyWiring
 from app.gui.viewer import FourViewPanel, presets
 from app.gui.workers import Worker, WorkerPool
 from app.gui.worklist import ExamStatus, WorklistPanel
-from app.reading.book import MemoryResultCache, ReadingBook, ResultCache, StoreReadingBook, StoreResultCache
+from app.reading.book import MemoryResultCache, ReadingBook
 from app.reading.session import Change, ReadingSession
 from app.store import Store, StoreError, open_store
 from gmic_core.imaging import Exam, View
@@ -42,9 +44,7 @@ class MainWindow(QMainWindow):
     settled = Signal(str)  # exam id: its views are shown and its analysis is done (or cannot be done)
     analysis_started = Signal(object)  # the Worker
 
-    def __init__(
-        self, settings: Settings, cache: ResultCache | None = None, readings: ReadingBook | None = None
-    ) -> None:
+    def __init__(self, settings: Settings) -> None:
         super().__init__()
         self.setWindowTitle("GMIC Reader")
         self.settings = settings
@@ -56,14 +56,10 @@ class MainWindow(QMainWindow):
             self.store = open_store(settings.db_url)
         except StoreError as error:
             store_error = f"The database could not be opened; results and estimates are kept until the window closes. {error}"
-        store, failed = self.store, self._store_failed
-        if cache is None:
-            cache = MemoryResultCache() if store is None else StoreResultCache(store, failed)
-        if readings is None:
-            readings = ReadingBook() if store is None else StoreReadingBook(store, settings.reader, failed)
-        self.cache = cache
-        self.readings = readings
         self.io_pool = WorkerPool(2, self)
+        self.persistence = Persistence(self)
+        self.cache = MemoryResultCache()
+        self.readings = ReadingBook(self.persistence.record_reading)
         self.compute_pool = WorkerPool(1, self)
         self.decoding_pool = decoding_pool()
         self.predictor: Predictor | None = None
@@ -89,7 +85,7 @@ class MainWindow(QMainWindow):
         self.side = SidePanel(self.state, self.readings)
         self.side.patch_selected.connect(self.viewer.focus)
         self.side.reading_changed.connect(self._reading_changed)
-        self.study_panel = StudyPanel(self.store, self.settings.reader)
+        self.study_panel = StudyPanel(self.store, self.settings.reader, self.persistence.run)
         self.study_panel.hide()
         splitter = QSplitter()
         for index, (widget, stretch) in enumerate(
@@ -109,7 +105,6 @@ class MainWindow(QMainWindow):
         self.study = StudyWiring(self)
         chrome.build_actions(self)
         chrome.build_status_bar(self)
-        self.state.subscribe(self._state_changed)
         chrome.show_model_status(self)
 
     # --- the session, drawn ---------------------------------------------------------------------------
@@ -242,6 +237,7 @@ class MainWindow(QMainWindow):
             self._analysis_worker.cancel()
         self._settled_sent = False
         self.session.open(exam)
+        self.persistence.exam_opened(exam.exam_id)
         self.state.set_enlarged(None)
         self.viewer.show_exam(exam)
         self.side.show_exam(exam)
@@ -290,31 +286,43 @@ class MainWindow(QMainWindow):
         task = session.task if session.task is not None and session.is_open(session.task.exam_key) else None
         if session.studying:
             # a study shows only the stored result of its own model, and only where the protocol says
-            ai = None if task is None else task.ai
-            session.set_result(None if ai is None else self.cache.get(exam.exam_id, ai.model_key))
-            return
-        if predictor is None:
-            return
-        if not recompute:
-            result = session.result
-            if session.analysis_done or (result is not None and result.model.key == predictor.identity.key):
+            if task is None or task.ai is None:
+                session.set_result(None)
                 return
-            cached = self.cache.get(exam.exam_id, predictor.identity.key)
-            if cached is not None:
+            key = task.ai.model_key
+        elif predictor is None:
+            return
+        else:
+            key = predictor.identity.key
+            result = session.result
+            if not recompute and (session.analysis_done or (result is not None and result.model.key == key)):
+                return
+        exam_id = exam.exam_id
+        if not recompute:
+            if (cached := self.cache.get(exam_id, key)) is not None:
                 session.set_result(cached)
                 return
-        self.worklist.model.update(exam.exam_id, ExamStatus.ANALYSING)
-        exam_id = exam.exam_id
+            if not self.persistence.looked_up(exam_id, key):  # then back here, the cache filled if stored
+                self._start_analysis(exam_id, self.persistence.result_lookup(exam_id, key), self.io_pool)
+                return
+        if session.studying:
+            session.set_result(None)  # the study's model has no stored result of this case
+            return
+        self.worklist.model.update(exam_id, ExamStatus.ANALYSING)
         worker = Worker("Analysis", tasks.analyse, predictor, exam, dict(session.images))
         worker.signals.result.connect(self._analysed)
-        worker.signals.cancelled.connect(lambda: self._analysis_stopped(exam_id, "Analysis cancelled."))
         worker.signals.error.connect(lambda message: self._analysis_stopped(exam_id, None))
-        worker.signals.finished.connect(self._analysis_finished)
-        self._analysis_worker = self.run_worker(self.compute_pool, worker)
+        self._start_analysis(exam_id, worker, self.compute_pool)
         self.analysis_started.emit(worker)
+
+    def _start_analysis(self, exam_id: str, worker: Worker, pool: WorkerPool) -> None:
+        worker.signals.cancelled.connect(lambda: self._analysis_stopped(exam_id, "Analysis cancelled."))
+        worker.signals.finished.connect(self._analysis_finished)
+        self._analysis_worker = self.run_worker(pool, worker)
 
     def _analysed(self, result: ExamResult) -> None:
         self.cache.put(result)
+        self.persistence.store_result(result)
         self.timing_label.setText(f"last inference: {result.timings.get('total_s', 0.0):.2f} s")
         self._update_worklist_entry(result.exam_id, result)
         self.batch.refresh_scores()
@@ -376,9 +384,6 @@ class MainWindow(QMainWindow):
         self._settled_sent = True
         self.settled.emit(session.exam.exam_id)
 
-    def _store_failed(self, message: str) -> None:
-        self.messages.show_message(message)
-
     # --- user actions ----------------------------------------------------------------------------------
 
     def cancel_work(self) -> None:
@@ -407,23 +412,6 @@ class MainWindow(QMainWindow):
         self.state.set_enlarged(None)
         self.viewer.reset_zoom()
 
-    def _state_changed(self, name: str) -> None:
-        if name == "overlays":
-            for overlay, action in self.overlay_actions.items():
-                action.setChecked(self.state.overlays[overlay])
-        elif name == "window":
-            self.invert_action.setChecked(self.state.window.inverted)
-        elif name == "linked":
-            self.link_action.setChecked(self.state.linked)
-
-    def about(self) -> None:
-        QMessageBox.about(
-            self,
-            "GMIC Reader",
-            "GMIC Reader: a reading workstation for screening mammography built around GMIC "
-            "(Shen et al., Medical Image Analysis 2021). Research software, not a medical device.",
-        )
-
     # --- progress --------------------------------------------------------------------------------------
 
     def _progress(self, message: str, done: int, total: int) -> None:
@@ -440,7 +428,9 @@ class MainWindow(QMainWindow):
         self.cancel_button.setVisible(any(worker is not None for worker in workers))
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        self.side.commit_pending()  # closing moves on: an estimate still settling is given, and stored
         self.closed = True
+        self.persistence.finish()
         self.io_pool.shut_down()
         self.compute_pool.shut_down()
         self.decoding_pool.shutdown(wait=True, cancel_futures=True)

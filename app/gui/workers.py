@@ -104,4 +104,8 @@ class WorkerPool:
         """Cancel every worker and wait for the threads; True when all have stopped."""
         for worker in self._running:
             worker.cancel()  # one not started yet runs at once to its cancelled and finished signals
+        return self.wait(timeout_ms)
+
+    def wait(self, timeout_ms: int) -> bool:
+        """Wait, cancelling nothing, until every worker started has finished; True when all have."""
         return self._pool.waitForDone(timeout_ms)

@@ -1,8 +1,11 @@
 """Fixtures of the workstation tests: small synthetic exams, a tiny seeded checkpoint, a window that
-is closed (its workers stopped) after every test, and a check that nothing leaks."""
+is closed (its workers stopped) after every test, a check that nothing leaks, and one that the
+application never opens a database session on the GUI thread."""
 
 from __future__ import annotations
 
+import threading
+import traceback
 from pathlib import Path
 
 import pytest
@@ -13,9 +16,11 @@ from PySide6.QtWidgets import QApplication
 from app.gui.main import configure_pyqtgraph
 from app.gui.settings import Settings
 from app.gui.window import MainWindow
+from app.store.database import Store
 from gmic_core.config import GMICConfig
 from gmic_core.model import GMIC, ModelCard, save_checkpoint
 from gmic_core.synthetic import write_dataset
+from tests.gui.database import by_the_test
 
 SMALL_EXAM = (1024, 832)
 JPEG2000_START_OF_CODESTREAM = b"\xff\x4f\xff\x51"  # SOC and SIZ markers (ISO 15444-1 A.4.1, A.5.1)
@@ -92,6 +97,7 @@ def make_window(qtbot, tmp_path):
         window.close()
         assert window.io_pool.active == 0
         assert window.compute_pool.active == 0
+        assert window.persistence.writes.active == 0
 
 
 @pytest.fixture
@@ -107,6 +113,25 @@ def no_leaks(qapp):
     assert QThreadPool.globalInstance().waitForDone(5000)
     visible = [widget for widget in QApplication.topLevelWidgets() if widget.isVisible()]
     assert not visible, f"widgets left open: {visible}"
+
+
+@pytest.fixture(autouse=True)
+def no_database_on_the_gui_thread(monkeypatch):
+    """Every database session the application opens on the GUI thread (Qt's, the main thread) fails
+    the test: the session factory raises, and the teardown reports it even where a caller swallowed
+    the error. Database work belongs in workers (app/gui/persistence.py)."""
+    open_session = Store.session
+    offences: list[str] = []
+
+    def session_off_the_gui_thread(store: Store):
+        if threading.current_thread() is threading.main_thread() and not by_the_test():
+            offences.append("".join(traceback.format_stack(limit=12)))
+            raise AssertionError("the database was queried on the GUI thread")
+        return open_session(store)
+
+    monkeypatch.setattr(Store, "session", session_off_the_gui_thread)
+    yield
+    assert not offences, "the database was queried on the GUI thread:\n" + "\n".join(offences)
 
 
 @pytest.fixture

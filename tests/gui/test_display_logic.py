@@ -139,6 +139,20 @@ def test_readings_are_kept_per_exam_and_breast_and_make_the_hybrid():
         Estimate(birads=7)
 
 
+def test_the_book_records_each_new_estimate_and_fills_in_stored_ones_not_given_since():
+    recorded = []
+    book = ReadingBook(lambda *reading: recorded.append(reading))
+    book.set_birads("a", Laterality.LEFT, 4)  # no probability yet: kept, not recorded
+    book.set_probability("a", Laterality.LEFT, 0.3)
+    book.set_probability("a", Laterality.LEFT, 0.3)  # the same again (Enter, then leaving the field)
+    assert recorded == [("a", Laterality.LEFT, Estimate(0.3, 4), None)]
+    stored = {Laterality.LEFT: Estimate(0.9), Laterality.RIGHT: Estimate(0.1, 2)}
+    assert book.fill("a", stored) == [Laterality.RIGHT]
+    assert book.get("a", Laterality.LEFT) == Estimate(0.3, 4)  # given in this session: newer
+    assert book.get("a", Laterality.RIGHT) == Estimate(0.1, 2)
+    assert len(recorded) == 1  # what came from the store is not recorded again
+
+
 def test_the_cache_is_keyed_by_exam_and_model(tmp_path):
     class Identity:
         key = "weights-a|fp32|tta0"

@@ -18,11 +18,13 @@ from app.gui.window import MainWindow
 from app.gui.worklist import FLAGS_COLUMN, SCORE_COLUMN
 from app.reading.readings import hybrid_score
 from app.store.models import OperatingPoint, Reading, ScoreCalibration
+from app.store.results import load_exam_result
 from app.study.cases import CaseSpec
 from app.study.service import StudyService
 from app.triage import HIGH_SUSPICION, LIKELY_NORMAL
 from gmic_core.calibration import CalibrationFit, Calibrator, Deciles, SiteCalibration
 from gmic_core.imaging import Laterality
+from tests.gui.database import the_tests_own
 from tests.gui.estimates import give
 
 READER = "reader-7"
@@ -64,7 +66,8 @@ def test_the_readers_estimate_is_committed_and_survives_a_restart(qtbot, make_wi
     give(box, 35)
     give(box, 40)  # a changed estimate: a new reading superseding the first
     box.recall.setChecked(True)
-    with first.store.session() as session:
+    assert first.persistence.writes.wait(10000)
+    with the_tests_own(), first.store.session() as session:
         rows = session.scalars(select(Reading).order_by(Reading.id)).all()
     assert [(row.probability, row.revision, row.study_id) for row in rows] == [
         (35.0, 0, None),
@@ -80,12 +83,26 @@ def test_the_readers_estimate_is_committed_and_survives_a_restart(qtbot, make_wi
     open_views(qtbot, second, exams_folder)
     assert second.session.exam.exam_id == exam_id
     box = second.side.breasts[Laterality.RIGHT]
+    qtbot.waitUntil(lambda: box.probability.value() == 40, timeout=10000)  # read by a worker
     assert (box.probability.value(), box.birads.currentData(), box.recall.isChecked()) == (40, 4, True)
+
+
+def test_estimates_given_just_before_closing_are_stored(qtbot, make_window, exams_folder):
+    """Closing waits for the estimates still being recorded, and gives one still settling."""
+    window = make_window()
+    open_views(qtbot, window, exams_folder)
+    give(window.side.breasts[Laterality.RIGHT], 65)
+    window.side.breasts[Laterality.LEFT].probability.setValue(30)  # spin arrows: still settling
+    window.close()
+    with the_tests_own(), window.store.session() as session:
+        rows = session.scalars(select(Reading).order_by(Reading.id)).all()
+        assert [(row.laterality, row.probability) for row in rows] == [("R", 65.0), ("L", 30.0)]
 
 
 def start_study(qtbot, window: MainWindow, study: str, reader: str = READER) -> None:
     window.study.show_panel()
     panel = window.study_panel
+    qtbot.waitUntil(lambda: panel.study.findText(study) >= 0, timeout=10000)  # listed by a worker
     panel.reader.setText(reader)
     panel.study.setCurrentText(study)
     panel.questions = []
@@ -112,8 +129,9 @@ def create_study(
         for index, key in enumerate(keys)
     ]
     service = StudyService(window.store)
-    service.create_study("pilot", cases, protocol, seed=3, model_key=model_key)
-    service.enrol("pilot", READER)
+    with the_tests_own():
+        service.create_study("pilot", cases, protocol, seed=3, model_key=model_key)
+        service.enrol("pilot", READER)
     return keys
 
 
@@ -148,6 +166,7 @@ def test_a_blinded_study_hides_the_model_submits_advances_and_resumes(
     answer(panel, 20, 2, False)
     with qtbot.waitSignal(window.settled, timeout=60000):
         panel.submit_button.click()
+        assert not panel.submit_button.isEnabled()  # while the submission is in flight
     assert panel.questions == ["Submit case 1? A submitted reading cannot be changed."]
     assert panel.progress.text() == "Read 1 / 3"
     assert panel.task.position == 1
@@ -185,6 +204,15 @@ def test_a_submission_without_a_probability_is_refused_in_the_window(qtbot, make
     assert window.messages.isVisible()
     assert "probability" in window.messages.text.text()
     assert window.study_panel.progress.text() == "Read 0 / 3"
+    # refused by the service (the study requires BI-RADS and recall): the answers given stay
+    panel = window.study_panel
+    box = panel.breasts[panel.task.breasts[0]]
+    for side in panel.task.breasts:
+        panel.breasts[side].probability.setValue(30)
+    panel.submit_button.click()
+    qtbot.waitUntil(lambda: not panel.busy and "recall" in window.messages.text.text(), timeout=10000)
+    assert box.probability.value() == 30
+    assert panel.progress.text() == "Read 0 / 3"
 
 
 def test_triage_from_the_window_fills_scores_and_flags_and_the_flag_filter(
@@ -206,7 +234,7 @@ def test_triage_from_the_window_fills_scores_and_flags_and_the_flag_filter(
     qtbot.waitUntil(lambda: all(entry.score is not None for entry in model.entries), timeout=30000)
     scores = sorted(entry.score for entry in model.entries)
     key = window.predictor.identity.key
-    with window.store.session() as session:
+    with the_tests_own(), window.store.session() as session:
         for name, metric, threshold in (
             (HIGH_SUSPICION, "specificity", scores[2]),
             (LIKELY_NORMAL, "sensitivity", scores[1]),
@@ -250,7 +278,8 @@ def test_triage_from_the_window_fills_scores_and_flags_and_the_flag_filter(
         return model.data(model.index(model.row_of(exam_id), SCORE_COLUMN), role)
 
     box = window.side.breasts[Laterality.RIGHT]
-    result = window.cache.get(highest, key)
+    with the_tests_own(), window.store.session() as session:
+        result = load_exam_result(session, highest, key)
     window.side.set_result(result, {})
     assert header() == "Score (raw)"
     assert "uncalibrated" in header(Qt.ItemDataRole.ToolTipRole)
@@ -259,7 +288,7 @@ def test_triage_from_the_window_fills_scores_and_flags_and_the_flag_filter(
     exam_fit = CalibrationFit(Calibrator("platt", slope=1.0, intercept=-1.0), {"platt": 0.5}, 0.2, 0.05, 3, 1)
     breast_fit = CalibrationFit(Calibrator("isotonic", knots=((0.0, 0.1), (1.0, 0.3))), {}, 0.2, 0.1, 6, 1)
     site = SiteCalibration(exam_fit, breast_fit, Deciles.of(np.array(scores)))
-    with window.store.session() as session:
+    with the_tests_own(), window.store.session() as session:
         session.add(
             ScoreCalibration(
                 model_key=key, calibration=site.to_json(), calibration_set="t", exams=3, positives=1
@@ -311,8 +340,8 @@ def test_a_failing_save_keeps_the_estimate_and_says_so(qtbot, make_window, exams
 
     monkeypatch.setattr(window.store, "session", broken_session)
     give(window.side.breasts[Laterality.RIGHT], 55)
+    qtbot.waitUntil(lambda: "not saved" in window.messages.text.text(), timeout=10000)
     assert window.messages.isVisible()
-    assert "not saved" in window.messages.text.text()
     assert window.readings.get(window.session.exam.exam_id, Laterality.RIGHT).probability == pytest.approx(
         0.55
     )

@@ -18,6 +18,7 @@ from app.store.models import ModelRun
 from app.triage import worklist
 from gmic_core.imaging import View
 from tests.app.node_servers import ListenProcess, storescu, wait_for
+from tests.gui.database import the_tests_own
 
 TIMEOUT_MS = 90000
 
@@ -41,6 +42,7 @@ def test_open_from_pacs_finds_retrieves_and_opens_the_exam(qtbot, window, orthan
             assert dialog.search() is not None, dialog.status.text()
         assert found.args == [1]
         assert dialog.rows[0].study_uid == header.StudyInstanceUID
+        qtbot.waitUntil(dialog.retrieve_button.isEnabled)  # the search worker has finished
         with qtbot.waitSignal(window.settled, timeout=TIMEOUT_MS) as settled:
             dialog.retrieve()
         assert window.session.exam is not None
@@ -93,7 +95,7 @@ def test_the_worklist_shows_what_gmic_listen_scored(qtbot, tmp_path, checkpoint,
         store = open_store(db_url)
 
         def runs() -> int:
-            with store.session() as session:
+            with the_tests_own(), store.session() as session:
                 return session.scalar(select(func.count(ModelRun.id)))
 
         try:
@@ -120,7 +122,7 @@ def test_the_worklist_shows_what_gmic_listen_scored(qtbot, tmp_path, checkpoint,
         assert entry.exam.exam_id == study
         store = open_store(db_url)
         try:
-            with store.session() as session:
+            with the_tests_own(), store.session() as session:
                 assert session.scalar(select(func.count(ModelRun.id))) == 1
                 stored = worklist(session, window.predictor.identity.key)
             assert [(row.exam_id, row.score) for row in stored] == [(study, entry.score)]

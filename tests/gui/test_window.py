@@ -19,6 +19,7 @@ from app.gui.worklist import ExamStatus
 from app.reading.readings import hybrid_score
 from app.store.models import Reading
 from gmic_core.imaging import Laterality, View
+from tests.gui.database import the_tests_own
 from tests.gui.estimates import give
 
 
@@ -268,5 +269,6 @@ def test_typing_85_then_enter_records_exactly_one_reading_of_85(
     field.lineEdit().selectAll()
     qtbot.keyClicks(field.lineEdit(), "85")
     qtbot.keyClick(field.lineEdit(), Qt.Key.Key_Return)
-    with window.store.session() as session:
+    assert window.persistence.writes.wait(10000)  # recorded by a worker, off the GUI thread
+    with the_tests_own(), window.store.session() as session:
         assert [row.probability for row in session.scalars(select(Reading))] == [85.0]
