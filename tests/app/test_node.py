@@ -115,8 +115,13 @@ def test_flow_modality_to_listener_to_orthanc_then_find_and_get(listener, orthan
     counts = wait_for(lambda: _all_results(orthanc, study), RESULT_TIMEOUT_S, "the results in Orthanc")
     assert counts == {"SR": 2, "SEG": 4, "OT": 1}
     assert _runs(listener.db_url, study) == 1
-    assert not list((listener.store / "outbox").iterdir())
-    assert (listener.store / "sent" / study).exists()
+    # Orthanc lists an object before the listener has its C-STORE response, marks the study sent and
+    # clears its outbox
+    wait_for(
+        lambda: (listener.store / "sent" / study).exists() and not any((listener.store / "outbox").iterdir()),
+        RESULT_TIMEOUT_S,
+        "the study marked sent and its outbox cleared",
+    )
 
     # the modality also archives the exam in the PACS; find it and bring it back
     assert storescu("MODALITY", "ORTHANC", "127.0.0.1", str(orthanc.dicom_port), exam).returncode == 0
@@ -219,8 +224,11 @@ def test_results_by_stow_rs(tmp_path, weights, orthanc, exams):
         assert storescu("MODALITY", "GMIC", *node.address, exam).returncode == 0
         counts = wait_for(lambda: _all_results(orthanc, study), RESULT_TIMEOUT_S, "the STOW-RS results")
         assert counts == {"SR": 2, "SEG": 4, "OT": 1}
-        wait_for(lambda: (node.store / "sent" / study).exists(), RESULT_TIMEOUT_S, "the study marked sent")
-        assert not list((node.store / "outbox").iterdir())
+        wait_for(
+            lambda: (node.store / "sent" / study).exists() and not any((node.store / "outbox").iterdir()),
+            RESULT_TIMEOUT_S,
+            "the study marked sent and its outbox cleared",
+        )
     finally:
         node.stop()
 
