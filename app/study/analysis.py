@@ -2,7 +2,8 @@
 
 Input: a :class:`RatingTable` (every reader rates every case in every modality), from
 :func:`read_ratings_csv` (columns ``reader,case,modality,truth,rating`` and optionally ``recall``
-0/1; rows of the ``model_reader`` are the model's scores) or from :func:`study_ratings` (a study's
+0/1, ``birads`` and ``duration_s`` (seconds), each may be empty; rows of the ``model_reader`` are the
+model's scores) or from :func:`study_ratings` (a study's
 readings: the modalities are the phases ``unaided`` and ``aided``, a case is one breast
 ``<exam>:<L|R>``, the rating the reader's probability in percent, the model the study model's
 malignancy probability of that breast as the readers were shown it, stored with their readings).
@@ -20,7 +21,11 @@ malignancy probability of that breast as the readers were shown it, stored with 
   what was left out), ``left_out`` and ``interim``, ``hybrid`` (per modality
   and reader the AUC of ``lambda * rating / rating_scale + (1 - lambda) * model`` over lambda, at
   0.5 and at the best lambda*), and ``specificity`` (model and hybrids at the readers' mean
-  sensitivity, with Clopper-Pearson intervals); ids as they appear in the input;
+  sensitivity, with Clopper-Pearson intervals), ``operating_points`` (per reader and modality the
+  sensitivity and specificity of recall and of BI-RADS >= 3 and >= 4, with counts), ``agreement``
+  (Cohen's kappa per pair of readers and Fleiss' kappa across them, on recall and BI-RADS, per
+  modality) and ``reading_time`` (median and IQR per modality, per reader and pooled); ids as they
+  appear in the input;
 * ``roc.png``, ``pr.png``, ``hybrid_auc.png``;
 * ``ratings.csv``: the long format that MRMCaov, RJafroc and iMRMC's converters read.
 """
@@ -29,6 +34,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import itertools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,6 +44,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 from scipy import stats
+from sklearn.metrics import cohen_kappa_score
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -55,6 +62,17 @@ PROBABILITY_SCALES = (1.0, 100.0)
 # Below these sizes the report warns (Obuchowski, Acad Radiol 2004: MRMC sizing; a rule of thumb).
 MIN_READERS, MIN_CASES, MIN_POSITIVES = 3, 50, 10
 AUC_INTERVAL_METHOD = mrmc.AUC_INTERVAL_METHOD
+BIRADS_THRESHOLDS = (3, 4)  # BI-RADS at or above is called positive
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One reading of a rating table: the rating, and what else is known of it."""
+
+    rating: float
+    recall: bool | None = None
+    birads: float | None = None
+    duration_s: float | None = None
 
 
 class AnalysisError(GMICError):
@@ -69,6 +87,8 @@ class RatingTable:
     truth: np.ndarray  # [cases] bool
     ratings: np.ndarray  # [modalities, readers, cases]
     recall: np.ndarray | None = None  # [modalities, readers, cases] bool, the readers' decisions
+    birads: np.ndarray | None = None  # [modalities, readers, cases] BI-RADS 0-6, NaN where not given
+    durations: np.ndarray | None = None  # [modalities, readers, cases] reading time in seconds
     model: np.ndarray | None = None  # [cases], the model's probability (0-1)
     rating_scale: float = 100.0  # rating / rating_scale is in [0, 1] for the hybrid (with a model)
     left_out: tuple[str, ...] = ()  # readers and cases of a study left out of the analysis, and why
@@ -101,7 +121,7 @@ def read_ratings_csv(
     if not rows:
         raise AnalysisError(f"{path}: no ratings")
     with_recall = "recall" in columns
-    entries: dict[tuple[str, str, str], tuple[float, bool | None]] = {}
+    entries: dict[tuple[str, str, str], Entry] = {}
     truth: dict[str, bool] = {}
     for number, row in enumerate(rows, start=2):
         reader, case, modality = row["reader"].strip(), row["case"].strip(), row["modality"].strip()
@@ -110,6 +130,8 @@ def read_ratings_csv(
             if row["truth"].strip() not in ("0", "1"):
                 raise ValueError(f"truth is 0 or 1, got {row['truth']!r}")
             recall = _flag(row["recall"]) if with_recall and reader != model_reader else None
+            birads = _optional_number(row.get("birads"))
+            duration = _optional_number(row.get("duration_s"))
         except ValueError as error:
             raise AnalysisError(f"{path}, line {number}: {error}") from error
         if not np.isfinite(rating):
@@ -120,7 +142,7 @@ def read_ratings_csv(
             raise AnalysisError(
                 f"{path}, line {number}: reader {reader} rated case {case} twice in {modality}"
             )
-        entries[(reader, case, modality)] = (rating, recall)
+        entries[(reader, case, modality)] = Entry(rating, recall, birads, duration)
     table = _table(entries, truth, model_reader, rating_scale or 100.0, with_recall, str(path))
     if table.model is not None:
         _check_probabilities(table, model_reader, str(path))
@@ -141,6 +163,10 @@ def _check_probabilities(table: RatingTable, model_reader: str | None, where: st
         )
 
 
+def _optional_number(value: str | None) -> float | None:
+    return float(value) if value is not None and value.strip() else None
+
+
 def _flag(value: str) -> bool:
     if value.strip() not in ("0", "1"):
         raise ValueError(f"recall is 0 or 1, got {value!r}")
@@ -153,7 +179,7 @@ def _ordered(values) -> tuple[str, ...]:
 
 
 def _table(
-    entries: dict[tuple[str, str, str], tuple[float, bool | None]],
+    entries: dict[tuple[str, str, str], Entry],
     truth: dict[str, bool],
     model_reader: str | None,
     rating_scale: float,
@@ -167,19 +193,23 @@ def _table(
         raise AnalysisError(f"{where}: no reader's ratings")
     ratings = np.full((len(modalities), len(readers), len(cases)), np.nan)
     recall = np.zeros(ratings.shape, dtype=bool)
+    birads = np.full(ratings.shape, np.nan)
+    durations = np.full(ratings.shape, np.nan)
     reader_index = {reader: index for index, reader in enumerate(readers)}
     modality_index = {modality: index for index, modality in enumerate(modalities)}
     case_index = {case: index for index, case in enumerate(cases)}
     model = np.full(len(cases), np.nan) if model_reader is not None else None
-    for (reader, case, modality), (rating, decision) in entries.items():
+    for (reader, case, modality), entry in entries.items():
         if reader == model_reader:
-            if not np.isnan(model[case_index[case]]) and model[case_index[case]] != rating:
+            if not np.isnan(model[case_index[case]]) and model[case_index[case]] != entry.rating:
                 raise AnalysisError(f"{where}: the model gives case {case} two different scores")
-            model[case_index[case]] = rating
+            model[case_index[case]] = entry.rating
             continue
         position = modality_index[modality], reader_index[reader], case_index[case]
-        ratings[position] = rating
-        recall[position] = bool(decision)
+        ratings[position] = entry.rating
+        recall[position] = bool(entry.recall)
+        birads[position] = np.nan if entry.birads is None else entry.birads
+        durations[position] = np.nan if entry.duration_s is None else entry.duration_s
     if np.isnan(ratings).any():
         modality, reader, case = np.argwhere(np.isnan(ratings))[0]
         raise AnalysisError(
@@ -193,7 +223,16 @@ def _table(
     if truth_array.all() or not truth_array.any():
         raise AnalysisError(f"{where}: the cases are all positive or all negative; both classes are needed")
     return RatingTable(
-        readers, modalities, cases, truth_array, ratings, recall if with_recall else None, model, rating_scale
+        readers,
+        modalities,
+        cases,
+        truth_array,
+        ratings,
+        recall if with_recall else None,
+        None if np.isnan(birads).all() else birads,
+        None if np.isnan(durations).all() else durations,
+        model,
+        rating_scale,
     )
 
 
@@ -268,7 +307,7 @@ def study_ratings(store: Store, study_name: str, interim: bool = False) -> Ratin
         left_out += [f"case {breast}: {reason}" for breast, reason in dropped_cases.items()]
         truth = {breast: malignant for breast, malignant in truth.items() if breast not in dropped_cases}
         entries = {
-            key: (reading.probability, reading.recall)
+            key: Entry(reading.probability, reading.recall, reading.birads, reading.duration_s)
             for key, reading in latest.items()
             if key[1] not in dropped_cases
         }
@@ -282,10 +321,7 @@ def study_ratings(store: Store, study_name: str, interim: bool = False) -> Ratin
                         continue
                     score = _model_score(session, study, case, side, shown, study_name)
                     if score is not None:
-                        entries[(model_reader, f"{case.case_key}:{side}", Phase.UNAIDED.value)] = (
-                            score,
-                            None,
-                        )
+                        entries[(model_reader, f"{case.case_key}:{side}", Phase.UNAIDED.value)] = Entry(score)
     if not any(key[0] != model_reader for key in entries):
         raise AnalysisError(f"study {study_name!r} has no {'complete reader' if interim else 'readings'} yet")
     table = _table(entries, truth, model_reader, 100.0, True, f"study {study_name!r}")
@@ -320,16 +356,29 @@ def _model_score(
 
 
 def write_ratings_csv(table: RatingTable, path: Path) -> None:
-    """The long format ``reader,case,modality,truth,rating`` (plus ``recall`` when known)."""
+    """The long format ``reader,case,modality,truth,rating`` (plus ``recall``, ``birads`` and
+    ``duration_s`` when known)."""
     with path.open("w", newline="", encoding="utf-8") as stream:
         writer = csv.writer(stream)
-        writer.writerow(RATING_COLUMNS + (("recall",) if table.recall is not None else ()))
+        extra = {
+            name: values
+            for name, values in (
+                ("recall", table.recall),
+                ("birads", table.birads),
+                ("duration_s", table.durations),
+            )
+            if values is not None
+        }
+        writer.writerow(RATING_COLUMNS + tuple(extra))
         for i, modality in enumerate(table.modalities):
             for j, reader in enumerate(table.readers):
                 for k, case in enumerate(table.cases):
                     row = [reader, case, modality, int(table.truth[k]), repr(float(table.ratings[i, j, k]))]
-                    if table.recall is not None:
-                        row.append(int(table.recall[i, j, k]))
+                    for name, values in extra.items():
+                        value = values[i, j, k]
+                        row.append(
+                            int(value) if name == "recall" else "" if np.isnan(value) else repr(float(value))
+                        )
                     writer.writerow(row)
 
 
@@ -384,6 +433,9 @@ def analyze(table: RatingTable, out_dir: Path, sensitivity: float | None = None)
                 for method in ("jackknife", "delong")
             }
             report["dbm"] = _comparison(mrmc.dorfman_berbaum_metz(pair, truth))
+    report["operating_points"] = operating_points(table)
+    report["agreement"] = agreement(table)
+    report["reading_time"] = reading_times(table)
     if table.model is not None:
         auc, low, high = mrmc.delong_auc_ci(table.model, truth)
         report["model"] = {"auc": auc, "ci": [low, high], "pr_auc": metrics.pr_auc(truth, table.model)}
@@ -426,6 +478,101 @@ def warnings(table: RatingTable) -> list[str]:
         found.append("MRMC comparison skipped: one modality only (single-modality intervals given)")
     found += [f"left out: {item}" for item in table.left_out]
     return found
+
+
+def _decision_counts(truth: np.ndarray, called: np.ndarray) -> dict[str, Any]:
+    tp, fn = int(called[truth].sum()), int((~called[truth]).sum())
+    tn, fp = int((~called[~truth]).sum()), int(called[~truth].sum())
+    return {
+        "sensitivity": tp / (tp + fn) if tp + fn else None,
+        "specificity": tn / (tn + fp) if tn + fp else None,
+        "tp": tp,
+        "fn": fn,
+        "tn": tn,
+        "fp": fp,
+    }
+
+
+def operating_points(table: RatingTable) -> dict[str, Any]:
+    """Per reader and modality, sensitivity and specificity (with the counts) of the readers' own
+    decisions: recall, and BI-RADS >= 3 and >= 4 called positive. BI-RADS 0 (incomplete) falls below
+    both thresholds (recall counts it); readings without a BI-RADS are left out of those two, and
+    ``without_birads`` says how many."""
+    points: dict[str, Any] = {}
+    for j, reader in enumerate(table.readers):
+        points[reader] = {}
+        for i, modality in enumerate(table.modalities):
+            decisions: dict[str, Any] = {}
+            if table.recall is not None:
+                decisions["recall"] = _decision_counts(table.truth, table.recall[i, j])
+            if table.birads is not None:
+                given = ~np.isnan(table.birads[i, j])
+                for threshold in BIRADS_THRESHOLDS:
+                    decisions[f"birads>={threshold}"] = _decision_counts(
+                        table.truth[given], table.birads[i, j, given] >= threshold
+                    )
+                decisions["without_birads"] = int((~given).sum())
+            points[reader][modality] = decisions
+    return points
+
+
+def agreement(table: RatingTable) -> dict[str, Any]:
+    """Per modality, on BI-RADS and on recall: Cohen's kappa of each pair of readers (scikit-learn's,
+    over the cases both assessed) and Fleiss' kappa across every reader (over the cases all
+    assessed). Empty with one reader."""
+    if len(table.readers) < 2:
+        return {}
+    scales = {"recall": table.recall, "birads": table.birads}
+    found: dict[str, Any] = {}
+    for i, modality in enumerate(table.modalities):
+        found[modality] = {}
+        for name, values in scales.items():
+            if values is None:
+                continue
+            values = values[i].astype(np.float64)
+            pairs = {}
+            for a, b in itertools.combinations(range(len(table.readers)), 2):
+                given = ~np.isnan(values[a]) & ~np.isnan(values[b])
+                pairs[f"{table.readers[a]}|{table.readers[b]}"] = _kappa(values[a, given], values[b, given])
+            complete = ~np.isnan(values).any(axis=0)
+            found[modality][name] = {
+                "cohen": pairs,
+                "fleiss": metrics.fleiss_kappa(values[:, complete]) if complete.any() else None,
+                "cases": int(complete.sum()),
+            }
+    return found
+
+
+def _kappa(first: np.ndarray, second: np.ndarray) -> float | None:
+    """Cohen's kappa, None where it is undefined (no cases, or both readers always the same one
+    category)."""
+    if first.size == 0 or np.unique(np.concatenate([first, second])).size < 2:
+        return None
+    return float(cohen_kappa_score(first, second))
+
+
+def _time_summary(seconds: np.ndarray) -> dict[str, Any]:
+    seconds = seconds[~np.isnan(seconds)]
+    if seconds.size == 0:
+        return {"readings": 0, "median_s": None, "iqr_s": None}
+    q1, median, q3 = np.percentile(seconds, [25, 50, 75])
+    return {"readings": int(seconds.size), "median_s": float(median), "iqr_s": [float(q1), float(q3)]}
+
+
+def reading_times(table: RatingTable) -> dict[str, Any]:
+    """Per modality, the median and interquartile range of the stored reading times (seconds), per
+    reader and pooled over readers. Empty where the table has no times."""
+    if table.durations is None:
+        return {}
+    return {
+        modality: {
+            "pooled": _time_summary(table.durations[i].ravel()),
+            "readers": {
+                reader: _time_summary(table.durations[i, j]) for j, reader in enumerate(table.readers)
+            },
+        }
+        for i, modality in enumerate(table.modalities)
+    }
 
 
 def _comparison(result: mrmc.ORResult | mrmc.DBMResult) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import json
 import numpy as np
 import pytest
 from scipy import stats
+from sklearn.metrics import cohen_kappa_score
 
 from app.cli import main
 from app.reading.readings import Estimate
@@ -21,6 +22,7 @@ from app.store.results import save_exam_result
 from app.study.analysis import AnalysisError, read_ratings_csv, study_ratings
 from app.study.cases import CaseSpec
 from app.study.service import StudyService
+from gmic_core import metrics
 from gmic_core.imaging.views import Laterality
 from tests.app.factories import IDENTITY, fake_exam_result
 
@@ -207,3 +209,45 @@ def test_the_analysis_uses_the_model_score_the_readers_were_shown(store):
     _read_all(service, "rerun", "r2")
     with pytest.raises(AnalysisError, match="shown different model scores"):
         study_ratings(store, "rerun")
+
+
+DECISIONS = {  # reader -> per case (truth 1, 1, 1, 0, 0, 0): (rating, recall, BI-RADS, seconds)
+    "a": [(90, 1, 5, 30), (60, 1, 4, 40), (20, 0, 2, 50), (70, 1, 3, 20), (10, 0, 1, 60), (5, 0, 1, 10)],
+    "b": [(80, 1, 4, 35), (30, 1, 3, 45), (40, 0, 3, 55), (20, 0, 2, 25), (15, 0, 1, 65), (25, 0, "", 15)],
+    "c": [(95, 1, 5, 70), (70, 1, 4, 80), (10, 0, 1, 90), (60, 1, 4, 30), (30, 1, 2, 100), (5, 0, 1, 20)],
+}
+
+
+def test_operating_points_agreement_and_reading_times(tmp_path, capsys):
+    lines = ["reader,case,modality,truth,rating,recall,birads,duration_s"]
+    for reader, rows in DECISIONS.items():
+        lines += [f"{reader},{k},m,{int(k < 3)},{','.join(map(str, row))}" for k, row in enumerate(rows)]
+    path = tmp_path / "ratings.csv"
+    path.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out"
+    assert main(["study", "analyze", str(path), "--out", str(out)]) == 0
+    assert "reader a, m: recall sensitivity 0.667 (2/3), specificity 0.667 (2/3)" in capsys.readouterr().out
+    report = json.loads((out / "analysis.json").read_text())
+    points = report["operating_points"]
+    assert points["a"]["m"]["birads>=3"] == {
+        "sensitivity": 2 / 3, "specificity": 2 / 3, "tp": 2, "fn": 1, "tn": 2, "fp": 1
+    }  # fmt: skip
+    assert points["a"]["m"]["birads>=4"]["fp"] == 0
+    assert points["b"]["m"]["without_birads"] == 1
+    assert points["b"]["m"]["birads>=3"]["tn"] + points["b"]["m"]["birads>=3"]["fp"] == 2
+    agreement = report["agreement"]["m"]
+    recall = {reader: [row[1] for row in rows] for reader, rows in DECISIONS.items()}
+    assert agreement["recall"]["cohen"]["a|c"] == pytest.approx(cohen_kappa_score(recall["a"], recall["c"]))
+    birads = {reader: [row[2] for row in rows] for reader, rows in DECISIONS.items()}
+    assert agreement["birads"]["cohen"]["a|b"] == pytest.approx(
+        cohen_kappa_score(birads["a"][:5], birads["b"][:5])
+    )
+    assert agreement["birads"]["cases"] == 5
+    assert agreement["recall"]["fleiss"] == pytest.approx(
+        metrics.fleiss_kappa(np.array(list(recall.values())))
+    )
+    times = report["reading_time"]["m"]
+    assert times["readers"]["a"] == {"readings": 6, "median_s": 35.0, "iqr_s": [22.5, 47.5]}
+    assert times["pooled"]["median_s"] == pytest.approx(42.5)
+    again = read_ratings_csv(out / "ratings.csv")
+    np.testing.assert_array_equal(again.birads, read_ratings_csv(path).birads)
