@@ -20,7 +20,9 @@ malignancy probability of that breast as the readers were shown it, stored with 
   figure 4, whose area is the mean AUC), ``warnings`` (shown first: small sizes, analyses skipped,
   what was left out), ``left_out`` and ``interim``, ``hybrid`` (per modality
   and reader the AUC of ``lambda * rating / rating_scale + (1 - lambda) * model`` over lambda, at
-  0.5 and at the best lambda*), and ``specificity`` (model and hybrids at the readers' mean
+  0.5 and at the best lambda, given as the range of tied lambdas; from the unaided readings when
+  the table has them, since an aided reading already contains the model, ``from`` says which),
+  and ``specificity`` (model and hybrids at the readers' mean
   sensitivity, with Clopper-Pearson intervals), ``operating_points`` (per reader and modality the
   sensitivity and specificity of recall and of BI-RADS >= 3 and >= 4, with counts), ``agreement``
   (Cohen's kappa per pair of readers and Fleiss' kappa across them, on recall and BI-RADS, per
@@ -441,8 +443,10 @@ def analyze(table: RatingTable, out_dir: Path, sensitivity: float | None = None)
         report["model"] = {"auc": auc, "ci": [low, high], "pr_auc": metrics.pr_auc(truth, table.model)}
         report["hybrid"] = _hybrids(table)
         report["specificity"] = {
-            modality: _specificities(table, i, sensitivity, report["hybrid"][modality])
-            for i, modality in enumerate(table.modalities)
+            modality: _specificities(
+                table, table.modalities.index(modality), sensitivity, report["hybrid"][modality]
+            )
+            for modality in report["hybrid"]["from"]
         }
     _plot_roc(table, aucs, out_dir / "roc.png")
     _plot_pr(table, out_dir / "pr.png")
@@ -620,18 +624,32 @@ def _hybrid_scores(table: RatingTable, modality: int, reader: int, weight: float
     return metrics.hybrid(table.ratings[modality, reader] / table.rating_scale, table.model, weight)
 
 
+def hybrid_modalities(table: RatingTable) -> tuple[str, ...]:
+    """The modalities whose ratings are mixed with the model: the unaided readings where the table
+    has them, since an aided reading already contains the model; every modality otherwise."""
+    unaided = Phase.UNAIDED.value
+    return (unaided,) if unaided in table.modalities else table.modalities
+
+
 def _hybrids(table: RatingTable) -> dict[str, Any]:
-    hybrids: dict[str, Any] = {"lambdas": LAMBDAS.tolist()}
-    for i, modality in enumerate(table.modalities):
+    """Per hybrid modality and reader the hybrid's AUC over lambda; ``best_lambda`` is the range
+    [lowest, highest] of the lambdas that reach the best AUC (ties are common on few cases) and
+    ``best_lambda_used`` the one of them nearest 0.5, where the specificity is compared."""
+    hybrids: dict[str, Any] = {"lambdas": LAMBDAS.tolist(), "from": list(hybrid_modalities(table))}
+    for modality in hybrids["from"]:
+        i = table.modalities.index(modality)
         per_reader = {}
         for j, reader in enumerate(table.readers):
-            curve = [metrics.roc_auc(table.truth, _hybrid_scores(table, i, j, weight)) for weight in LAMBDAS]
-            best = int(np.argmax(curve))
+            curve = np.array(
+                [metrics.roc_auc(table.truth, _hybrid_scores(table, i, j, weight)) for weight in LAMBDAS]
+            )
+            tied = LAMBDAS[np.isclose(curve, curve.max(), rtol=0, atol=1e-12)]
             per_reader[reader] = {
-                "auc": curve,
-                "auc_at_0_5": curve[int(np.flatnonzero(LAMBDAS == 0.5)[0])],
-                "best_lambda": float(LAMBDAS[best]),
-                "best_auc": curve[best],
+                "auc": curve.tolist(),
+                "auc_at_0_5": float(curve[int(np.flatnonzero(LAMBDAS == 0.5)[0])]),
+                "best_lambda": [float(tied.min()), float(tied.max())],
+                "best_lambda_used": float(tied[np.argmin(np.abs(tied - 0.5))]),
+                "best_auc": float(curve.max()),
             }
         hybrids[modality] = per_reader
     return hybrids
@@ -659,7 +677,7 @@ def _specificities(
         sensitivity = float(table.recall[modality][:, table.truth].mean(axis=1).mean())
     points: dict[str, Any] = {}
     for j, reader in enumerate(table.readers):
-        weights = {"0.5": 0.5, "best": hybrids[reader]["best_lambda"]}
+        weights = {"0.5": 0.5, "best": hybrids[reader]["best_lambda_used"]}
         points[reader] = {
             name: _specificity_at(table.truth, _hybrid_scores(table, modality, j, weight), sensitivity)
             | {"lambda": weight}
@@ -717,10 +735,9 @@ def _plot_pr(table: RatingTable, path: Path) -> None:
 
 
 def _plot_hybrid(table: RatingTable, hybrids: dict[str, Any], path: Path) -> None:
-    figure = Figure(figsize=(5 * len(table.modalities), 5), dpi=110)
-    for modality, axes in zip(
-        table.modalities, np.atleast_1d(figure.subplots(1, len(table.modalities))), strict=True
-    ):
+    shown = hybrids["from"]
+    figure = Figure(figsize=(5 * len(shown), 5), dpi=110)
+    for modality, axes in zip(shown, np.atleast_1d(figure.subplots(1, len(shown))), strict=True):
         for reader in table.readers:
             axes.plot(LAMBDAS, hybrids[modality][reader]["auc"], label=reader)
         axes.axvline(0.5, color="grey", linestyle=":", linewidth=1)

@@ -19,7 +19,7 @@ from app.cli import main
 from app.reading.readings import Estimate
 from app.store.models import Protocol
 from app.store.results import save_exam_result
-from app.study.analysis import AnalysisError, read_ratings_csv, study_ratings
+from app.study.analysis import AnalysisError, analyze, read_ratings_csv, study_ratings
 from app.study.cases import CaseSpec
 from app.study.service import StudyService
 from gmic_core import metrics
@@ -135,6 +135,9 @@ def test_a_simulated_study_recovers_the_readers_true_aucs(store, tmp_path, monke
     low, high = report["model"]["ci"]
     assert low <= model_auc <= high
     assert report["or"]["jackknife"]["difference"] < 0  # unaided minus aided
+    assert report["hybrid"]["from"] == ["unaided"]  # an aided reading already contains the model
+    assert "aided" not in report["hybrid"]
+    assert "aided" not in report["specificity"]
     hybrid = report["hybrid"]["unaided"]["r1"]
     assert len(hybrid["auc"]) == 21
     assert hybrid["best_auc"] >= max(hybrid["auc_at_0_5"], hybrid["auc"][0], hybrid["auc"][-1])
@@ -251,3 +254,18 @@ def test_operating_points_agreement_and_reading_times(tmp_path, capsys):
     assert times["pooled"]["median_s"] == pytest.approx(42.5)
     again = read_ratings_csv(out / "ratings.csv")
     np.testing.assert_array_equal(again.birads, read_ratings_csv(path).birads)
+
+
+def test_tied_best_hybrid_weights_are_reported_as_a_range(tmp_path):
+    """Reader and model both rank the cases perfectly: every lambda gives AUC 1, so the best lambda is
+    the whole range [0, 1], not the first one tried."""
+    rows = "".join(
+        f"{reader},{case},unaided,{int(case >= 2)},{score}\n"
+        for case in range(4)
+        for reader, score in (("a", 10 + 20 * case), ("ai", case / 4))
+    )
+    path = tmp_path / "ratings.csv"
+    path.write_text("reader,case,modality,truth,rating\n" + rows)
+    report = analyze(read_ratings_csv(path, "ai", 100.0), tmp_path / "out")
+    assert report["hybrid"]["unaided"]["a"]["best_lambda"] == [0.0, 1.0]
+    assert report["hybrid"]["unaided"]["a"]["best_lambda_used"] == 0.5
