@@ -13,7 +13,8 @@ malignancy probability of that breast as the readers were shown it, stored with 
 * ``analysis.json``: ``readers`` (reader -> modality -> empirical ROC AUC), ``readers_pr_auc``,
   ``readers_auc_ci`` (DeLong 95 % intervals on the logit scale, within [0, 1]; named in
   ``auc_interval_method``), ``modalities`` (reader-averaged AUC) and
-  ``modality_ci`` (the single-modality OR interval), ``model`` (AUC, PR AUC, DeLong interval),
+  ``modality_ci`` (the single-modality OR interval on the logit scale, ``ci``, named in
+  ``modality_interval_method``, and the published Wald one, ``wald_ci``), ``model`` (AUC, PR AUC, DeLong interval),
   ``or`` (``jackknife`` and ``delong``: ``F``, ``df1``, ``ddf`` (Hillis), ``p``, ``difference``
   (first modality minus second) and ``ci``), ``dbm`` (the same from DBM, a cross-check),
   ``averaged_roc`` (the vertical average of the readers' empirical ROC curves per modality, paper
@@ -396,6 +397,7 @@ def analyze(table: RatingTable, out_dir: Path, sensitivity: float | None = None)
         "interim": table.interim,
         "left_out": list(table.left_out),
         "auc_interval_method": AUC_INTERVAL_METHOD,
+        "modality_interval_method": mrmc.MODALITY_INTERVAL_METHOD,
         "cases": len(table.cases),
         "positives": int(truth.sum()),
         "readers": {
@@ -425,7 +427,7 @@ def analyze(table: RatingTable, out_dir: Path, sensitivity: float | None = None)
     if len(table.readers) >= 2:
         single = mrmc.obuchowski_rockette(table.ratings, truth)
         report["modality_ci"] = {
-            modality: {"ci": list(interval.ci), "df": interval.df}
+            modality: {"ci": list(interval.logit_ci), "wald_ci": list(interval.ci), "df": interval.df}
             for modality, interval in zip(table.modalities, single.modalities, strict=True)
         }
         if len(table.modalities) >= 2:

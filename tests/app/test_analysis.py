@@ -49,8 +49,11 @@ def test_gmic_study_analyze_reproduces_the_published_van_dyke_analysis(fixtures_
     assert jackknife["p"] == pytest.approx(0.05166569, rel=1e-6)
     assert jackknife["difference"] == pytest.approx(-0.04380032, rel=1e-6)
     assert jackknife["ci"] == pytest.approx([-0.0879594986, 0.0003588544], rel=1e-6)
-    assert report["modality_ci"]["0"]["ci"] == pytest.approx([0.8252236, 0.9688505], abs=1e-7)
-    assert report["modality_ci"]["1"]["ci"] == pytest.approx([0.8941378, 0.9875369], abs=1e-7)
+    assert report["modality_ci"]["0"]["wald_ci"] == pytest.approx([0.8252236, 0.9688505], abs=1e-7)
+    assert report["modality_ci"]["1"]["wald_ci"] == pytest.approx([0.8941378, 0.9875369], abs=1e-7)
+    for modality, mean in report["modalities"].items():
+        low, high = report["modality_ci"][modality]["ci"]
+        assert 0 < low < mean < high < 1
     assert report["dbm"]["F"] == pytest.approx(jackknife["F"], rel=1e-9)
     assert set(report["or"]["delong"]) == {"F", "df1", "ddf", "p", "difference", "std_err", "ci"}
     assert "model" not in report
