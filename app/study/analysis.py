@@ -30,13 +30,16 @@ malignancy probability of that breast as the readers were shown it, stored with 
   modality) and ``reading_time`` (median and IQR per modality, per reader and pooled); ids as they
   appear in the input;
 * ``roc.png``, ``pr.png``, ``hybrid_auc.png``;
+* ``report.html``: one self-contained file to hand over, warnings first, the tables and the plots;
 * ``ratings.csv``: the long format that MRMCaov, RJafroc and iMRMC's converters read.
 """
 
 from __future__ import annotations
 
+import base64
 import csv
 import dataclasses
+import html
 import itertools
 import json
 from collections.abc import Sequence
@@ -456,7 +459,129 @@ def analyze(table: RatingTable, out_dir: Path, sensitivity: float | None = None)
         _plot_hybrid(table, report["hybrid"], out_dir / "hybrid_auc.png")
     write_ratings_csv(table, out_dir / "ratings.csv")
     (out_dir / "analysis.json").write_text(json.dumps(_plain(report), indent=1))
+    write_html_report(report, out_dir)
     return report
+
+
+def _html_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    def cell(value: Any) -> str:
+        return f"{value:.3f}" if isinstance(value, float) else html.escape(str(value))
+
+    head = "".join(f"<th>{html.escape(name)}</th>" for name in header)
+    body = "".join("<tr>" + "".join(f"<td>{cell(value)}</td>" for value in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def write_html_report(report: dict[str, Any], out_dir: Path) -> Path:
+    """``report.html`` beside ``analysis.json``: one self-contained file (the plots embedded as base64
+    PNG) with the warnings first, then the AUC, operating-point, agreement and reading-time tables."""
+    parts = ["<h1>Reader study analysis</h1>"]
+    if report["warnings"]:
+        items = "".join(f"<li>{html.escape(warning)}</li>" for warning in report["warnings"])
+        parts.append(f'<div class="warnings"><h2>Warnings</h2><ul>{items}</ul></div>')
+    parts.append(f"<p>{report['cases']} cases, {report['positives']} positive.</p>")
+    modalities = list(report["modalities"])
+    parts.append("<h2>ROC AUC per reader</h2><p>Intervals: " + html.escape(report["auc_interval_method"]))
+    parts.append(
+        _html_table(
+            ["reader", *modalities],
+            [
+                [reader]
+                + [
+                    f"{aucs[m]:.3f} ({report['readers_auc_ci'][reader][m][0]:.3f} to "
+                    f"{report['readers_auc_ci'][reader][m][1]:.3f})"
+                    for m in modalities
+                ]
+                for reader, aucs in report["readers"].items()
+            ],
+        )
+    )
+    averaged = [
+        [m, report["modalities"][m], *report.get("modality_ci", {}).get(m, {}).get("ci", [])]
+        for m in modalities
+    ]
+    parts.append("<h2>Reader-averaged AUC</h2><p>" + html.escape(report["modality_interval_method"]) + "</p>")
+    parts.append(_html_table(["modality", "AUC", "95 % low", "95 % high"], averaged))
+    if "or" in report:
+        result = report["or"]["jackknife"]
+        parts.append("<h2>MRMC comparison (Obuchowski-Rockette, jackknife, Hillis ddf)</h2>")
+        parts.append(
+            _html_table(
+                ["difference", "95 % low", "95 % high", "F", "ddf", "p"],
+                [[result["difference"], *result["ci"], result["F"], result["ddf"], result["p"]]],
+            )
+        )
+    rows = [
+        [
+            reader,
+            modality,
+            name,
+            point["sensitivity"],
+            point["specificity"],
+            point["tp"],
+            point["fn"],
+            point["tn"],
+            point["fp"],
+        ]
+        for reader, per_modality in report["operating_points"].items()
+        for modality, decisions in per_modality.items()
+        for name, point in decisions.items()
+        if isinstance(point, dict)
+    ]
+    if rows:
+        parts.append("<h2>Sensitivity and specificity of the readers' decisions</h2>")
+        parts.append(
+            _html_table(
+                ["reader", "modality", "decision", "sensitivity", "specificity", "TP", "FN", "TN", "FP"], rows
+            )
+        )
+    rows = [
+        [
+            modality,
+            scale,
+            found["fleiss"],
+            found["cases"],
+            ", ".join(
+                f"{pair}: {kappa:.3f}" if kappa is not None else f"{pair}: n/a"
+                for pair, kappa in found["cohen"].items()
+            ),
+        ]
+        for modality, scales in report["agreement"].items()
+        for scale, found in scales.items()
+    ]
+    if rows:
+        parts.append("<h2>Agreement (kappa)</h2>")
+        parts.append(_html_table(["modality", "on", "Fleiss", "cases", "Cohen per pair"], rows))
+    rows = [
+        [modality, who, summary["readings"], summary["median_s"], *(summary["iqr_s"] or ["", ""])]
+        for modality, times in report["reading_time"].items()
+        for who, summary in [("pooled", times["pooled"]), *times["readers"].items()]
+    ]
+    if rows:
+        parts.append("<h2>Reading time (seconds)</h2>")
+        parts.append(_html_table(["modality", "reader", "readings", "median", "Q1", "Q3"], rows))
+    if "hybrid" in report:
+        parts.append(
+            "<h2>Hybrid</h2><p>From the "
+            + html.escape(", ".join(report["hybrid"]["from"]))
+            + " readings: an aided "
+            "reading already contains the model, so it is not mixed with the model again.</p>"
+        )
+    for picture in ("roc.png", "pr.png", "hybrid_auc.png"):
+        if (out_dir / picture).is_file():
+            encoded = base64.b64encode((out_dir / picture).read_bytes()).decode("ascii")
+            parts.append(f'<p><img alt="{picture}" src="data:image/png;base64,{encoded}"></p>')
+    style = (
+        "body{font-family:sans-serif;max-width:70em;margin:auto}table{border-collapse:collapse}"
+        "td,th{border:1px solid #999;padding:2px 6px}.warnings{background:#fff3cd;padding:4px 12px}"
+    )
+    path = out_dir / "report.html"
+    path.write_text(
+        f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>Reader study analysis</title>'
+        f"<style>{style}</style></head><body>{''.join(parts)}</body></html>",
+        encoding="utf-8",
+    )
+    return path
 
 
 def _curve(fpr: np.ndarray, tpr: np.ndarray) -> dict[str, list[float]]:

@@ -152,6 +152,11 @@ def test_a_simulated_study_recovers_the_readers_true_aucs(store, tmp_path, monke
     assert set(specificity["hybrid"]["r2"]) == {"0.5", "best"}
     for picture in ("roc.png", "pr.png", "hybrid_auc.png"):
         assert (out / picture).is_file()
+    page = (out / "report.html").read_text()
+    assert "Warnings" not in page  # three readers, 180 breasts, 67 malignant
+    assert page.count('src="data:image/png;base64,') == 3
+    assert 'src="http' not in page
+    assert "an aided reading already contains the model" in page
     exported = read_ratings_csv(out / "ratings.csv")
     assert exported.modalities == ("unaided", "aided")
     assert exported.recall is not None
@@ -272,3 +277,5 @@ def test_tied_best_hybrid_weights_are_reported_as_a_range(tmp_path):
     report = analyze(read_ratings_csv(path, "ai", 100.0), tmp_path / "out")
     assert report["hybrid"]["unaided"]["a"]["best_lambda"] == [0.0, 1.0]
     assert report["hybrid"]["unaided"]["a"]["best_lambda_used"] == 0.5
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert page.index("Warnings") < page.index("4 cases: fewer than 50") < page.index("ROC AUC per reader")
