@@ -620,6 +620,21 @@ def _print_summary(report: dict) -> None:
         print(f"warning: {warning}")
     for modality, auc in report["modalities"].items():
         print(f"modality {modality}: reader-averaged AUC {auc:.4f}")
+    for reader, modalities in report["operating_points"].items():
+        for modality, decisions in modalities.items():
+            shown = [
+                f"{name} sensitivity {_share(point['sensitivity'])} ({point['tp']}/{point['tp'] + point['fn']}), "
+                f"specificity {_share(point['specificity'])} ({point['tn']}/{point['tn'] + point['fp']})"
+                for name, point in decisions.items()
+                if isinstance(point, dict)
+            ]
+            if shown:
+                print(f"reader {reader}, {modality}: " + "; ".join(shown))
+    for modality, times in report["reading_time"].items():
+        pooled = times["pooled"]
+        if pooled["median_s"] is not None:
+            low, high = pooled["iqr_s"]
+            print(f"reading time {modality}: median {pooled['median_s']:.1f} s (IQR {low:.1f} to {high:.1f})")
     if "or" in report:
         result = report["or"]["jackknife"]
         low, high = result["ci"]
@@ -627,6 +642,10 @@ def _print_summary(report: dict) -> None:
             f"OR (jackknife): F {result['F']:.3f}, ddf {result['ddf']:.2f}, p {result['p']:.4f}, "
             f"difference {result['difference']:.4f} (95% CI {low:.4f} to {high:.4f})"
         )
+
+
+def _share(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
 
 
 def _register_triage(commands: argparse._SubParsersAction) -> None:

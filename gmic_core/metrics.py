@@ -142,6 +142,22 @@ def hybrid(reader: np.ndarray, model: np.ndarray, weight: float) -> np.ndarray:
     return weight * np.asarray(reader, dtype=np.float64) + (1 - weight) * np.asarray(model, dtype=np.float64)
 
 
+def fleiss_kappa(ratings: np.ndarray) -> float:
+    """Fleiss' kappa of ``ratings[raters, subjects]`` (categories of any kind, every rater rating every
+    subject): ``(P - Pe) / (1 - Pe)`` with ``P`` the mean over subjects of the share of agreeing rater
+    pairs and ``Pe`` the sum of the squared overall category shares (Fleiss, Psychol Bull 1971). NaN
+    when every rating is the same category (``Pe = 1``)."""
+    ratings = np.asarray(ratings)
+    raters = ratings.shape[0]
+    if ratings.ndim != 2 or raters < 2:
+        raise AnalysisError(f"Fleiss' kappa needs ratings[raters >= 2, subjects], got {ratings.shape}")
+    categories = np.unique(ratings)
+    counts = (ratings[:, :, None] == categories[None, None, :]).sum(axis=0)  # [subjects, categories]
+    agreement = ((counts * (counts - 1)).sum(axis=1) / (raters * (raters - 1))).mean()
+    chance = float(((counts.sum(axis=0) / counts.sum()) ** 2).sum())
+    return float((agreement - chance) / (1 - chance)) if chance < 1 else float("nan")
+
+
 def dice(prediction: np.ndarray, mask: np.ndarray, threshold: float | None = None) -> float:
     """Dice similarity between a map in [0, 1] and a binary mask: soft (``2 sum(p m) / (sum p + sum m)``)
     or, with ``threshold``, of the binarised map ``p >= threshold``. Two empty inputs give 1."""

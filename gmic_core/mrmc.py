@@ -48,12 +48,15 @@ class Difference:
 
 @dataclass(frozen=True)
 class ModalityInterval:
-    """A modality's reader-averaged AUC with the interval from its own data only."""
+    """A modality's reader-averaged AUC with the interval from its own data only: ``ci`` the published
+    (Wald) one, which can leave [0, 1] on few readers or cases, and ``logit_ci`` its range-respecting
+    counterpart (:data:`MODALITY_INTERVAL_METHOD`)."""
 
     estimate: float
     std_err: float
     df: float
     ci: tuple[float, float]
+    logit_ci: tuple[float, float]
 
 
 @dataclass(frozen=True)
@@ -251,9 +254,15 @@ def _single_modality(aucs: np.ndarray, covariance: np.ndarray, alpha: float) -> 
     term = ms_r + r * max(cov2, 0.0)
     std_err = float(np.sqrt(term / r))
     df = term**2 / (ms_r**2 / (r - 1)) if ms_r > 0 else np.inf
-    half = float(stats.t.ppf(1 - alpha / 2, df)) * std_err
+    quantile = float(stats.t.ppf(1 - alpha / 2, df))
     estimate = float(aucs.mean())
-    return ModalityInterval(estimate, std_err, float(df), (estimate - half, estimate + half))
+    wald = (estimate - quantile * std_err, estimate + quantile * std_err)
+    if 0.0 < estimate < 1.0:
+        centre, half = special.logit(estimate), quantile * std_err / (estimate * (1.0 - estimate))
+        logit = (float(special.expit(centre - half)), float(special.expit(centre + half)))
+    else:
+        logit = (max(wald[0], 0.0), min(wald[1], 1.0))
+    return ModalityInterval(estimate, std_err, float(df), wald, logit)
 
 
 def dorfman_berbaum_metz(ratings: np.ndarray, truth: np.ndarray, alpha: float = 0.05) -> DBMResult:
@@ -290,6 +299,12 @@ def dorfman_berbaum_metz(ratings: np.ndarray, truth: np.ndarray, alpha: float = 
     differences = _differences(m_t, denominator / c, r, ddf, alpha)
     return DBMResult(f, t - 1, ddf, p, differences)
 
+
+MODALITY_INTERVAL_METHOD = (
+    "single-modality Obuchowski-Rockette standard error (Hillis df) carried to the logit scale by the delta "
+    "method (se / (auc (1 - auc))), always within [0, 1]; a reader-averaged AUC of 0 or 1 keeps the Wald "
+    "interval clipped to [0, 1]"
+)
 
 AUC_INTERVAL_METHOD = (
     "DeLong standard error on the logit scale (always within [0, 1]); at AUC 0 or 1 an exact one-sided "

@@ -2,7 +2,8 @@
 
 Input: a :class:`RatingTable` (every reader rates every case in every modality), from
 :func:`read_ratings_csv` (columns ``reader,case,modality,truth,rating`` and optionally ``recall``
-0/1; rows of the ``model_reader`` are the model's scores) or from :func:`study_ratings` (a study's
+0/1, ``birads`` and ``duration_s`` (seconds), each may be empty; rows of the ``model_reader`` are the
+model's scores) or from :func:`study_ratings` (a study's
 readings: the modalities are the phases ``unaided`` and ``aided``, a case is one breast
 ``<exam>:<L|R>``, the rating the reader's probability in percent, the model the study model's
 malignancy probability of that breast as the readers were shown it, stored with their readings).
@@ -12,23 +13,34 @@ malignancy probability of that breast as the readers were shown it, stored with 
 * ``analysis.json``: ``readers`` (reader -> modality -> empirical ROC AUC), ``readers_pr_auc``,
   ``readers_auc_ci`` (DeLong 95 % intervals on the logit scale, within [0, 1]; named in
   ``auc_interval_method``), ``modalities`` (reader-averaged AUC) and
-  ``modality_ci`` (the single-modality OR interval), ``model`` (AUC, PR AUC, DeLong interval),
+  ``modality_ci`` (the single-modality OR interval on the logit scale, ``ci``, named in
+  ``modality_interval_method``, and the published Wald one, ``wald_ci``), ``model`` (AUC, PR AUC, DeLong interval),
   ``or`` (``jackknife`` and ``delong``: ``F``, ``df1``, ``ddf`` (Hillis), ``p``, ``difference``
   (first modality minus second) and ``ci``), ``dbm`` (the same from DBM, a cross-check),
   ``averaged_roc`` (the vertical average of the readers' empirical ROC curves per modality, paper
   figure 4, whose area is the mean AUC), ``warnings`` (shown first: small sizes, analyses skipped,
   what was left out), ``left_out`` and ``interim``, ``hybrid`` (per modality
   and reader the AUC of ``lambda * rating / rating_scale + (1 - lambda) * model`` over lambda, at
-  0.5 and at the best lambda*), and ``specificity`` (model and hybrids at the readers' mean
-  sensitivity, with Clopper-Pearson intervals); ids as they appear in the input;
+  0.5 and at the best lambda, given as the range of tied lambdas; from the unaided readings when
+  the table has them, since an aided reading already contains the model, ``from`` says which),
+  and ``specificity`` (model and hybrids at the readers' mean
+  sensitivity, with Clopper-Pearson intervals), ``operating_points`` (per reader and modality the
+  sensitivity and specificity of recall and of BI-RADS >= 3 and >= 4, with counts), ``agreement``
+  (Cohen's kappa per pair of readers and Fleiss' kappa across them, on recall and BI-RADS, per
+  modality) and ``reading_time`` (median and IQR per modality, per reader and pooled); ids as they
+  appear in the input;
 * ``roc.png``, ``pr.png``, ``hybrid_auc.png``;
+* ``report.html``: one self-contained file to hand over, warnings first, the tables and the plots;
 * ``ratings.csv``: the long format that MRMCaov, RJafroc and iMRMC's converters read.
 """
 
 from __future__ import annotations
 
+import base64
 import csv
 import dataclasses
+import html
+import itertools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,6 +50,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 from scipy import stats
+from sklearn.metrics import cohen_kappa_score
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -55,6 +68,17 @@ PROBABILITY_SCALES = (1.0, 100.0)
 # Below these sizes the report warns (Obuchowski, Acad Radiol 2004: MRMC sizing; a rule of thumb).
 MIN_READERS, MIN_CASES, MIN_POSITIVES = 3, 50, 10
 AUC_INTERVAL_METHOD = mrmc.AUC_INTERVAL_METHOD
+BIRADS_THRESHOLDS = (3, 4)  # BI-RADS at or above is called positive
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One reading of a rating table: the rating, and what else is known of it."""
+
+    rating: float
+    recall: bool | None = None
+    birads: float | None = None
+    duration_s: float | None = None
 
 
 class AnalysisError(GMICError):
@@ -69,6 +93,8 @@ class RatingTable:
     truth: np.ndarray  # [cases] bool
     ratings: np.ndarray  # [modalities, readers, cases]
     recall: np.ndarray | None = None  # [modalities, readers, cases] bool, the readers' decisions
+    birads: np.ndarray | None = None  # [modalities, readers, cases] BI-RADS 0-6, NaN where not given
+    durations: np.ndarray | None = None  # [modalities, readers, cases] reading time in seconds
     model: np.ndarray | None = None  # [cases], the model's probability (0-1)
     rating_scale: float = 100.0  # rating / rating_scale is in [0, 1] for the hybrid (with a model)
     left_out: tuple[str, ...] = ()  # readers and cases of a study left out of the analysis, and why
@@ -101,7 +127,7 @@ def read_ratings_csv(
     if not rows:
         raise AnalysisError(f"{path}: no ratings")
     with_recall = "recall" in columns
-    entries: dict[tuple[str, str, str], tuple[float, bool | None]] = {}
+    entries: dict[tuple[str, str, str], Entry] = {}
     truth: dict[str, bool] = {}
     for number, row in enumerate(rows, start=2):
         reader, case, modality = row["reader"].strip(), row["case"].strip(), row["modality"].strip()
@@ -110,6 +136,8 @@ def read_ratings_csv(
             if row["truth"].strip() not in ("0", "1"):
                 raise ValueError(f"truth is 0 or 1, got {row['truth']!r}")
             recall = _flag(row["recall"]) if with_recall and reader != model_reader else None
+            birads = _optional_number(row.get("birads"))
+            duration = _optional_number(row.get("duration_s"))
         except ValueError as error:
             raise AnalysisError(f"{path}, line {number}: {error}") from error
         if not np.isfinite(rating):
@@ -120,7 +148,7 @@ def read_ratings_csv(
             raise AnalysisError(
                 f"{path}, line {number}: reader {reader} rated case {case} twice in {modality}"
             )
-        entries[(reader, case, modality)] = (rating, recall)
+        entries[(reader, case, modality)] = Entry(rating, recall, birads, duration)
     table = _table(entries, truth, model_reader, rating_scale or 100.0, with_recall, str(path))
     if table.model is not None:
         _check_probabilities(table, model_reader, str(path))
@@ -141,6 +169,10 @@ def _check_probabilities(table: RatingTable, model_reader: str | None, where: st
         )
 
 
+def _optional_number(value: str | None) -> float | None:
+    return float(value) if value is not None and value.strip() else None
+
+
 def _flag(value: str) -> bool:
     if value.strip() not in ("0", "1"):
         raise ValueError(f"recall is 0 or 1, got {value!r}")
@@ -153,7 +185,7 @@ def _ordered(values) -> tuple[str, ...]:
 
 
 def _table(
-    entries: dict[tuple[str, str, str], tuple[float, bool | None]],
+    entries: dict[tuple[str, str, str], Entry],
     truth: dict[str, bool],
     model_reader: str | None,
     rating_scale: float,
@@ -167,19 +199,23 @@ def _table(
         raise AnalysisError(f"{where}: no reader's ratings")
     ratings = np.full((len(modalities), len(readers), len(cases)), np.nan)
     recall = np.zeros(ratings.shape, dtype=bool)
+    birads = np.full(ratings.shape, np.nan)
+    durations = np.full(ratings.shape, np.nan)
     reader_index = {reader: index for index, reader in enumerate(readers)}
     modality_index = {modality: index for index, modality in enumerate(modalities)}
     case_index = {case: index for index, case in enumerate(cases)}
     model = np.full(len(cases), np.nan) if model_reader is not None else None
-    for (reader, case, modality), (rating, decision) in entries.items():
+    for (reader, case, modality), entry in entries.items():
         if reader == model_reader:
-            if not np.isnan(model[case_index[case]]) and model[case_index[case]] != rating:
+            if not np.isnan(model[case_index[case]]) and model[case_index[case]] != entry.rating:
                 raise AnalysisError(f"{where}: the model gives case {case} two different scores")
-            model[case_index[case]] = rating
+            model[case_index[case]] = entry.rating
             continue
         position = modality_index[modality], reader_index[reader], case_index[case]
-        ratings[position] = rating
-        recall[position] = bool(decision)
+        ratings[position] = entry.rating
+        recall[position] = bool(entry.recall)
+        birads[position] = np.nan if entry.birads is None else entry.birads
+        durations[position] = np.nan if entry.duration_s is None else entry.duration_s
     if np.isnan(ratings).any():
         modality, reader, case = np.argwhere(np.isnan(ratings))[0]
         raise AnalysisError(
@@ -193,7 +229,16 @@ def _table(
     if truth_array.all() or not truth_array.any():
         raise AnalysisError(f"{where}: the cases are all positive or all negative; both classes are needed")
     return RatingTable(
-        readers, modalities, cases, truth_array, ratings, recall if with_recall else None, model, rating_scale
+        readers,
+        modalities,
+        cases,
+        truth_array,
+        ratings,
+        recall if with_recall else None,
+        None if np.isnan(birads).all() else birads,
+        None if np.isnan(durations).all() else durations,
+        model,
+        rating_scale,
     )
 
 
@@ -268,7 +313,7 @@ def study_ratings(store: Store, study_name: str, interim: bool = False) -> Ratin
         left_out += [f"case {breast}: {reason}" for breast, reason in dropped_cases.items()]
         truth = {breast: malignant for breast, malignant in truth.items() if breast not in dropped_cases}
         entries = {
-            key: (reading.probability, reading.recall)
+            key: Entry(reading.probability, reading.recall, reading.birads, reading.duration_s)
             for key, reading in latest.items()
             if key[1] not in dropped_cases
         }
@@ -282,10 +327,7 @@ def study_ratings(store: Store, study_name: str, interim: bool = False) -> Ratin
                         continue
                     score = _model_score(session, study, case, side, shown, study_name)
                     if score is not None:
-                        entries[(model_reader, f"{case.case_key}:{side}", Phase.UNAIDED.value)] = (
-                            score,
-                            None,
-                        )
+                        entries[(model_reader, f"{case.case_key}:{side}", Phase.UNAIDED.value)] = Entry(score)
     if not any(key[0] != model_reader for key in entries):
         raise AnalysisError(f"study {study_name!r} has no {'complete reader' if interim else 'readings'} yet")
     table = _table(entries, truth, model_reader, 100.0, True, f"study {study_name!r}")
@@ -320,16 +362,29 @@ def _model_score(
 
 
 def write_ratings_csv(table: RatingTable, path: Path) -> None:
-    """The long format ``reader,case,modality,truth,rating`` (plus ``recall`` when known)."""
+    """The long format ``reader,case,modality,truth,rating`` (plus ``recall``, ``birads`` and
+    ``duration_s`` when known)."""
     with path.open("w", newline="", encoding="utf-8") as stream:
         writer = csv.writer(stream)
-        writer.writerow(RATING_COLUMNS + (("recall",) if table.recall is not None else ()))
+        extra = {
+            name: values
+            for name, values in (
+                ("recall", table.recall),
+                ("birads", table.birads),
+                ("duration_s", table.durations),
+            )
+            if values is not None
+        }
+        writer.writerow(RATING_COLUMNS + tuple(extra))
         for i, modality in enumerate(table.modalities):
             for j, reader in enumerate(table.readers):
                 for k, case in enumerate(table.cases):
                     row = [reader, case, modality, int(table.truth[k]), repr(float(table.ratings[i, j, k]))]
-                    if table.recall is not None:
-                        row.append(int(table.recall[i, j, k]))
+                    for name, values in extra.items():
+                        value = values[i, j, k]
+                        row.append(
+                            int(value) if name == "recall" else "" if np.isnan(value) else repr(float(value))
+                        )
                     writer.writerow(row)
 
 
@@ -345,6 +400,7 @@ def analyze(table: RatingTable, out_dir: Path, sensitivity: float | None = None)
         "interim": table.interim,
         "left_out": list(table.left_out),
         "auc_interval_method": AUC_INTERVAL_METHOD,
+        "modality_interval_method": mrmc.MODALITY_INTERVAL_METHOD,
         "cases": len(table.cases),
         "positives": int(truth.sum()),
         "readers": {
@@ -374,7 +430,7 @@ def analyze(table: RatingTable, out_dir: Path, sensitivity: float | None = None)
     if len(table.readers) >= 2:
         single = mrmc.obuchowski_rockette(table.ratings, truth)
         report["modality_ci"] = {
-            modality: {"ci": list(interval.ci), "df": interval.df}
+            modality: {"ci": list(interval.logit_ci), "wald_ci": list(interval.ci), "df": interval.df}
             for modality, interval in zip(table.modalities, single.modalities, strict=True)
         }
         if len(table.modalities) >= 2:
@@ -384,13 +440,18 @@ def analyze(table: RatingTable, out_dir: Path, sensitivity: float | None = None)
                 for method in ("jackknife", "delong")
             }
             report["dbm"] = _comparison(mrmc.dorfman_berbaum_metz(pair, truth))
+    report["operating_points"] = operating_points(table)
+    report["agreement"] = agreement(table)
+    report["reading_time"] = reading_times(table)
     if table.model is not None:
         auc, low, high = mrmc.delong_auc_ci(table.model, truth)
         report["model"] = {"auc": auc, "ci": [low, high], "pr_auc": metrics.pr_auc(truth, table.model)}
         report["hybrid"] = _hybrids(table)
         report["specificity"] = {
-            modality: _specificities(table, i, sensitivity, report["hybrid"][modality])
-            for i, modality in enumerate(table.modalities)
+            modality: _specificities(
+                table, table.modalities.index(modality), sensitivity, report["hybrid"][modality]
+            )
+            for modality in report["hybrid"]["from"]
         }
     _plot_roc(table, aucs, out_dir / "roc.png")
     _plot_pr(table, out_dir / "pr.png")
@@ -398,7 +459,129 @@ def analyze(table: RatingTable, out_dir: Path, sensitivity: float | None = None)
         _plot_hybrid(table, report["hybrid"], out_dir / "hybrid_auc.png")
     write_ratings_csv(table, out_dir / "ratings.csv")
     (out_dir / "analysis.json").write_text(json.dumps(_plain(report), indent=1))
+    write_html_report(report, out_dir)
     return report
+
+
+def _html_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    def cell(value: Any) -> str:
+        return f"{value:.3f}" if isinstance(value, float) else html.escape(str(value))
+
+    head = "".join(f"<th>{html.escape(name)}</th>" for name in header)
+    body = "".join("<tr>" + "".join(f"<td>{cell(value)}</td>" for value in row) + "</tr>" for row in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def write_html_report(report: dict[str, Any], out_dir: Path) -> Path:
+    """``report.html`` beside ``analysis.json``: one self-contained file (the plots embedded as base64
+    PNG) with the warnings first, then the AUC, operating-point, agreement and reading-time tables."""
+    parts = ["<h1>Reader study analysis</h1>"]
+    if report["warnings"]:
+        items = "".join(f"<li>{html.escape(warning)}</li>" for warning in report["warnings"])
+        parts.append(f'<div class="warnings"><h2>Warnings</h2><ul>{items}</ul></div>')
+    parts.append(f"<p>{report['cases']} cases, {report['positives']} positive.</p>")
+    modalities = list(report["modalities"])
+    parts.append("<h2>ROC AUC per reader</h2><p>Intervals: " + html.escape(report["auc_interval_method"]))
+    parts.append(
+        _html_table(
+            ["reader", *modalities],
+            [
+                [reader]
+                + [
+                    f"{aucs[m]:.3f} ({report['readers_auc_ci'][reader][m][0]:.3f} to "
+                    f"{report['readers_auc_ci'][reader][m][1]:.3f})"
+                    for m in modalities
+                ]
+                for reader, aucs in report["readers"].items()
+            ],
+        )
+    )
+    averaged = [
+        [m, report["modalities"][m], *report.get("modality_ci", {}).get(m, {}).get("ci", [])]
+        for m in modalities
+    ]
+    parts.append("<h2>Reader-averaged AUC</h2><p>" + html.escape(report["modality_interval_method"]) + "</p>")
+    parts.append(_html_table(["modality", "AUC", "95 % low", "95 % high"], averaged))
+    if "or" in report:
+        result = report["or"]["jackknife"]
+        parts.append("<h2>MRMC comparison (Obuchowski-Rockette, jackknife, Hillis ddf)</h2>")
+        parts.append(
+            _html_table(
+                ["difference", "95 % low", "95 % high", "F", "ddf", "p"],
+                [[result["difference"], *result["ci"], result["F"], result["ddf"], result["p"]]],
+            )
+        )
+    rows = [
+        [
+            reader,
+            modality,
+            name,
+            point["sensitivity"],
+            point["specificity"],
+            point["tp"],
+            point["fn"],
+            point["tn"],
+            point["fp"],
+        ]
+        for reader, per_modality in report["operating_points"].items()
+        for modality, decisions in per_modality.items()
+        for name, point in decisions.items()
+        if isinstance(point, dict)
+    ]
+    if rows:
+        parts.append("<h2>Sensitivity and specificity of the readers' decisions</h2>")
+        parts.append(
+            _html_table(
+                ["reader", "modality", "decision", "sensitivity", "specificity", "TP", "FN", "TN", "FP"], rows
+            )
+        )
+    rows = [
+        [
+            modality,
+            scale,
+            found["fleiss"],
+            found["cases"],
+            ", ".join(
+                f"{pair}: {kappa:.3f}" if kappa is not None else f"{pair}: n/a"
+                for pair, kappa in found["cohen"].items()
+            ),
+        ]
+        for modality, scales in report["agreement"].items()
+        for scale, found in scales.items()
+    ]
+    if rows:
+        parts.append("<h2>Agreement (kappa)</h2>")
+        parts.append(_html_table(["modality", "on", "Fleiss", "cases", "Cohen per pair"], rows))
+    rows = [
+        [modality, who, summary["readings"], summary["median_s"], *(summary["iqr_s"] or ["", ""])]
+        for modality, times in report["reading_time"].items()
+        for who, summary in [("pooled", times["pooled"]), *times["readers"].items()]
+    ]
+    if rows:
+        parts.append("<h2>Reading time (seconds)</h2>")
+        parts.append(_html_table(["modality", "reader", "readings", "median", "Q1", "Q3"], rows))
+    if "hybrid" in report:
+        parts.append(
+            "<h2>Hybrid</h2><p>From the "
+            + html.escape(", ".join(report["hybrid"]["from"]))
+            + " readings: an aided "
+            "reading already contains the model, so it is not mixed with the model again.</p>"
+        )
+    for picture in ("roc.png", "pr.png", "hybrid_auc.png"):
+        if (out_dir / picture).is_file():
+            encoded = base64.b64encode((out_dir / picture).read_bytes()).decode("ascii")
+            parts.append(f'<p><img alt="{picture}" src="data:image/png;base64,{encoded}"></p>')
+    style = (
+        "body{font-family:sans-serif;max-width:70em;margin:auto}table{border-collapse:collapse}"
+        "td,th{border:1px solid #999;padding:2px 6px}.warnings{background:#fff3cd;padding:4px 12px}"
+    )
+    path = out_dir / "report.html"
+    path.write_text(
+        f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>Reader study analysis</title>'
+        f"<style>{style}</style></head><body>{''.join(parts)}</body></html>",
+        encoding="utf-8",
+    )
+    return path
 
 
 def _curve(fpr: np.ndarray, tpr: np.ndarray) -> dict[str, list[float]]:
@@ -426,6 +609,101 @@ def warnings(table: RatingTable) -> list[str]:
         found.append("MRMC comparison skipped: one modality only (single-modality intervals given)")
     found += [f"left out: {item}" for item in table.left_out]
     return found
+
+
+def _decision_counts(truth: np.ndarray, called: np.ndarray) -> dict[str, Any]:
+    tp, fn = int(called[truth].sum()), int((~called[truth]).sum())
+    tn, fp = int((~called[~truth]).sum()), int(called[~truth].sum())
+    return {
+        "sensitivity": tp / (tp + fn) if tp + fn else None,
+        "specificity": tn / (tn + fp) if tn + fp else None,
+        "tp": tp,
+        "fn": fn,
+        "tn": tn,
+        "fp": fp,
+    }
+
+
+def operating_points(table: RatingTable) -> dict[str, Any]:
+    """Per reader and modality, sensitivity and specificity (with the counts) of the readers' own
+    decisions: recall, and BI-RADS >= 3 and >= 4 called positive. BI-RADS 0 (incomplete) falls below
+    both thresholds (recall counts it); readings without a BI-RADS are left out of those two, and
+    ``without_birads`` says how many."""
+    points: dict[str, Any] = {}
+    for j, reader in enumerate(table.readers):
+        points[reader] = {}
+        for i, modality in enumerate(table.modalities):
+            decisions: dict[str, Any] = {}
+            if table.recall is not None:
+                decisions["recall"] = _decision_counts(table.truth, table.recall[i, j])
+            if table.birads is not None:
+                given = ~np.isnan(table.birads[i, j])
+                for threshold in BIRADS_THRESHOLDS:
+                    decisions[f"birads>={threshold}"] = _decision_counts(
+                        table.truth[given], table.birads[i, j, given] >= threshold
+                    )
+                decisions["without_birads"] = int((~given).sum())
+            points[reader][modality] = decisions
+    return points
+
+
+def agreement(table: RatingTable) -> dict[str, Any]:
+    """Per modality, on BI-RADS and on recall: Cohen's kappa of each pair of readers (scikit-learn's,
+    over the cases both assessed) and Fleiss' kappa across every reader (over the cases all
+    assessed). Empty with one reader."""
+    if len(table.readers) < 2:
+        return {}
+    scales = {"recall": table.recall, "birads": table.birads}
+    found: dict[str, Any] = {}
+    for i, modality in enumerate(table.modalities):
+        found[modality] = {}
+        for name, values in scales.items():
+            if values is None:
+                continue
+            values = values[i].astype(np.float64)
+            pairs = {}
+            for a, b in itertools.combinations(range(len(table.readers)), 2):
+                given = ~np.isnan(values[a]) & ~np.isnan(values[b])
+                pairs[f"{table.readers[a]}|{table.readers[b]}"] = _kappa(values[a, given], values[b, given])
+            complete = ~np.isnan(values).any(axis=0)
+            found[modality][name] = {
+                "cohen": pairs,
+                "fleiss": metrics.fleiss_kappa(values[:, complete]) if complete.any() else None,
+                "cases": int(complete.sum()),
+            }
+    return found
+
+
+def _kappa(first: np.ndarray, second: np.ndarray) -> float | None:
+    """Cohen's kappa, None where it is undefined (no cases, or both readers always the same one
+    category)."""
+    if first.size == 0 or np.unique(np.concatenate([first, second])).size < 2:
+        return None
+    return float(cohen_kappa_score(first, second))
+
+
+def _time_summary(seconds: np.ndarray) -> dict[str, Any]:
+    seconds = seconds[~np.isnan(seconds)]
+    if seconds.size == 0:
+        return {"readings": 0, "median_s": None, "iqr_s": None}
+    q1, median, q3 = np.percentile(seconds, [25, 50, 75])
+    return {"readings": int(seconds.size), "median_s": float(median), "iqr_s": [float(q1), float(q3)]}
+
+
+def reading_times(table: RatingTable) -> dict[str, Any]:
+    """Per modality, the median and interquartile range of the stored reading times (seconds), per
+    reader and pooled over readers. Empty where the table has no times."""
+    if table.durations is None:
+        return {}
+    return {
+        modality: {
+            "pooled": _time_summary(table.durations[i].ravel()),
+            "readers": {
+                reader: _time_summary(table.durations[i, j]) for j, reader in enumerate(table.readers)
+            },
+        }
+        for i, modality in enumerate(table.modalities)
+    }
 
 
 def _comparison(result: mrmc.ORResult | mrmc.DBMResult) -> dict[str, Any]:
@@ -473,18 +751,32 @@ def _hybrid_scores(table: RatingTable, modality: int, reader: int, weight: float
     return metrics.hybrid(table.ratings[modality, reader] / table.rating_scale, table.model, weight)
 
 
+def hybrid_modalities(table: RatingTable) -> tuple[str, ...]:
+    """The modalities whose ratings are mixed with the model: the unaided readings where the table
+    has them, since an aided reading already contains the model; every modality otherwise."""
+    unaided = Phase.UNAIDED.value
+    return (unaided,) if unaided in table.modalities else table.modalities
+
+
 def _hybrids(table: RatingTable) -> dict[str, Any]:
-    hybrids: dict[str, Any] = {"lambdas": LAMBDAS.tolist()}
-    for i, modality in enumerate(table.modalities):
+    """Per hybrid modality and reader the hybrid's AUC over lambda; ``best_lambda`` is the range
+    [lowest, highest] of the lambdas that reach the best AUC (ties are common on few cases) and
+    ``best_lambda_used`` the one of them nearest 0.5, where the specificity is compared."""
+    hybrids: dict[str, Any] = {"lambdas": LAMBDAS.tolist(), "from": list(hybrid_modalities(table))}
+    for modality in hybrids["from"]:
+        i = table.modalities.index(modality)
         per_reader = {}
         for j, reader in enumerate(table.readers):
-            curve = [metrics.roc_auc(table.truth, _hybrid_scores(table, i, j, weight)) for weight in LAMBDAS]
-            best = int(np.argmax(curve))
+            curve = np.array(
+                [metrics.roc_auc(table.truth, _hybrid_scores(table, i, j, weight)) for weight in LAMBDAS]
+            )
+            tied = LAMBDAS[np.isclose(curve, curve.max(), rtol=0, atol=1e-12)]
             per_reader[reader] = {
-                "auc": curve,
-                "auc_at_0_5": curve[int(np.flatnonzero(LAMBDAS == 0.5)[0])],
-                "best_lambda": float(LAMBDAS[best]),
-                "best_auc": curve[best],
+                "auc": curve.tolist(),
+                "auc_at_0_5": float(curve[int(np.flatnonzero(LAMBDAS == 0.5)[0])]),
+                "best_lambda": [float(tied.min()), float(tied.max())],
+                "best_lambda_used": float(tied[np.argmin(np.abs(tied - 0.5))]),
+                "best_auc": float(curve.max()),
             }
         hybrids[modality] = per_reader
     return hybrids
@@ -512,7 +804,7 @@ def _specificities(
         sensitivity = float(table.recall[modality][:, table.truth].mean(axis=1).mean())
     points: dict[str, Any] = {}
     for j, reader in enumerate(table.readers):
-        weights = {"0.5": 0.5, "best": hybrids[reader]["best_lambda"]}
+        weights = {"0.5": 0.5, "best": hybrids[reader]["best_lambda_used"]}
         points[reader] = {
             name: _specificity_at(table.truth, _hybrid_scores(table, modality, j, weight), sensitivity)
             | {"lambda": weight}
@@ -570,10 +862,9 @@ def _plot_pr(table: RatingTable, path: Path) -> None:
 
 
 def _plot_hybrid(table: RatingTable, hybrids: dict[str, Any], path: Path) -> None:
-    figure = Figure(figsize=(5 * len(table.modalities), 5), dpi=110)
-    for modality, axes in zip(
-        table.modalities, np.atleast_1d(figure.subplots(1, len(table.modalities))), strict=True
-    ):
+    shown = hybrids["from"]
+    figure = Figure(figsize=(5 * len(shown), 5), dpi=110)
+    for modality, axes in zip(shown, np.atleast_1d(figure.subplots(1, len(shown))), strict=True):
         for reader in table.readers:
             axes.plot(LAMBDAS, hybrids[modality][reader]["auc"], label=reader)
         axes.axvline(0.5, color="grey", linestyle=":", linewidth=1)

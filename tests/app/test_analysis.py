@@ -13,14 +13,16 @@ import json
 import numpy as np
 import pytest
 from scipy import stats
+from sklearn.metrics import cohen_kappa_score
 
 from app.cli import main
 from app.reading.readings import Estimate
 from app.store.models import Protocol
 from app.store.results import save_exam_result
-from app.study.analysis import AnalysisError, read_ratings_csv, study_ratings
+from app.study.analysis import AnalysisError, analyze, read_ratings_csv, study_ratings
 from app.study.cases import CaseSpec
 from app.study.service import StudyService
+from gmic_core import metrics
 from gmic_core.imaging.views import Laterality
 from tests.app.factories import IDENTITY, fake_exam_result
 
@@ -47,8 +49,11 @@ def test_gmic_study_analyze_reproduces_the_published_van_dyke_analysis(fixtures_
     assert jackknife["p"] == pytest.approx(0.05166569, rel=1e-6)
     assert jackknife["difference"] == pytest.approx(-0.04380032, rel=1e-6)
     assert jackknife["ci"] == pytest.approx([-0.0879594986, 0.0003588544], rel=1e-6)
-    assert report["modality_ci"]["0"]["ci"] == pytest.approx([0.8252236, 0.9688505], abs=1e-7)
-    assert report["modality_ci"]["1"]["ci"] == pytest.approx([0.8941378, 0.9875369], abs=1e-7)
+    assert report["modality_ci"]["0"]["wald_ci"] == pytest.approx([0.8252236, 0.9688505], abs=1e-7)
+    assert report["modality_ci"]["1"]["wald_ci"] == pytest.approx([0.8941378, 0.9875369], abs=1e-7)
+    for modality, mean in report["modalities"].items():
+        low, high = report["modality_ci"][modality]["ci"]
+        assert 0 < low < mean < high < 1
     assert report["dbm"]["F"] == pytest.approx(jackknife["F"], rel=1e-9)
     assert set(report["or"]["delong"]) == {"F", "df1", "ddf", "p", "difference", "std_err", "ci"}
     assert "model" not in report
@@ -133,6 +138,9 @@ def test_a_simulated_study_recovers_the_readers_true_aucs(store, tmp_path, monke
     low, high = report["model"]["ci"]
     assert low <= model_auc <= high
     assert report["or"]["jackknife"]["difference"] < 0  # unaided minus aided
+    assert report["hybrid"]["from"] == ["unaided"]  # an aided reading already contains the model
+    assert "aided" not in report["hybrid"]
+    assert "aided" not in report["specificity"]
     hybrid = report["hybrid"]["unaided"]["r1"]
     assert len(hybrid["auc"]) == 21
     assert hybrid["best_auc"] >= max(hybrid["auc_at_0_5"], hybrid["auc"][0], hybrid["auc"][-1])
@@ -144,6 +152,11 @@ def test_a_simulated_study_recovers_the_readers_true_aucs(store, tmp_path, monke
     assert set(specificity["hybrid"]["r2"]) == {"0.5", "best"}
     for picture in ("roc.png", "pr.png", "hybrid_auc.png"):
         assert (out / picture).is_file()
+    page = (out / "report.html").read_text()
+    assert "Warnings" not in page  # three readers, 180 breasts, 67 malignant
+    assert page.count('src="data:image/png;base64,') == 3
+    assert 'src="http' not in page
+    assert "an aided reading already contains the model" in page
     exported = read_ratings_csv(out / "ratings.csv")
     assert exported.modalities == ("unaided", "aided")
     assert exported.recall is not None
@@ -207,3 +220,62 @@ def test_the_analysis_uses_the_model_score_the_readers_were_shown(store):
     _read_all(service, "rerun", "r2")
     with pytest.raises(AnalysisError, match="shown different model scores"):
         study_ratings(store, "rerun")
+
+
+DECISIONS = {  # reader -> per case (truth 1, 1, 1, 0, 0, 0): (rating, recall, BI-RADS, seconds)
+    "a": [(90, 1, 5, 30), (60, 1, 4, 40), (20, 0, 2, 50), (70, 1, 3, 20), (10, 0, 1, 60), (5, 0, 1, 10)],
+    "b": [(80, 1, 4, 35), (30, 1, 3, 45), (40, 0, 3, 55), (20, 0, 2, 25), (15, 0, 1, 65), (25, 0, "", 15)],
+    "c": [(95, 1, 5, 70), (70, 1, 4, 80), (10, 0, 1, 90), (60, 1, 4, 30), (30, 1, 2, 100), (5, 0, 1, 20)],
+}
+
+
+def test_operating_points_agreement_and_reading_times(tmp_path, capsys):
+    lines = ["reader,case,modality,truth,rating,recall,birads,duration_s"]
+    for reader, rows in DECISIONS.items():
+        lines += [f"{reader},{k},m,{int(k < 3)},{','.join(map(str, row))}" for k, row in enumerate(rows)]
+    path = tmp_path / "ratings.csv"
+    path.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "out"
+    assert main(["study", "analyze", str(path), "--out", str(out)]) == 0
+    assert "reader a, m: recall sensitivity 0.667 (2/3), specificity 0.667 (2/3)" in capsys.readouterr().out
+    report = json.loads((out / "analysis.json").read_text())
+    points = report["operating_points"]
+    assert points["a"]["m"]["birads>=3"] == {
+        "sensitivity": 2 / 3, "specificity": 2 / 3, "tp": 2, "fn": 1, "tn": 2, "fp": 1
+    }  # fmt: skip
+    assert points["a"]["m"]["birads>=4"]["fp"] == 0
+    assert points["b"]["m"]["without_birads"] == 1
+    assert points["b"]["m"]["birads>=3"]["tn"] + points["b"]["m"]["birads>=3"]["fp"] == 2
+    agreement = report["agreement"]["m"]
+    recall = {reader: [row[1] for row in rows] for reader, rows in DECISIONS.items()}
+    assert agreement["recall"]["cohen"]["a|c"] == pytest.approx(cohen_kappa_score(recall["a"], recall["c"]))
+    birads = {reader: [row[2] for row in rows] for reader, rows in DECISIONS.items()}
+    assert agreement["birads"]["cohen"]["a|b"] == pytest.approx(
+        cohen_kappa_score(birads["a"][:5], birads["b"][:5])
+    )
+    assert agreement["birads"]["cases"] == 5
+    assert agreement["recall"]["fleiss"] == pytest.approx(
+        metrics.fleiss_kappa(np.array(list(recall.values())))
+    )
+    times = report["reading_time"]["m"]
+    assert times["readers"]["a"] == {"readings": 6, "median_s": 35.0, "iqr_s": [22.5, 47.5]}
+    assert times["pooled"]["median_s"] == pytest.approx(42.5)
+    again = read_ratings_csv(out / "ratings.csv")
+    np.testing.assert_array_equal(again.birads, read_ratings_csv(path).birads)
+
+
+def test_tied_best_hybrid_weights_are_reported_as_a_range(tmp_path):
+    """Reader and model both rank the cases perfectly: every lambda gives AUC 1, so the best lambda is
+    the whole range [0, 1], not the first one tried."""
+    rows = "".join(
+        f"{reader},{case},unaided,{int(case >= 2)},{score}\n"
+        for case in range(4)
+        for reader, score in (("a", 10 + 20 * case), ("ai", case / 4))
+    )
+    path = tmp_path / "ratings.csv"
+    path.write_text("reader,case,modality,truth,rating\n" + rows)
+    report = analyze(read_ratings_csv(path, "ai", 100.0), tmp_path / "out")
+    assert report["hybrid"]["unaided"]["a"]["best_lambda"] == [0.0, 1.0]
+    assert report["hybrid"]["unaided"]["a"]["best_lambda_used"] == 0.5
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert page.index("Warnings") < page.index("4 cases: fewer than 50") < page.index("ROC AUC per reader")

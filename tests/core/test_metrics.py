@@ -70,3 +70,12 @@ def test_hybrid_is_the_weighted_mean():
     np.testing.assert_allclose(metrics.hybrid([1.0, 0.0], [0.0, 0.5], 0.25), [0.25, 0.375])
     with pytest.raises(ValueError, match="hybrid weight"):
         metrics.hybrid([1.0], [0.0], 1.5)
+
+
+def test_fleiss_kappa_of_a_hand_computed_example():
+    """Three raters, four subjects: agreement per subject 1, 1/3, 1, 1/3 (mean 2/3), the two
+    categories half of all ratings each (chance 1/2): kappa = (2/3 - 1/2) / (1 - 1/2) = 1/3."""
+    ratings = np.array([[1, 1, 0, 0], [1, 1, 0, 0], [1, 0, 0, 1]])
+    assert metrics.fleiss_kappa(ratings) == pytest.approx(1 / 3)
+    assert metrics.fleiss_kappa(ratings[:, [0, 2]]) == pytest.approx(1.0)
+    assert np.isnan(metrics.fleiss_kappa(np.ones((2, 3))))

@@ -232,3 +232,14 @@ def test_a_table_without_variance_gives_nan_statistics_and_no_warning():
         (difference,) = result.differences
         assert difference.estimate == 0
         assert np.isnan(difference.t)
+
+
+def test_a_reader_averaged_interval_on_the_logit_scale_stays_within_zero_and_one():
+    """Two readers who disagree on four cases: the published Wald interval leaves [0, 1], its logit
+    counterpart does not."""
+    truth = np.array([1, 1, 0, 0])
+    ratings = np.array([[[4, 3, 2, 1], [1, 3, 2, 4]]], dtype=float)
+    interval = obuchowski_rockette(ratings, truth).modalities[0]
+    assert interval.ci[0] < 0 or interval.ci[1] > 1
+    low, high = interval.logit_ci
+    assert 0 < low < interval.estimate < high < 1
