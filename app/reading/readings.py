@@ -16,7 +16,9 @@ cleanly, and the loser takes the next one.
 from __future__ import annotations
 
 import math
+import random
 import re
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -36,7 +38,12 @@ PERCENT = 100.0  # the reader's unit (DESIGN.md conventions: readers enter 0-100
 BIRADS_CATEGORIES = range(7)  # BI-RADS 0-6
 HIGH_PROBABILITY = 0.5  # an estimate at or above this contradicts a negative BI-RADS or no recall
 READER_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._@-]{0,62}")  # fits a PostgreSQL role name
-SAVE_ATTEMPTS = 5  # a workstation reading whose revision another workstation took is tried again
+SAVE_ATTEMPTS = 10  # a workstation reading whose revision another workstation took is tried again
+# Before each new try, a random pause of up to 10 ms x 2^(try - 1), at most RETRY_MAX_S: two writers in
+# lockstep would otherwise collide again at once, and a writer that keeps winning (a second window
+# recording a run of estimates) could make the other lose every immediate retry (seen under CI load).
+RETRY_BASE_S = 0.01
+RETRY_MAX_S = 0.5
 
 
 class ReadingError(GMICError):
@@ -243,6 +250,7 @@ def save_reading(
                     f"the reading could not be saved: other workstations wrote readings of this breast "
                     f"{SAVE_ATTEMPTS} times at the same moment; give the estimate again"
                 ) from error
+            time.sleep(random.uniform(0, min(RETRY_MAX_S, RETRY_BASE_S * 2 ** (attempt - 1))))
             attempt += 1
         except SQLAlchemyError as error:
             raise StoreError(f"the reading could not be saved: {error}") from error
