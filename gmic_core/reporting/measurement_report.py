@@ -4,10 +4,13 @@ them."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 
 import highdicom as hd
+import numpy as np
 from pydicom.sr.codedict import codes
+from pydicom.sr.coding import Code
 from pydicom.uid import generate_uid
 
 from gmic_core.calibration import SiteCalibration
@@ -79,36 +82,23 @@ def measurement_report(
         source = hd.sr.SourceImageForRegion.from_source_image(sources[view].header)
         identification = algorithm_id(algorithm, view_findings.threshold)
         site = [hd.sr.FindingSite(BREAST, laterality=LATERALITY[view.laterality.value])]
+        planar = functools.partial(_planar_roi, source, identification, site)
         for index, region in enumerate(view_findings.regions, start=1):
             groups.append(
-                hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
-                    tracking_identifier=hd.sr.TrackingIdentifier(
-                        uid=hd.UID(), identifier=f"{view.value} {region.kind.value} region {index}"
-                    ),
-                    referenced_region=hd.sr.ImageRegion(
-                        hd.sr.GraphicTypeValues.POLYLINE, graphic_data(region.outline), source
-                    ),
-                    finding_type=SELECTED_REGION,
-                    algorithm_id=identification,
-                    finding_sites=site,
-                    measurements=[
-                        hd.sr.Measurement(CERTAINTY_OF_FINDING, round(100 * region.peak, 4), PERCENT)
-                    ],
+                planar(
+                    f"{view.value} {region.kind.value} region {index}",
+                    region.outline,
+                    SELECTED_REGION,
+                    hd.sr.Measurement(CERTAINTY_OF_FINDING, round(100 * region.peak, 4), PERCENT),
                 )
             )
         for index, roi in enumerate(view_findings.rois, start=1):
             groups.append(
-                hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
-                    tracking_identifier=hd.sr.TrackingIdentifier(
-                        uid=hd.UID(), identifier=f"{view.value} ROI patch {index}"
-                    ),
-                    referenced_region=hd.sr.ImageRegion(
-                        hd.sr.GraphicTypeValues.POLYLINE, graphic_data(box_outline(roi.box)), source
-                    ),
-                    finding_type=ROI_PATCH,
-                    algorithm_id=identification,
-                    finding_sites=site,
-                    measurements=[hd.sr.Measurement(ATTENTION, roi.attention, NO_UNITS)],
+                planar(
+                    f"{view.value} ROI patch {index}",
+                    box_outline(roi.box),
+                    ROI_PATCH,
+                    hd.sr.Measurement(ATTENTION, roi.attention, NO_UNITS),
                 )
             )
         view_result = result.views[view]
@@ -150,6 +140,26 @@ def measurement_report(
         is_complete=True,
         series_description=algorithm.marked("GMIC measurements"),
         software_versions=algorithm.software_versions,
+    )
+
+
+def _planar_roi(
+    source: hd.sr.SourceImageForRegion,
+    identification: hd.sr.AlgorithmIdentification,
+    site: list[hd.sr.FindingSite],
+    label: str,
+    outline: np.ndarray,
+    finding_type: Code,
+    measurement: hd.sr.Measurement,
+) -> hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations:
+    """One finding as a TID 1410 planar ROI: its closed outline on the source image and one measurement."""
+    return hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
+        tracking_identifier=hd.sr.TrackingIdentifier(uid=hd.UID(), identifier=label),
+        referenced_region=hd.sr.ImageRegion(hd.sr.GraphicTypeValues.POLYLINE, graphic_data(outline), source),
+        finding_type=finding_type,
+        algorithm_id=identification,
+        finding_sites=site,
+        measurements=[measurement],
     )
 
 
