@@ -11,15 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from gmic_core import mrmc
 from gmic_core.errors import AnalysisError
-from gmic_core.mrmc import (
-    auc_covariance,
-    delong_auc_ci,
-    dorfman_berbaum_metz,
-    empirical_aucs,
-    jackknife_aucs,
-    obuchowski_rockette,
-)
 from tests.core.test_mrmc import _ratings
 
 
@@ -46,16 +39,18 @@ def _same_analysis(first, second, rel):
 
 def test_duplicated_breasts_gain_no_precision_in_the_jackknife_analyses(vandyke, duplicated):
     ratings, truth, clusters = duplicated
-    original = obuchowski_rockette(*vandyke)
-    clustered = obuchowski_rockette(ratings, truth, clusters=clusters)
+    original = mrmc.obuchowski_rockette(*vandyke)
+    clustered = mrmc.obuchowski_rockette(ratings, truth, clusters=clusters)
     _same_analysis(original, clustered, rel=1e-12)
     for one, other in zip(original.modalities, clustered.modalities, strict=True):
         assert other.std_err == pytest.approx(one.std_err, rel=1e-12)
         assert other.logit_ci == pytest.approx(one.logit_ci, rel=1e-12)
     _same_analysis(
-        dorfman_berbaum_metz(*vandyke), dorfman_berbaum_metz(ratings, truth, clusters=clusters), 1e-12
+        mrmc.dorfman_berbaum_metz(*vandyke),
+        mrmc.dorfman_berbaum_metz(ratings, truth, clusters=clusters),
+        1e-12,
     )
-    independent = obuchowski_rockette(ratings, truth)
+    independent = mrmc.obuchowski_rockette(ratings, truth)
     assert independent.differences[0].std_err < 0.9 * original.differences[0].std_err
     assert independent.p < original.p
 
@@ -65,16 +60,18 @@ def test_duplicated_breasts_gain_no_precision_in_obuchowskis_estimator(vandyke, 
     (which is close to, not equal to, DeLong's)."""
     ratings, truth, clusters = duplicated
     singletons = np.arange(truth.size // 2)
-    original = obuchowski_rockette(*vandyke, covariance="delong", clusters=singletons)
-    clustered = obuchowski_rockette(ratings, truth, covariance="delong", clusters=clusters)
+    original = mrmc.obuchowski_rockette(*vandyke, covariance="delong", clusters=singletons)
+    clustered = mrmc.obuchowski_rockette(ratings, truth, covariance="delong", clusters=clusters)
     _same_analysis(original, clustered, rel=1e-10)
-    assert original.f == pytest.approx(obuchowski_rockette(*vandyke, covariance="delong").f, rel=0.02)
-    independent = obuchowski_rockette(ratings, truth, covariance="delong")
+    assert original.f == pytest.approx(mrmc.obuchowski_rockette(*vandyke, covariance="delong").f, rel=0.02)
+    independent = mrmc.obuchowski_rockette(ratings, truth, covariance="delong")
     assert independent.differences[0].std_err < 0.9 * original.differences[0].std_err
     for reader in range(ratings.shape[1]):
-        one = delong_auc_ci(vandyke[0][0, reader], vandyke[1], clusters=singletons)
-        assert delong_auc_ci(ratings[0, reader], truth, clusters=clusters) == pytest.approx(one, rel=1e-10)
-        _, low, high = delong_auc_ci(ratings[0, reader], truth)
+        one = mrmc.delong_auc_ci(vandyke[0][0, reader], vandyke[1], clusters=singletons)
+        assert mrmc.delong_auc_ci(ratings[0, reader], truth, clusters=clusters) == pytest.approx(
+            one, rel=1e-10
+        )
+        _, low, high = mrmc.delong_auc_ci(ratings[0, reader], truth)
         assert high - low < one[2] - one[1]
 
 
@@ -120,9 +117,9 @@ def test_the_clustered_delong_covariance_is_obuchowskis_formula():
     clusters = np.array(["a", "a", "b", "b", "c", "c", "d", "e", "e", "f", "g", "g", "h", "i"])
     ratings = (rng.integers(1, 6, (2, 2, truth.size)) + truth).astype(float)
     expected = _obuchowski_by_the_formula(ratings, truth, clusters)
-    np.testing.assert_allclose(auc_covariance(ratings, truth, "delong", clusters), expected, rtol=1e-12)
-    auc, low, high = delong_auc_ci(ratings[1, 0], truth, clusters=clusters)
-    assert auc == empirical_aucs(ratings, truth)[1, 0]
+    np.testing.assert_allclose(mrmc.auc_covariance(ratings, truth, "delong", clusters), expected, rtol=1e-12)
+    auc, low, high = mrmc.delong_auc_ci(ratings[1, 0], truth, clusters=clusters)
+    assert auc == mrmc.empirical_aucs(ratings, truth)[1, 0]
     assert 0 < low < auc < high < 1
     half = 1.959963984540054 * np.sqrt(expected[2, 2]) / (auc * (1 - auc))  # the delta method
     assert np.log(high / (1 - high)) - np.log(auc / (1 - auc)) == pytest.approx(half, rel=1e-9)
@@ -133,22 +130,24 @@ def test_the_cluster_jackknife_leaves_out_each_cluster_whole():
     truth = rng.random(30) < 0.4
     clusters = np.repeat(np.arange(15), 2)[rng.permutation(30)]
     ratings = rng.normal(size=(2, 3, 30)) + truth
-    left_out = jackknife_aucs(ratings, truth, clusters)
+    left_out = mrmc.jackknife_aucs(ratings, truth, clusters)
     assert left_out.shape == (2, 3, 15)
     for cluster in (0, 6, 14):
         keep = clusters != cluster
-        np.testing.assert_allclose(left_out[:, :, cluster], empirical_aucs(ratings[:, :, keep], truth[keep]))
+        np.testing.assert_allclose(
+            left_out[:, :, cluster], mrmc.empirical_aucs(ratings[:, :, keep], truth[keep])
+        )
     np.testing.assert_array_equal(
-        jackknife_aucs(ratings, truth, np.arange(30)), jackknife_aucs(ratings, truth)
+        mrmc.jackknife_aucs(ratings, truth, np.arange(30)), mrmc.jackknife_aucs(ratings, truth)
     )
 
 
 def test_an_exact_bound_at_auc_one_counts_women_not_breasts():
     truth = np.array([1, 1, 0, 0, 1, 0], dtype=bool)
     ratings = np.array([0.9, 0.8, 0.1, 0.2, 0.7, 0.3])
-    alone = delong_auc_ci(ratings, truth)
+    alone = mrmc.delong_auc_ci(ratings, truth)
     assert alone == (1.0, pytest.approx(0.05 ** (1 / 3)), 1.0)
-    clustered = delong_auc_ci(ratings, truth, clusters=np.array([0, 0, 1, 1, 2, 2]))
+    clustered = mrmc.delong_auc_ci(ratings, truth, clusters=np.array([0, 0, 1, 1, 2, 2]))
     assert clustered == (1.0, pytest.approx(0.05 ** (1 / 2)), 1.0)  # positives in women 0 and 2 only
 
 
@@ -164,4 +163,4 @@ def test_bad_clusters_say_what_is_wrong(clusters, message):
     truth = np.array([1, 1, 0, 0, 0, 0], dtype=bool)
     ratings = np.arange(24.0).reshape(2, 2, 6)
     with pytest.raises(AnalysisError, match=message):
-        obuchowski_rockette(ratings, truth, clusters=clusters)
+        mrmc.obuchowski_rockette(ratings, truth, clusters=clusters)
