@@ -139,9 +139,8 @@ def _by_cluster(values: np.ndarray, codes: np.ndarray, count: int) -> np.ndarray
 
 
 def _kernel_sums(ratings: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per reading (flattened modality x reader): the Mann-Whitney kernel psi(x_pos, y_neg) (1 above,
-    1/2 tied, 0 below) summed over negatives for each positive ``[n, m]``, over positives for each
-    negative ``[n, k]``, and in total ``[n]``."""
+    """Per reading (flattened modality x reader): the kernel (:func:`_kernel`) summed over negatives
+    for each positive ``[n, m]``, over positives for each negative ``[n, k]``, and in total ``[n]``."""
     flat = ratings.reshape(-1, ratings.shape[-1])
     positives, negatives = flat[:, truth], flat[:, ~truth]
     per_positive = np.empty_like(positives)

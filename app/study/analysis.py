@@ -417,7 +417,10 @@ def clustering(table: RatingTable, independent_breasts: bool = False) -> dict[st
     elif independent_breasts:
         description = "breasts treated as independent (--independent-breasts)"
     else:
-        description = f"cases clustered by woman (exam): {count} clusters of {len(table.cases)} breasts; Obuchowski 1997"
+        description = (
+            f"cases clustered by woman (exam): {count} clusters of {len(table.cases)} breasts; "
+            "Obuchowski 1997"
+        )
     return {
         "clustered": count is not None and not independent_breasts,
         "clusters": count,

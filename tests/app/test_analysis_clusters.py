@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 
 import numpy as np
@@ -67,15 +68,13 @@ def test_study_ratings_cluster_the_breasts_by_exam_and_the_report_names_it(store
 
 def _duplicated_csv(fixtures_dir, tmp_path):
     """Van Dyke's table with every case entered twice, as a woman's two breasts (cluster = case)."""
-    table = read_ratings_csv(fixtures_dir / "mrmc" / "vandyke.csv")
-    lines = ["reader,case,modality,truth,rating,cluster"]
-    for i, modality in enumerate(table.modalities):
-        for j, reader in enumerate(table.readers):
-            for k, case in enumerate(table.cases):
-                for side in ("L", "R"):
-                    lines.append(
-                        f"{reader},{case}{side},{modality},{int(table.truth[k])},{float(table.ratings[i, j, k])!r},{case}"
-                    )
+    with (fixtures_dir / "mrmc" / "vandyke.csv").open(newline="") as stream:
+        rows = list(csv.DictReader(stream))
+    lines = ["reader,case,modality,truth,rating,cluster"] + [
+        f"{row['reader']},{row['case']}{side},{row['modality']},{row['truth']},{row['rating']},{row['case']}"
+        for row in rows
+        for side in "LR"
+    ]
     path = tmp_path / "duplicated.csv"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -123,7 +122,7 @@ def test_duplicated_breasts_in_a_ratings_file_gain_no_precision_unless_declared_
             "line 3: no cluster for case 2",
         ),
         (
-            "reader,case,modality,truth,rating,cluster\na,1,m,1,3,w1\na,2,m,0,1,w1\nb,1,m,1,2,w2\nb,2,m,0,1,w1\n",
+            "reader,case,modality,truth,rating,cluster\na,1,m,1,3,w1\na,2,m,0,1,w1\nb,1,m,1,2,w2\n",
             "line 4: case 1 is in two clusters",
         ),
     ],
