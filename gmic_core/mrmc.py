@@ -190,7 +190,8 @@ def jackknife_aucs(ratings: np.ndarray, truth: np.ndarray, clusters: np.ndarray 
     if whole.any():
         raise AnalysisError(
             f"cluster {labels[whole][0]} holds every {'positive' if m_i[whole][0] == m else 'negative'} "
-            "case, so leaving it out leaves one class: the jackknife needs that class in two clusters or more"
+            "case, so leaving it out leaves one class: the jackknife needs that class in two or more "
+            "clusters; treat the cases as independent instead"
         )
     # Leaving a cluster out removes its positives' and its negatives' pairs; those inside it twice.
     removed = (
