@@ -410,21 +410,34 @@ def write_ratings_csv(table: RatingTable, path: Path) -> None:
 
 
 def clustering(table: RatingTable, independent_breasts: bool = False) -> dict[str, Any]:
-    """Whether the analyses treat a woman's breasts as one cluster, and the sentence that says so."""
+    """Whether the analyses treat a woman's breasts as one cluster, and the sentence that says so.
+    Clustering needs each class (positive, negative breasts) in two or more women, since the cluster
+    jackknife leaves out one woman at a time; a study too small for that is analysed with independent
+    breasts, and ``unclusterable`` says why (a warning)."""
     count = None if table.clusters is None else len(set(table.clusters))
+    unclusterable = None
+    if count is not None and not independent_breasts:
+        for label, cases in (("positive", table.truth), ("negative", ~table.truth)):
+            women = {cluster for cluster, case in zip(table.clusters, cases, strict=True) if case}
+            if len(women) < 2:
+                unclusterable = f"the {label} breasts belong to {len(women)} woman"
+                break
     if count is None:
         description = "cases treated as independent (the ratings name no clusters)"
     elif independent_breasts:
         description = "breasts treated as independent (--independent-breasts)"
+    elif unclusterable:
+        description = f"breasts treated as independent: {unclusterable}, too few to cluster by woman"
     else:
         description = (
             f"cases clustered by woman (exam): {count} clusters of {len(table.cases)} breasts; "
             "Obuchowski 1997"
         )
     return {
-        "clustered": count is not None and not independent_breasts,
+        "clustered": count is not None and not independent_breasts and unclusterable is None,
         "clusters": count,
         "description": description,
+        "unclusterable": unclusterable,
     }
 
 
@@ -441,7 +454,7 @@ def analyze(
     grouping = clustering(table, independent_breasts)
     clusters = np.array(table.clusters) if grouping["clustered"] else None
     report: dict[str, Any] = {
-        "warnings": warnings(table, independent_breasts),
+        "warnings": warnings(table, independent_breasts, grouping["unclusterable"]),
         "interim": table.interim,
         "left_out": list(table.left_out),
         "clustering": grouping,
@@ -468,7 +481,7 @@ def analyze(
         },
         "readers_auc_ci": {
             reader: {
-                modality: list(mrmc.delong_auc_ci(table.ratings[i, j], truth, clusters=clusters)[1:])
+                modality: _auc_interval(table.ratings[i, j], truth, clusters)
                 for i, modality in enumerate(table.modalities)
             }
             for j, reader in enumerate(table.readers)
@@ -479,7 +492,7 @@ def analyze(
             for i, modality in enumerate(table.modalities)
         },
     }
-    if len(table.readers) >= 2:
+    if len(table.readers) >= 2 and _has_variance(truth):
         single = mrmc.obuchowski_rockette(table.ratings, truth, clusters=clusters)
         report["modality_ci"] = {
             modality: {"ci": list(interval.logit_ci), "wald_ci": list(interval.ci), "df": interval.df}
@@ -498,8 +511,11 @@ def analyze(
     report["agreement"] = agreement(table)
     report["reading_time"] = reading_times(table)
     if table.model is not None:
-        auc, low, high = mrmc.delong_auc_ci(table.model, truth, clusters=clusters)
-        report["model"] = {"auc": auc, "ci": [low, high], "pr_auc": metrics.pr_auc(truth, table.model)}
+        report["model"] = {
+            "auc": float(mrmc.empirical_aucs(table.model[None, None], truth)[0, 0]),
+            "ci": _auc_interval(table.model, truth, clusters),
+            "pr_auc": metrics.pr_auc(truth, table.model),
+        }
         report["hybrid"] = _hybrids(table)
         report["specificity"] = {
             modality: _specificities(
@@ -526,6 +542,25 @@ def _html_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
+def _has_variance(truth: np.ndarray) -> bool:
+    """Whether case-resampling variances exist: the jackknife and DeLong's method need two or more
+    positive and negative cases (leaving out the only positive leaves no AUC)."""
+    return min(int(truth.sum()), int((~truth).sum())) >= 2
+
+
+def _auc_interval(ratings: np.ndarray, truth: np.ndarray, clusters: np.ndarray | None) -> list[float] | None:
+    """A reader's (or the model's) AUC interval; None where :func:`_has_variance` says there is no
+    variance to estimate, unless the AUC is 0 or 1 (its exact bound needs none)."""
+    auc = float(mrmc.empirical_aucs(ratings[None, None], truth)[0, 0])
+    if not _has_variance(truth) and 0.0 < auc < 1.0:
+        return None
+    return list(mrmc.delong_auc_ci(ratings, truth, clusters=clusters)[1:])
+
+
+def _interval_text(interval: list[float] | None) -> str:
+    return "no interval" if interval is None else f"{interval[0]:.3f} to {interval[1]:.3f}"
+
+
 def write_html_report(report: dict[str, Any], out_dir: Path) -> Path:
     """``report.html`` beside ``analysis.json``: one self-contained file (the plots embedded as base64
     PNG) with the warnings first, then the AUC, operating-point, agreement and reading-time tables."""
@@ -545,8 +580,7 @@ def write_html_report(report: dict[str, Any], out_dir: Path) -> Path:
             [
                 [reader]
                 + [
-                    f"{aucs[m]:.3f} ({report['readers_auc_ci'][reader][m][0]:.3f} to "
-                    f"{report['readers_auc_ci'][reader][m][1]:.3f})"
+                    f"{aucs[m]:.3f} ({_interval_text(report['readers_auc_ci'][reader][m])})"
                     for m in modalities
                 ]
                 for reader, aucs in report["readers"].items()
@@ -646,7 +680,9 @@ def _curve(fpr: np.ndarray, tpr: np.ndarray) -> dict[str, list[float]]:
     return {"fpr": fpr.tolist(), "tpr": tpr.tolist()}
 
 
-def warnings(table: RatingTable, independent_breasts: bool = False) -> list[str]:
+def warnings(
+    table: RatingTable, independent_breasts: bool = False, unclusterable: str | None = None
+) -> list[str]:
     """What the reader of the report must know before its numbers: sizes too small for the
     statistics to be trusted, analyses skipped and why, readers and cases left out, a woman's
     breasts counted as independent cases."""
@@ -664,8 +700,15 @@ def warnings(table: RatingTable, independent_breasts: bool = False) -> list[str]
         )
     if readers < 2:
         found.append("MRMC analysis skipped: it needs at least two readers")
+    elif not _has_variance(table.truth):
+        found.append("MRMC analysis skipped: it needs at least two positive and two negative cases")
     elif len(table.modalities) < 2:
         found.append("MRMC comparison skipped: one modality only (single-modality intervals given)")
+    if not _has_variance(table.truth):
+        found.append(
+            "AUC intervals only where the AUC is 0 or 1 (an exact bound): the others need at least two "
+            "positive and two negative cases"
+        )
     if independent_breasts and table.clusters is not None:
         paired = sum(1 for size in Counter(table.clusters).values() if size > 1)
         if paired:
@@ -673,6 +716,11 @@ def warnings(table: RatingTable, independent_breasts: bool = False) -> list[str]
                 f"breasts treated as independent (--independent-breasts) although {paired} women have two "
                 "breasts in the study: the intervals are too narrow and the p-values too small"
             )
+    if unclusterable:
+        found.append(
+            f"breasts treated as independent: {unclusterable}, and clustering by woman needs each class in "
+            "two or more women; the intervals may be too narrow"
+        )
     found += [f"left out: {item}" for item in table.left_out]
     return found
 

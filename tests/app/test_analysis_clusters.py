@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -48,7 +49,12 @@ def test_study_ratings_cluster_the_breasts_by_exam_and_the_report_names_it(store
         )
     (clustered, clustered_page), (independent, independent_page) = reports[False], reports[True]
     described = "cases clustered by woman (exam): 5 clusters of 10 breasts; Obuchowski 1997"
-    assert clustered["clustering"] == {"clustered": True, "clusters": 5, "description": described}
+    assert clustered["clustering"] == {
+        "clustered": True,
+        "clusters": 5,
+        "description": described,
+        "unclusterable": None,
+    }
     assert described in clustered_page
     assert clustered["auc_interval_method"] == mrmc.CLUSTERED_AUC_INTERVAL_METHOD
     assert clustered["modality_interval_method"] == mrmc.CLUSTERED_MODALITY_INTERVAL_METHOD
@@ -142,3 +148,53 @@ def test_a_table_without_clusters_is_written_and_read_without_them(fixtures_dir,
     report = analyze(table, tmp_path / "out", independent_breasts=True)
     assert not any("independent" in warning for warning in report["warnings"])
     np.testing.assert_array_equal(read_ratings_csv(tmp_path / "ratings.csv").ratings, table.ratings)
+
+
+def test_a_study_whose_positive_breasts_are_one_womans_is_analysed_as_independent_and_warns(tmp_path):
+    """The cluster jackknife cannot leave out the only woman with cancer: the analysis still runs,
+    treats the breasts as independent and says so, instead of refusing a small study."""
+    path = tmp_path / "ratings.csv"
+    rows = ["reader,case,modality,truth,rating,cluster"]
+    for reader, shift in (("a", 0), ("b", 1)):
+        for modality in ("unaided", "aided"):
+            for case, truth, rating, woman in (
+                ("w1:L", 1, 80, "w1"), ("w1:R", 1, 30, "w1"), ("w2:L", 0, 20, "w2"),
+                ("w2:R", 0, 50, "w2"), ("w3:L", 0, 10, "w3"), ("w3:R", 0, 40, "w3"),
+            ):  # fmt: skip
+                rows.append(f"{reader},{case},{modality},{truth},{rating + shift},{woman}")
+    path.write_text("\n".join(rows) + "\n")
+    report = analyze(read_ratings_csv(path), tmp_path / "out")
+    assert report["clustering"]["clustered"] is False
+    assert report["clustering"]["unclusterable"] == "the positive breasts belong to 1 woman"
+    assert "too few to cluster by woman" in report["clustering"]["description"]
+    assert any("clustering by woman needs each class" in warning for warning in report["warnings"])
+    assert report["auc_interval_method"] == mrmc.AUC_INTERVAL_METHOD
+    for modalities in report["readers_auc_ci"].values():
+        for low, high in modalities.values():
+            assert 0.0 <= low < high <= 1.0
+
+
+def test_a_study_with_one_positive_breast_reports_aucs_without_intervals_and_says_why(tmp_path):
+    path = tmp_path / "ratings.csv"
+    rows = ["reader,case,modality,truth,rating"] + [
+        f"{reader},{case},{modality},{truth},{rating + shift}"
+        for reader, shift in (("a", 0), ("b", 1))
+        for modality in ("unaided", "aided")
+        for case, truth, rating in (("1", 1, 80), ("2", 0, 30), ("3", 0, 20), ("4", 0, 90))
+    ]
+    path.write_text("\n".join(rows) + "\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no division by the single positive's zero variance
+        report = analyze(read_ratings_csv(path), tmp_path / "out")
+    assert report["readers"]["a"]["unaided"] == pytest.approx(2 / 3)
+    assert report["readers_auc_ci"] == {
+        "a": {"unaided": None, "aided": None},
+        "b": {"unaided": None, "aided": None},
+    }
+    assert "or" not in report
+    assert "modality_ci" not in report
+    assert (
+        "MRMC analysis skipped: it needs at least two positive and two negative cases" in report["warnings"]
+    )
+    assert any(warning.startswith("AUC intervals only where") for warning in report["warnings"])
+    assert "no interval" in (tmp_path / "out" / "report.html").read_text()
