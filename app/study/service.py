@@ -437,7 +437,9 @@ class ReaderSession:
     """One reader's reading session on one study (see the module docstring). Each call is its own
     short transaction, so a session may live as long as the panel is open."""
 
-    def __init__(self, store: Store, study: Study, reader: Reader, enrolment: Enrolment, clock: Clock) -> None:
+    def __init__(
+        self, store: Store, study: Study, reader: Reader, enrolment: Enrolment, clock: Clock
+    ) -> None:
         self._store = store
         self._study_id = study.id
         self.study = study.name
@@ -659,7 +661,9 @@ class ReaderSession:
             return assignments[self._revisit], self.phases[-1]
         read = self._read_phases(session)
         if self.protocol is Protocol.CROSSOVER:  # two sessions: every case in one phase, then the other
-            pairs = [(assignment, phase) for phase in self.phases for assignment in self._order(session, phase)]
+            pairs = [
+                (assignment, phase) for phase in self.phases for assignment in self._order(session, phase)
+            ]
         else:
             pairs = [(assignment, phase) for assignment in assignments for phase in self.phases]
         for assignment, phase in pairs:
