@@ -194,7 +194,7 @@ def export_readings(store: Store, name: str, path: Path) -> int:
                         reading.id, reader, case_key, reading.laterality,
                         "" if malignant is None else int(malignant), reading.phase, reading.revision,
                         reading.supersedes_id or "", reading.probability,
-                        "" if reading.birads is None else reading.birads, int(reading.recall),
+                        "" if reading.birads is None else reading.birads, "" if reading.recall is None else int(reading.recall),
                         int(reading.ai_shown), _blank(reading.model_score), _blank(reading.hybrid_weight),
                         _blank(reading.hybrid), reading.started_at.isoformat(),
                         reading.submitted_at.isoformat(), reading.duration_s, _blank(reading.paused_s),

@@ -196,7 +196,7 @@ class SubmittedReading:
     revision: int
     probability: float
     birads: int | None
-    recall: bool
+    recall: bool | None
     ai_shown: bool
     model_score: float | None
     hybrid: float | None

@@ -16,7 +16,7 @@ from app import cli
 from app.reading.readings import Estimate
 from app.store import StoreError, open_store
 from app.store.database import PermissionDeniedError
-from app.store.models import Protocol
+from app.store.models import Phase, Protocol
 from app.store.results import save_exam_result
 from app.store.roles import grant_coordinator, grant_reader
 from app.study.cases import CaseSpec
@@ -66,7 +66,8 @@ def _study(roles: Roles, protocol: Protocol = Protocol.BLINDED) -> None:
         for index, case in enumerate(CASES):
             save_exam_result(session, fake_exam_result(case.case_key, seed=index, malignant={L: 0.3, R: 0.2}))
     service = StudyService(store)
-    service.create_study("pilot", CASES, protocol, seed=3, model_key=IDENTITY.key)
+    washout = 0.0 if protocol is Protocol.CROSSOVER else None
+    service.create_study("pilot", CASES, protocol, seed=3, model_key=IDENTITY.key, washout_days=washout)
     service.enrol("pilot", roles.names["reader"])
     service.enrol("pilot", roles.names["other_reader"])
     store.dispose()
@@ -169,6 +170,33 @@ def test_the_model_is_visible_to_a_reader_only_where_the_protocol_shows_it(roles
     assert _rows(roles.other_reader, count) == [(0,)]
     assert _rows(roles.coordinator, count) == [(2 * len(CASES),)]
     store.dispose()
+
+
+def test_a_crossover_reader_sees_the_model_in_the_aided_session_only_in_either_arm(roles):
+    _study(roles, Protocol.CROSSOVER)
+    for url, name in (
+        (roles.reader, roles.names["reader"]),
+        (roles.other_reader, roles.names["other_reader"]),
+    ):
+        store = open_store(url)
+        session = StudyService(store).open_session("pilot", name)
+        seen = {}
+        while (task := session.current()) is not None:
+            visible = _rows(
+                url,
+                "SELECT count(*) FROM model_runs JOIN exams ON exams.id = model_runs.exam_id "
+                f"WHERE exams.exam_key = '{task.exam_key}'",
+            )
+            seen.setdefault(task.phase, set()).add(visible == [(1,)])
+            session.submit(task, ESTIMATES, model_shown=task.ai is not None)
+        store.dispose()
+        assert seen == {Phase.UNAIDED: {False}, Phase.AIDED: {True}}
+    first_phases = _rows(
+        roles.owner,
+        "SELECT DISTINCT r.name, g.phase FROM readings g JOIN readers r ON r.id = g.reader_id "
+        "WHERE g.id IN (SELECT min(id) FROM readings GROUP BY reader_id)",
+    )
+    assert {phase for _name, phase in first_phases} == {"unaided", "aided"}  # both arms were read
 
 
 def test_the_coordinator_runs_the_study_workflow(roles, tmp_path, capsys):

@@ -501,7 +501,7 @@ def test_a_study_may_ask_for_the_probability_only(store):
     service = StudyService(store)
     session = _blinded_session(service, "loose", require_assessment=False)
     (left, _) = session.submit(session.current(), {L: Estimate(0.3), R: Estimate(0.1)}, model_shown=False)
-    assert (left.birads, left.recall) == (None, False)
+    assert (left.birads, left.recall) == (None, None)  # not given: unknown, never "no"
 
 
 @pytest.mark.parametrize(
