@@ -20,7 +20,7 @@ Three groups:
   too (triggers created by the migration). A reading that replaces an earlier one (where the
   protocol allows going back) is a new row pointing at the one it supersedes.
 
-Closed vocabularies (laterality, view, phase, protocol) are Python enums stored as their values in
+Closed vocabularies (laterality, view, phase, protocol, triage status and failure stage) are Python enums stored as their values in
 plain strings with a CHECK constraint (:func:`vocabulary`), not as native PostgreSQL enum types: the
 same schema on both dialects, a value added later is one constraint changed, not an ``ALTER TYPE``, and
 the column types stay those the row-level security policies were written against. The members are
@@ -56,6 +56,7 @@ from sqlalchemy import (
 from sqlalchemy import Enum as SQLEnum
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from app.defaults import FailureStage, RunStatus
 from gmic_core.imaging.views import Laterality, View
 
 # Deterministic constraint names, so that migrations can refer to them on every backend.
@@ -246,8 +247,7 @@ class SaliencyMap(Base):
 
 
 class TriageRun(Base):
-    """One batch run of ``gmic triage``; ``status`` is running, finished, cancelled (asked to stop) or
-    interrupted (stopped by an error or Ctrl-C; a run killed outright stays running)."""
+    """One batch run of ``gmic triage``."""
 
     __tablename__ = "triage_runs"
 
@@ -256,7 +256,7 @@ class TriageRun(Base):
     model_names: Mapped[list[Any]]
     device: Mapped[str] = mapped_column(String(200))
     paths: Mapped[list[Any]]
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[RunStatus] = mapped_column(vocabulary(RunStatus, "status", 16))
     scored: Mapped[int] = mapped_column(Integer, default=0)
     skipped: Mapped[int] = mapped_column(Integer, default=0)
     failed: Mapped[int] = mapped_column(Integer, default=0)
@@ -265,9 +265,8 @@ class TriageRun(Base):
 
 
 class TriageFailure(Base):
-    """An exam (``exam_id``) or a file that belongs to no exam (``path``) that triage could not score.
-    ``stage`` says where it failed: scan, load, preprocess, inference or export (scored, but
-    its results could not be written as DICOM)."""
+    """An exam (``exam_id``) or a file that belongs to no exam (``path``) that triage could not score,
+    and where it failed (``stage``)."""
 
     __tablename__ = "triage_failures"
     __table_args__ = (CheckConstraint("(exam_id IS NULL) <> (path IS NULL)", name="subject"),)
@@ -275,7 +274,7 @@ class TriageFailure(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     exam_id: Mapped[int | None] = mapped_column(ForeignKey("exams.id", ondelete="CASCADE"), unique=True)
     path: Mapped[str | None] = mapped_column(String(2000), unique=True)
-    stage: Mapped[str] = mapped_column(String(16))
+    stage: Mapped[FailureStage] = mapped_column(vocabulary(FailureStage, "stage", 16))
     error: Mapped[str] = mapped_column(String(4000))
     triage_run_id: Mapped[int | None] = mapped_column(ForeignKey("triage_runs.id", ondelete="SET NULL"))
     recorded_at: Mapped[datetime] = mapped_column(default=utc_now)

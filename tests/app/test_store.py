@@ -164,6 +164,9 @@ def _a_reading(store) -> int:
 
 
 BAD_VALUES = (
+    "INSERT INTO triage_runs (model_key, model_names, device, paths, status, scored, skipped, failed, "
+    "started_at) VALUES ('m', '[]', 'cpu', '[]', 'done', 0, 0, 0, CURRENT_TIMESTAMP)",
+    "INSERT INTO study_cases (study_id, exam_id, case_key, breasts) VALUES ({study}, {exam}, 'c', 'RL')",
     "INSERT INTO images (exam_id, view, path) VALUES ({exam}, 'R-ML', 'x.dcm')",
     "INSERT INTO studies (name, protocol, seed, hybrid_weight, require_assessment, confirm_submit, created_at) "
     "VALUES ('s', 'open', 1, 0.5, true, true, CURRENT_TIMESTAMP)",
@@ -181,7 +184,9 @@ def test_the_database_refuses_values_outside_a_vocabulary(store):
     with store.session() as session:
         reading = session.get_one(Reading, reading_id)
         assert (reading.laterality, reading.phase) == (Laterality.LEFT, Phase.UNAIDED)
-        ids = {"exam": reading.exam_id, "reader": reading.reader_id}
+        session.add(study := Study(name="s", protocol=Protocol.BLINDED, seed=1))
+        session.flush()
+        ids = {"exam": reading.exam_id, "reader": reading.reader_id, "study": study.id}
     for statement in BAD_VALUES:
         with pytest.raises(IntegrityError, match="ck_"), store.session() as session:
             session.execute(text(statement.format(**ids)))

@@ -2,9 +2,9 @@
 
 * CHECK constraints on the closed vocabularies (``app.store.models.vocabulary``): ``images.view``
   and ``view_predictions.view`` (R-CC, L-CC, R-MLO, L-MLO; an extra image has none),
-  ``breast_predictions.laterality`` (L, R), ``studies.protocol``, ``study_cases.breasts`` (LR, L, R)
-  and ``readings.phase``. ``readings.laterality`` and ``ground_truth.laterality`` had theirs from
-  0001. Existing rows satisfy them already: every value was written from these enums by the
+  ``breast_predictions.laterality`` (L, R), ``studies.protocol``, ``study_cases.breasts`` (LR, L, R),
+  ``readings.phase``, ``triage_runs.status`` and ``triage_failures.stage``. ``readings.laterality``
+  and ``ground_truth.laterality`` had theirs from 0001. Existing rows satisfy them already: every value was written from these enums by the
   application, so the constraints are added without rewriting data (an out-of-vocabulary value
   written by hand makes the upgrade fail, naming the constraint).
 * ``readings.recall`` may be NULL: a recall the reader did not give is unknown, not "no recall".
@@ -49,6 +49,12 @@ CHECKS = (
     ),
     ("study_cases", "ck_study_cases_breasts", "breasts IN ('LR', 'L', 'R')"),
     ("readings", "ck_readings_phase", "phase IN ('unaided', 'aided')"),
+    ("triage_runs", "ck_triage_runs_status", "status IN ('running', 'finished', 'cancelled', 'interrupted')"),
+    (
+        "triage_failures",
+        "ck_triage_failures_stage",
+        "stage IN ('scan', 'load', 'preprocess', 'inference', 'export')",
+    ),
 )
 CROSSOVER_SHOWN = f"""
     EXISTS (
