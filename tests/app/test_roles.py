@@ -20,7 +20,7 @@ from app.store.models import Phase, Protocol
 from app.store.results import save_exam_result
 from app.store.roles import grant_coordinator, grant_reader
 from app.study.cases import CaseSpec
-from app.study.service import StudyService
+from app.study.service import CaseTask, ReaderSession, StudyService
 from gmic_core.imaging.views import Laterality
 from tests.app.conftest import _admin_connect
 from tests.app.factories import IDENTITY, fake_exam_result
@@ -172,25 +172,34 @@ def test_the_model_is_visible_to_a_reader_only_where_the_protocol_shows_it(roles
     store.dispose()
 
 
-def test_a_crossover_reader_sees_the_model_in_the_aided_session_only_in_either_arm(roles):
-    _study(roles, Protocol.CROSSOVER)
+def _every_case(roles: Roles) -> Iterator[tuple[str, ReaderSession, CaseTask]]:
+    """Each reader's session, case by case to the end: (the reader's URL, the session, the task); the
+    caller submits each task."""
     for url, name in (
         (roles.reader, roles.names["reader"]),
         (roles.other_reader, roles.names["other_reader"]),
     ):
         store = open_store(url)
         session = StudyService(store).open_session("pilot", name)
-        seen = {}
-        while (task := session.current()) is not None:
-            visible = _rows(
-                url,
-                "SELECT count(*) FROM model_runs JOIN exams ON exams.id = model_runs.exam_id "
-                f"WHERE exams.exam_key = '{task.exam_key}'",
-            )
-            seen.setdefault(task.phase, set()).add(visible == [(1,)])
-            session.submit(task, ESTIMATES, model_shown=task.ai is not None)
-        store.dispose()
-        assert seen == {Phase.UNAIDED: {False}, Phase.AIDED: {True}}
+        try:
+            while (task := session.current()) is not None:
+                yield url, session, task
+        finally:
+            store.dispose()
+
+
+def test_a_crossover_reader_sees_the_model_in_the_aided_session_only_in_either_arm(roles):
+    _study(roles, Protocol.CROSSOVER)
+    seen: dict[str, dict[Phase, set[bool]]] = {roles.reader: {}, roles.other_reader: {}}
+    for url, session, task in _every_case(roles):
+        visible = _rows(
+            url,
+            "SELECT count(*) FROM model_runs JOIN exams ON exams.id = model_runs.exam_id "
+            f"WHERE exams.exam_key = '{task.exam_key}'",
+        )
+        seen[url].setdefault(task.phase, set()).add(visible == [(1,)])
+        session.submit(task, ESTIMATES, model_shown=task.ai is not None)
+    assert list(seen.values()) == [{Phase.UNAIDED: {False}, Phase.AIDED: {True}}] * 2
     first_phases = _rows(
         roles.owner,
         "SELECT DISTINCT r.name, g.phase FROM readings g JOIN readers r ON r.id = g.reader_id "
@@ -201,17 +210,10 @@ def test_a_crossover_reader_sees_the_model_in_the_aided_session_only_in_either_a
 
 def test_the_coordinator_runs_the_study_workflow(roles, tmp_path, capsys):
     _study(roles, Protocol.AI_ASSISTED)
-    for url, name in (
-        (roles.reader, roles.names["reader"]),
-        (roles.other_reader, roles.names["other_reader"]),
-    ):
-        store = open_store(url)
-        session = StudyService(store).open_session("pilot", name)
-        while (task := session.current()) is not None:
-            truth = task.case_key in ("exam-0", "exam-1")
-            left = Estimate(0.9, 4, True) if truth else Estimate(0.2, 2, False)
-            session.submit(task, {L: left, R: Estimate(0.1, 1, False)}, model_shown=True)
-        store.dispose()
+    for _url, session, task in _every_case(roles):
+        truth = task.case_key in ("exam-0", "exam-1")
+        left = Estimate(0.9, 4, True) if truth else Estimate(0.2, 2, False)
+        session.submit(task, {L: left, R: Estimate(0.1, 1, False)}, model_shown=True)
     out = tmp_path / "report"
     assert cli.main(["study", "report", "pilot", "--db", roles.coordinator, "--out", str(out)]) == 0
     assert (out / "analysis.json").is_file()

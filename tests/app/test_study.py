@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
+from app.cli import main
 from app.reading.readings import Estimate
 from app.store.models import Exclusion, Phase, Protocol, Reader, Reading
 from app.store.results import save_exam_result
@@ -434,7 +435,7 @@ def test_a_crossover_reader_waits_out_the_washout_and_half_read_aided_first(stor
     assert ann.progress().done == 0
 
 
-def test_a_crossover_reader_reads_the_second_session_in_the_order_the_coordinator_sees(store):
+def test_a_crossover_reader_reads_the_second_session_in_the_order_the_coordinator_sees(store, capsys):
     _with_model_results(store)
     clock = Clock()
     service = StudyService(store, clock)
@@ -442,6 +443,8 @@ def test_a_crossover_reader_reads_the_second_session_in_the_order_the_coordinato
     for reader in ("ann", "bob"):
         service.enrol("x", reader)
     shown = {reader.reader: reader for reader in overview(store, "x").readers}
+    assert main(["study", "show", "x", "--db", store.engine.url.render_as_string(hide_password=False)]) == 0
+    assert f"  second session: {' '.join(shown['bob'].second_order)}" in capsys.readouterr().out
     for name in ("ann", "bob"):
         assert shown[name].second_order != shown[name].order
         assert sorted(shown[name].second_order) == sorted(shown[name].order)
