@@ -566,6 +566,8 @@ def _study_show(args: argparse.Namespace) -> int:
             f"reader {reader.reader}{arm}: {reader.done} / {reader.total}, median reading time {time}{excluded}"
         )
         print(f"  order: {' '.join(reader.order)}")
+        if reader.second_order:
+            print(f"  second session: {' '.join(reader.second_order)}")
     if not study.readers:
         print(f"no readers enrolled: gmic study readers {study.name} --add ID")
     return EXIT_DONE

@@ -17,11 +17,10 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Literal
 
 import torch
 
-from app.defaults import DEFAULT_OVERLAP, DEFAULT_WORKERS, OVERLAPS, Overlap
+from app.defaults import DEFAULT_OVERLAP, DEFAULT_WORKERS, OVERLAPS, FailureStage, Overlap
 from gmic_core.config import GMICConfig
 from gmic_core.errors import ExamError, GMICError, UsageError
 from gmic_core.imaging import Exam
@@ -37,8 +36,6 @@ from gmic_core.inference import (
 from gmic_core.preprocess import BackgroundThreshold
 from gmic_core.training.data import ManifestExam, read_pixels
 
-Stage = Literal["scan", "load", "preprocess", "inference", "export"]
-
 
 @dataclass(frozen=True)
 class Job:
@@ -53,7 +50,7 @@ class Failure:
     """Why an exam (``key``: its exam key) or a file (``key``: its path) could not be scored."""
 
     key: str
-    stage: Stage
+    stage: FailureStage
     error: str
 
     @property
@@ -101,12 +98,12 @@ def prepare_job(
     try:
         images = job.load()
     except (GMICError, OSError) as error:
-        return Failure(job.key, "load", str(error))
+        return Failure(job.key, FailureStage.LOAD, str(error))
     read_s = time.perf_counter() - started
     try:
         prepared = prepare_exam(job.key, images, config, background_threshold, keep_images)
     except GMICError as error:
-        return Failure(job.key, "preprocess", str(error))
+        return Failure(job.key, FailureStage.PREPROCESS, str(error))
     return dataclasses.replace(prepared, timings={"read_s": read_s, **prepared.timings})
 
 
@@ -190,7 +187,7 @@ def infer(
     except InterruptedError:
         return None
     except GMICError as error:
-        failure = Failure(prepared.exam_id, "inference", str(error))
+        failure = Failure(prepared.exam_id, FailureStage.INFERENCE, str(error))
         return Outcome(prepared.exam_id, failure=failure, timings={**prepared.timings, "wait_s": wait_s})
     return Outcome(prepared.exam_id, result=result, timings={**result.timings, "wait_s": wait_s})
 
