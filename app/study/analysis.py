@@ -99,7 +99,7 @@ class RatingTable:
     cases: tuple[str, ...]
     truth: np.ndarray  # [cases] bool
     ratings: np.ndarray  # [modalities, readers, cases]
-    recall: np.ndarray | None = None  # [modalities, readers, cases] bool, the readers' decisions
+    recall: np.ndarray | None = None  # [modalities, readers, cases] 1/0 the readers' decisions, NaN not given
     birads: np.ndarray | None = None  # [modalities, readers, cases] BI-RADS 0-6, NaN where not given
     durations: np.ndarray | None = None  # [modalities, readers, cases] reading time in seconds
     model: np.ndarray | None = None  # [cases], the model's probability (0-1)
@@ -193,10 +193,11 @@ def _optional_number(value: str | None) -> float | None:
     return float(value) if value is not None and value.strip() else None
 
 
-def _flag(value: str) -> bool:
-    if value.strip() not in ("0", "1"):
-        raise ValueError(f"recall is 0 or 1, got {value!r}")
-    return value.strip() == "1"
+def _flag(value: str) -> bool | None:
+    """A recall cell: 1, 0, or empty where the reader gave no answer."""
+    if value.strip() not in ("0", "1", ""):
+        raise ValueError(f"recall is 0, 1 or empty (not given), got {value!r}")
+    return None if not value.strip() else value.strip() == "1"
 
 
 def _ordered(values) -> tuple[str, ...]:
@@ -219,7 +220,7 @@ def _table(
     if not readers:
         raise AnalysisError(f"{where}: no reader's ratings")
     ratings = np.full((len(modalities), len(readers), len(cases)), np.nan)
-    recall = np.zeros(ratings.shape, dtype=bool)
+    recall = np.full(ratings.shape, np.nan)
     birads = np.full(ratings.shape, np.nan)
     durations = np.full(ratings.shape, np.nan)
     reader_index = {reader: index for index, reader in enumerate(readers)}
@@ -234,7 +235,7 @@ def _table(
             continue
         position = modality_index[modality], reader_index[reader], case_index[case]
         ratings[position] = entry.rating
-        recall[position] = bool(entry.recall)
+        recall[position] = np.nan if entry.recall is None else float(entry.recall)
         birads[position] = np.nan if entry.birads is None else entry.birads
         durations[position] = np.nan if entry.duration_s is None else entry.duration_s
     if np.isnan(ratings).any():
@@ -404,7 +405,7 @@ def write_ratings_csv(table: RatingTable, path: Path) -> None:
                     for name, values in extra.items():
                         value = values[i, j, k]
                         row.append(
-                            int(value) if name == "recall" else "" if np.isnan(value) else repr(float(value))
+                            "" if np.isnan(value) else int(value) if name == "recall" else repr(float(value))
                         )
                     writer.writerow(row + ([table.clusters[k]] if table.clusters is not None else []))
 
@@ -741,15 +742,19 @@ def _decision_counts(truth: np.ndarray, called: np.ndarray) -> dict[str, Any]:
 def operating_points(table: RatingTable) -> dict[str, Any]:
     """Per reader and modality, sensitivity and specificity (with the counts) of the readers' own
     decisions: recall, and BI-RADS >= 3 and >= 4 called positive. BI-RADS 0 (incomplete) falls below
-    both thresholds (recall counts it); readings without a BI-RADS are left out of those two, and
-    ``without_birads`` says how many."""
+    both thresholds (recall counts it); readings without a recall or a BI-RADS answer are left out of
+    that decision's counts, and ``without_recall`` and ``without_birads`` say how many."""
     points: dict[str, Any] = {}
     for j, reader in enumerate(table.readers):
         points[reader] = {}
         for i, modality in enumerate(table.modalities):
             decisions: dict[str, Any] = {}
             if table.recall is not None:
-                decisions["recall"] = _decision_counts(table.truth, table.recall[i, j])
+                answered = ~np.isnan(table.recall[i, j])
+                decisions["recall"] = _decision_counts(
+                    table.truth[answered], table.recall[i, j, answered] == 1
+                )
+                decisions["without_recall"] = int((~answered).sum())
             if table.birads is not None:
                 given = ~np.isnan(table.birads[i, j])
                 for threshold in BIRADS_THRESHOLDS:
@@ -915,7 +920,11 @@ def _specificities(
     if sensitivity is None:
         if table.recall is None:
             return None
-        sensitivity = float(table.recall[modality][:, table.truth].mean(axis=1).mean())
+        answered = [row[~np.isnan(row)] for row in table.recall[modality][:, table.truth]]
+        rates = [row.mean() for row in answered if row.size]
+        if not rates:
+            return None
+        sensitivity = float(np.mean(rates))
     points: dict[str, Any] = {}
     for j, reader in enumerate(table.readers):
         weights = {"0.5": 0.5, "best": hybrids[reader]["best_lambda_used"]}

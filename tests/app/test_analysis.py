@@ -264,6 +264,26 @@ def test_operating_points_agreement_and_reading_times(tmp_path, capsys):
     np.testing.assert_array_equal(again.birads, read_ratings_csv(path).birads)
 
 
+def test_an_unanswered_recall_is_left_out_of_the_recall_counts_never_counted_as_no(tmp_path):
+    lines = ["reader,case,modality,truth,rating,recall"]
+    for reader, rows in DECISIONS.items():
+        for k, row in enumerate(rows):
+            recall = "" if (reader, k) in {("b", 0), ("b", 4)} else row[1]
+            lines.append(f"{reader},{k},m,{int(k < 3)},{row[0]},{recall}")
+    path = tmp_path / "ratings.csv"
+    path.write_text("\n".join(lines) + "\n")
+    table = read_ratings_csv(path)
+    report = analyze(table, tmp_path / "out")
+    assert report["operating_points"]["b"]["m"]["recall"] == {
+        "sensitivity": 1 / 2, "specificity": 1.0, "tp": 1, "fn": 1, "tn": 2, "fp": 0
+    }  # fmt: skip
+    assert report["operating_points"]["b"]["m"]["without_recall"] == 2
+    assert report["agreement"]["m"]["recall"]["cases"] == 4
+    again = read_ratings_csv(tmp_path / "out" / "ratings.csv")
+    np.testing.assert_array_equal(again.recall, table.recall)  # NaN where not given, in both
+    assert np.isnan(table.recall[0, 1, [0, 4]]).all()
+
+
 def test_tied_best_hybrid_weights_are_reported_as_a_range(tmp_path):
     """Reader and model both rank the cases perfectly: every lambda gives AUC 1, so the best lambda is
     the whole range [0, 1], not the first one tried."""
