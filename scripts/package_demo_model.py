@@ -5,7 +5,8 @@
 
 writes ``resources/models/gmic-demo-r18.pt`` (half-precision weights; the model card carries the
 measured test performance) and ``resources/models/gmic-demo-r18.md`` (the card and the evaluation
-summary that ``gmic evaluate`` wrote beside the JSON).
+summary that ``gmic evaluate`` wrote beside the JSON), or the same into the folder ``--out``.
+``scripts/train_demo.py`` ends with it.
 """
 
 from __future__ import annotations
@@ -22,25 +23,23 @@ MODELS = Path(__file__).resolve().parent.parent / "resources" / "models"
 NAME = "gmic-demo-r18"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("checkpoint", type=Path)
-    parser.add_argument("evaluation", type=Path, help="evaluation.json of gmic evaluate --baselines")
-    parser.add_argument("--version", help="the model card's version (default: the checkpoint's)")
-    parser.add_argument("--limitations", help="the model card's limitations (default: the checkpoint's)")
-    parser.add_argument(
-        "--card", type=Path, help="a training config whose [card] to use (default: the checkpoint's card)"
-    )
-    parser.add_argument("--test-set", default="", help="how the test set was made (for the card)")
-    parser.add_argument(
-        "--recipe", required=True, help="the commands and configs that trained it (for the card)"
-    )
-    args = parser.parse_args()
-    report = json.loads(args.evaluation.read_text())
-    loaded = load_checkpoint(args.checkpoint)
+def package(
+    checkpoint: Path,
+    evaluation: Path,
+    out: Path = MODELS,
+    recipe: str = "",
+    version: str | None = None,
+    limitations: str | None = None,
+    card_config: Path | None = None,
+    test_set: str = "",
+) -> Path:
+    """Write ``OUT/gmic-demo-r18.pt`` (half precision, the card carrying the test performance of
+    ``evaluation``) and its card ``OUT/gmic-demo-r18.md``; returns the weights' path."""
+    report = json.loads(evaluation.read_text())
+    loaded = load_checkpoint(checkpoint)
     base = (
-        dataclasses.replace(loaded.card, **dataclasses.asdict(TrainingConfig.from_toml(args.card).card))
-        if args.card
+        dataclasses.replace(loaded.card, **dataclasses.asdict(TrainingConfig.from_toml(card_config).card))
+        if card_config
         else loaded.card
     )
     breast = report["breast"]
@@ -56,11 +55,12 @@ def main() -> None:
     }
     card = dataclasses.replace(
         base,
-        version=args.version or base.version,
+        version=version or base.version,
         performance=performance,
-        limitations=args.limitations or base.limitations,
+        limitations=limitations or base.limitations,
     )
-    weights = save_release(MODELS / f"{NAME}.pt", loaded, card)
+    out.mkdir(parents=True, exist_ok=True)
+    weights = save_release(out / f"{NAME}.pt", loaded, card)
     config = loaded.model.config
     lines = [
         f"# {card.name}, version {card.version} ({weights.name})",
@@ -73,13 +73,43 @@ def main() -> None:
         f"- Training data: {card.training_data}.",
         f"- Limitations: {card.limitations}",
         f"- Licence: {card.license}.",
-        f"- Recipe: {args.recipe}, then this script.",
-        f"- Test set: {args.test_set or Path(report['manifest']).parent.name}, evaluated with "
+        f"- Recipe: {recipe}, then this script.",
+        f"- Test set: {test_set or Path(report['manifest']).parent.name}, evaluated with "
         "`gmic evaluate resources/models/gmic-demo-r18.pt MANIFEST --baselines --out DIR`.",
         "",
-        (args.evaluation.parent / "evaluation.md").read_text(),
+        (evaluation.parent / "evaluation.md").read_text(),
     ]
-    (MODELS / f"{NAME}.md").write_text("\n".join(lines))
+    (out / f"{NAME}.md").write_text("\n".join(lines))
+    return weights
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoint", type=Path)
+    parser.add_argument("evaluation", type=Path, help="evaluation.json of gmic evaluate --baselines")
+    parser.add_argument(
+        "--out", type=Path, default=MODELS, help=f"the folder to write into (default {MODELS})"
+    )
+    parser.add_argument("--version", help="the model card's version (default: the checkpoint's)")
+    parser.add_argument("--limitations", help="the model card's limitations (default: the checkpoint's)")
+    parser.add_argument(
+        "--card", type=Path, help="a training config whose [card] to use (default: the checkpoint's card)"
+    )
+    parser.add_argument("--test-set", default="", help="how the test set was made (for the card)")
+    parser.add_argument(
+        "--recipe", required=True, help="the commands and configs that trained it (for the card)"
+    )
+    args = parser.parse_args()
+    weights = package(
+        args.checkpoint,
+        args.evaluation,
+        args.out,
+        args.recipe,
+        args.version,
+        args.limitations,
+        args.card,
+        args.test_set,
+    )
     print(weights)
 
 

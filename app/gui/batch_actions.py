@@ -55,7 +55,7 @@ class BatchActions:
         )
         worker.signals.finished.connect(self._triage_finished)
         self.worker = window.run_worker(window.compute_pool, worker)
-        window.update_progress_visibility()
+        window.update_cancel_button()
 
     def _triage_done(self, summary: TriageSummary) -> None:
         failed = f", {len(summary.failed)} could not be scored" if summary.failed else ""
@@ -66,7 +66,7 @@ class BatchActions:
     def _triage_finished(self) -> None:
         self.worker = None
         self.refresh_scores()
-        self._window.update_progress_visibility()
+        self._window.update_cancel_button()
         self._window.analyse_if_needed()
 
     def refresh_scores(self) -> Worker | None:

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 from app.gui import pacs_dialog
 from app.gui.settings import DEMO_MODEL, is_demo_model
 from app.gui.state import Overlay, WindowAdjustment
+from app.gui.workers import Worker
 
 if TYPE_CHECKING:
     from app.gui.window import MainWindow
@@ -203,11 +204,49 @@ def about(window: MainWindow) -> None:
     )
 
 
+class WorkProgress:
+    """The status bar's account of the window's workers: the progress of the one that began reporting
+    last of those still running, and once the last of them finishes, how it ended ("Analysis:
+    done"), never its last percentage."""
+
+    def __init__(self, label: QLabel, bar: QProgressBar) -> None:
+        self.label = label
+        self.bar = bar
+        self._reports: dict[Worker, tuple[str, int, int]] = {}  # in the order of their first reports
+
+    def track(self, worker: Worker) -> None:
+        worker.signals.progress.connect(lambda *report: self._report(worker, report))
+        worker.signals.finished.connect(lambda: self._finished(worker))
+
+    def _report(self, worker: Worker, report: tuple[str, int, int]) -> None:
+        self._reports[worker] = report
+        self._show()
+
+    def _finished(self, worker: Worker) -> None:
+        if self._reports.pop(worker, None) is None:
+            return  # it never reported, so nothing of it is on show
+        if self._reports:
+            self._show()
+            return
+        assert worker.outcome is not None  # set before finished is sent
+        self.bar.hide()
+        self.label.setText(f"{worker.name}: {worker.outcome.value}")
+
+    def _show(self) -> None:
+        message, done, total = next(reversed(self._reports.values()))
+        self.label.setText(message)
+        self.bar.setRange(0, total)  # 0 to 0: busy, the total unknown
+        self.bar.setValue(done)
+        self.label.show()
+        self.bar.show()
+
+
 def build_status_bar(window: MainWindow) -> None:
     bar = window.statusBar()
     window.progress_label = QLabel()
     window.progress = QProgressBar()
     window.progress.setFixedWidth(160)
+    window.work_progress = WorkProgress(window.progress_label, window.progress)
     window.cancel_button = QPushButton("Cancel")
     window.cancel_button.clicked.connect(window.cancel_work)
     for widget in (window.progress_label, window.progress, window.cancel_button):

@@ -158,11 +158,11 @@ class MainWindow(QMainWindow):
     def run_worker(self, pool: WorkerPool, worker: Worker) -> Worker:
         if self.closed:
             return worker
-        worker.signals.progress.connect(self._progress)
+        self.work_progress.track(worker)
         worker.signals.error.connect(self.messages.show_message)
-        worker.signals.finished.connect(self.update_progress_visibility)
+        worker.signals.finished.connect(self.update_cancel_button)
         pool.start(worker)
-        self.update_progress_visibility()
+        self.update_cancel_button()
         return worker
 
     def _exam_found(self, exam: Exam) -> None:
@@ -412,18 +412,7 @@ class MainWindow(QMainWindow):
         self.state.set_enlarged(None)
         self.viewer.reset_zoom()
 
-    # --- progress --------------------------------------------------------------------------------------
-
-    def _progress(self, message: str, done: int, total: int) -> None:
-        self.progress_label.setText(message)
-        self.progress.setRange(0, max(total, 1))
-        self.progress.setValue(done)
-        self.update_progress_visibility()
-
-    def update_progress_visibility(self) -> None:
-        busy = self.io_pool.active + self.compute_pool.active > 0
-        for widget in (self.progress_label, self.progress):
-            widget.setVisible(busy)
+    def update_cancel_button(self) -> None:
         workers = (self._load_worker, self._analysis_worker, self.batch.worker)
         self.cancel_button.setVisible(any(worker is not None for worker in workers))
 

@@ -5,6 +5,7 @@ receivers may touch widgets; the task itself never does."""
 
 from __future__ import annotations
 
+import enum
 import logging
 import threading
 from collections.abc import Callable
@@ -17,6 +18,14 @@ from gmic_core.errors import GMICError
 log = logging.getLogger(__name__)
 
 
+class Outcome(enum.Enum):
+    """How a worker's run ended: the signal it sent before ``finished``."""
+
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
 class WorkerSignals(QObject):
     progress = Signal(str, int, int)  # message, done, total
     partial = Signal(object)
@@ -27,7 +36,8 @@ class WorkerSignals(QObject):
 
 
 class Worker(QRunnable):
-    """Runs ``function(context, *args)``; ``cancel()`` asks it to stop at its next check."""
+    """Runs ``function(context, *args)``; ``cancel()`` asks it to stop at its next check. ``outcome``
+    is set before ``finished`` is sent (None until then)."""
 
     def __init__(self, name: str, function: Callable[..., Any], *args: Any) -> None:
         super().__init__()
@@ -38,6 +48,7 @@ class Worker(QRunnable):
         self._args = args
         self._cancel = threading.Event()
         self._done = threading.Event()
+        self.outcome: Outcome | None = None
 
     # The TaskContext protocol of app.gui.tasks, for the task function.
     def cancelled(self) -> bool:
@@ -60,16 +71,21 @@ class Worker(QRunnable):
         try:
             value = None if self.cancelled() else self._function(self, *self._args)
         except InterruptedError:
+            self.outcome = Outcome.CANCELLED
             self.signals.cancelled.emit()
         except GMICError as error:
+            self.outcome = Outcome.FAILED
             self.signals.error.emit(str(error))
         except Exception as error:  # a bug or an environment problem: keep the application alive
             log.exception("%s failed", self.name)
+            self.outcome = Outcome.FAILED
             self.signals.error.emit(f"{self.name} failed unexpectedly: {type(error).__name__}: {error}")
         else:
             if self.cancelled():
+                self.outcome = Outcome.CANCELLED
                 self.signals.cancelled.emit()
             else:
+                self.outcome = Outcome.DONE
                 self.signals.result.emit(value)
         finally:
             self._done.set()

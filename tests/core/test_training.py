@@ -6,6 +6,8 @@ import csv
 import dataclasses
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -360,3 +362,40 @@ def test_the_recorded_training_configs_load(path: Path) -> None:
     assert _inside(config.output_dir).parent == REPOSITORY / "runs"
     if config.model.init_from:
         assert REPOSITORY / "runs" in _inside(config.model.init_from).parents
+
+
+def test_the_demo_chain_runs_from_an_empty_folder(tmp_path: Path) -> None:
+    """scripts/train_demo.py --quick: every stage of configs/demo/ trains from the one before, the
+    last is evaluated and packaged into the work folder, never over the shipped demo model."""
+    shipped = (REPOSITORY / "resources" / "models" / "gmic-demo-r18.pt").read_bytes()
+    work = tmp_path / "chain"
+    completed = subprocess.run(
+        [
+            sys.executable,
+            str(REPOSITORY / "scripts" / "train_demo.py"),
+            str(work),
+            "--quick",
+            "--device",
+            "cpu",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPOSITORY), os.environ.get("PYTHONPATH")])),
+        },
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert completed.stdout.strip() == str(work / "model" / "gmic-demo-r18.pt")
+    configs = sorted((REPOSITORY / "configs" / "demo").glob("*.toml"))
+    runs = {TrainingConfig.from_toml(config).output_dir.name for config in configs}
+    assert {path.parent.name for path in (work / "runs").glob("*/last.pt")} == runs
+    stages = [line for line in completed.stderr.splitlines() if line.startswith("train ")]
+    assert len(stages) == len(configs)
+    packaged = load_checkpoint(work / "model" / "gmic-demo-r18.pt")
+    assert packaged.config.input_scale == 0.125
+    assert "quick" in packaged.card.version
+    assert packaged.card.performance["test_exams"] == 6
+    assert (work / "model" / "gmic-demo-r18.md").is_file()
+    assert (REPOSITORY / "resources" / "models" / "gmic-demo-r18.pt").read_bytes() == shipped

@@ -1,9 +1,10 @@
 """The workstation end to end on small synthetic exams: opening, background inference, overlays, the
-hybrid score, the patch gallery, a corrupt file, cancellation."""
+hybrid score, the patch gallery, a corrupt file, cancellation, the status bar's progress."""
 
 from __future__ import annotations
 
 import dataclasses
+import threading
 
 import numpy as np
 import pytest
@@ -15,9 +16,11 @@ from app.gui.imagery import expanded_box
 from app.gui.side_panel import percent
 from app.gui.state import Overlay
 from app.gui.viewer import FOCUS_MINIMUM
+from app.gui.workers import Worker
 from app.gui.worklist import ExamStatus
 from app.reading.readings import hybrid_score
 from app.store.models import Reading
+from gmic_core.errors import GMICError
 from gmic_core.imaging import Laterality, View
 from tests.gui.database import the_tests_own
 from tests.gui.estimates import give
@@ -234,6 +237,41 @@ def test_analysis_can_be_cancelled(qtbot, window, exams_folder, start_and_settle
     assert window.session.result is not None
     assert window.session.result.exam_id == other.exam_id
     assert window.worklist.model.entry(other.exam_id).status is ExamStatus.ANALYSED
+
+
+@pytest.mark.parametrize(
+    ("ending", "outcome"),
+    [(None, "done"), (GMICError("the exam could not be read"), "failed"), (InterruptedError(), "cancelled")],
+)
+def test_once_work_ends_the_status_bar_says_how_not_its_last_percentage(qtbot, make_window, ending, outcome):
+    window = make_window()
+    demo_may_end = threading.Event()
+
+    def prepare_demo(context) -> None:
+        context.progress("Preparing the demo exams", 2, 6)
+        demo_may_end.wait(10)
+
+    def analyse(context) -> None:
+        context.progress("Analysing", 1, 1)
+        if ending is not None:
+            raise ending
+
+    window.run_worker(window.io_pool, Worker("Preparing the demo exams", prepare_demo))
+    qtbot.waitUntil(lambda: window.progress_label.text() == "Preparing the demo exams")
+    window.run_worker(window.compute_pool, Worker("Analysis", analyse))
+    qtbot.waitUntil(lambda: window.compute_pool.idle)
+    # the work still running shows its own progress, not the finished analysis' 100 %
+    assert window.progress_label.text() == "Preparing the demo exams"
+    assert (window.progress.value(), window.progress.maximum()) == (2, 6)
+    demo_may_end.set()
+    qtbot.waitUntil(lambda: window.io_pool.idle)
+    assert window.progress.isHidden()
+    assert window.progress_label.text() == "Preparing the demo exams: done"
+
+    window.run_worker(window.compute_pool, Worker("Analysis", analyse))
+    qtbot.waitUntil(lambda: window.compute_pool.idle)
+    assert window.progress.isHidden()
+    assert window.progress_label.text() == f"Analysis: {outcome}"
 
 
 def test_without_a_model_the_images_are_still_shown(
