@@ -408,12 +408,18 @@ class Predictor:
     def config(self) -> GMICConfig:
         return self.checkpoints[0].config
 
+    @property
+    def decodes_on_cuda(self) -> bool:
+        """Whether the images this predictor scores may be decoded on its device: JPEG 2000 goes to
+        nvImageCodec where it is installed (:func:`gmic_core.imaging.decoders.choose_decoder`)."""
+        return self.device.type == "cuda"
+
     def predict_exam(
         self, exam: Exam, keep_patches: bool = True, cancelled: Callable[[], bool] = lambda: False
     ) -> ExamResult:
         """Decode the exam's standard views (in parallel threads) and run :meth:`predict`."""
         started = time.perf_counter()
-        mammograms = load_standard_views(exam)
+        mammograms = load_standard_views(exam, self.decodes_on_cuda)
         loaded = time.perf_counter() - started
         images = {view: ViewImage(m.pixels, exam.horizontal_flip) for view, m in mammograms.items()}
         result = self.predict(exam.exam_id, images, keep_patches, cancelled)
@@ -554,12 +560,13 @@ class Predictor:
         )
 
 
-def load_standard_views(exam: Exam) -> dict[View, Mammogram]:
+def load_standard_views(exam: Exam, cuda: bool = False) -> dict[View, Mammogram]:
     """Decode the exam's standard views, one thread each (:func:`decode_view`: when the image chosen
-    for a view cannot be decoded, the next one of the same view stands in)."""
+    for a view cannot be decoded, the next one of the same view stands in). ``cuda``: for a model on
+    a CUDA device (:attr:`Predictor.decodes_on_cuda`)."""
     views = list(exam.images)
     with ThreadPoolExecutor(max_workers=max(1, len(views))) as pool:
-        return dict(zip(views, pool.map(lambda view: decode_view(exam, view), views), strict=True))
+        return dict(zip(views, pool.map(lambda view: decode_view(exam, view, cuda), views), strict=True))
 
 
 def prepare_for_inference(model: torch.nn.Module, device: torch.device, compile: bool) -> torch.nn.Module:

@@ -73,9 +73,10 @@ class Outcome:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def exam_job(exam: Exam) -> Job:
-    """A job for an exam found by ``gmic_core.imaging`` (DICOM study or exam.json)."""
-    return Job(exam.exam_id, functools.partial(_exam_views, exam))
+def exam_job(exam: Exam, cuda: bool = False) -> Job:
+    """A job for an exam found by ``gmic_core.imaging`` (DICOM study or exam.json); ``cuda``: for a
+    model on a CUDA device (:attr:`Predictor.decodes_on_cuda`)."""
+    return Job(exam.exam_id, functools.partial(_exam_views, exam, cuda))
 
 
 def manifest_job(exam: ManifestExam) -> Job:
@@ -83,10 +84,11 @@ def manifest_job(exam: ManifestExam) -> Job:
     return Job(exam.exam_id, functools.partial(_manifest_views, exam))
 
 
-def _exam_views(exam: Exam) -> dict[View, ViewImage]:
+def _exam_views(exam: Exam, cuda: bool) -> dict[View, ViewImage]:
     if not exam.images:
         raise ExamError(f"exam {exam.exam_id}: none of the standard views R-CC, L-CC, R-MLO, L-MLO")
-    return {view: ViewImage(m.pixels, exam.horizontal_flip) for view, m in load_standard_views(exam).items()}
+    views = load_standard_views(exam, cuda)
+    return {view: ViewImage(m.pixels, exam.horizontal_flip) for view, m in views.items()}
 
 
 def _manifest_views(exam: ManifestExam) -> dict[View, ViewImage]:

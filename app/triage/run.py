@@ -155,7 +155,8 @@ def run_triage(
     status = "interrupted"
     scoring_started = time.perf_counter()
     if ray_address is None:
-        outcomes = score_jobs(predictor, map(exam_job, to_score), overlap, workers, cancelled)
+        jobs = (exam_job(exam, predictor.decodes_on_cuda) for exam in to_score)
+        outcomes = score_jobs(predictor, jobs, overlap, workers, cancelled)
     else:
         from app.triage.cluster import cluster_outcomes
 

@@ -85,7 +85,7 @@ from gmic_core.errors import (
     UnsupportedTransferSyntaxError,
     ViewError,
 )
-from gmic_core.imaging import evidence
+from gmic_core.imaging import decoders, evidence
 from gmic_core.imaging.image import (
     Hints,
     ImageFormat,
@@ -440,12 +440,14 @@ def read_dicom_header(path: Path | str, hints: Hints | None = None) -> ImageRef:
     return _parse(dataset, path, pixel_element, file_size, hints, pixels).ref
 
 
-def read_dicom(path: Path | str, hints: Hints | None = None) -> Mammogram:
+def read_dicom(path: Path | str, hints: Hints | None = None, cuda: bool = False) -> Mammogram:
     """Decode one image: Modality LUT applied, MONOCHROME1 inverted, mirrored to the published
-    convention. Raises a :class:`DicomError` subclass for any file it cannot read."""
+    convention. Raises a :class:`DicomError` subclass for any file it cannot read. ``cuda`` says that
+    the pixels are for a model on a CUDA device, which lets JPEG 2000 be decoded there
+    (:func:`~gmic_core.imaging.decoders.choose_decoder`)."""
     path = Path(path)
     dataset, pixel_element, file_size = _read_dataset(path, header_only=False)
-    pixels = functools.cache(functools.partial(_values, dataset, path))
+    pixels = functools.cache(functools.partial(_values, dataset, path, cuda=cuda))
     parsed = _parse(dataset, path, pixel_element, file_size, hints, pixels)
     values = pixels(parsed.pixel_module, parsed.modality_lut)
     mirror, source = _needs_mirroring(values, parsed.ref.laterality, parsed.patient_orientation)
@@ -666,17 +668,26 @@ def _check_native_length(
         )
 
 
-def _values(dataset: FileDataset, path: Path, module: _PixelModule, modality_lut: _ModalityLut) -> np.ndarray:
+def _values(
+    dataset: FileDataset, path: Path, module: _PixelModule, modality_lut: _ModalityLut, cuda: bool = False
+) -> np.ndarray:
     """The decoded pixels in the file frame: Modality LUT applied, MONOCHROME1 inverted."""
-    values = modality_lut.apply(_decode(dataset, path, module))
+    values = modality_lut.apply(_decode(dataset, path, module, cuda))
     if module.photometric is Photometric.MONOCHROME1:
         low, high = modality_lut.output_range(module)
         values = _invert(values, low + high)
     return values
 
 
-def _decode(dataset: FileDataset, path: Path, module: _PixelModule) -> np.ndarray:
+def _decode(dataset: FileDataset, path: Path, module: _PixelModule, cuda: bool) -> np.ndarray:
     transfer_syntax = UID(dataset.file_meta.TransferSyntaxUID)
+    # Signed JPEG 2000 data may need pydicom's sign correction; mammograms are unsigned.
+    gpu = cuda and not module.signed
+    if decoders.choose_decoder(transfer_syntax, gpu) is decoders.Decoder.NVIMAGECODEC:
+        dtype = np.dtype(f"{'i' if module.signed else 'u'}{module.bits_allocated // 8}")
+        stored = decoders.decode_on_gpu(_Attributes(dataset, path).raw_bytes("PixelData") or b"", dtype)
+        if stored is not None:
+            return _checked_shape(path, module, stored)
     if not transfer_syntax.is_encapsulated:
         data = _Attributes(dataset, path).raw_bytes("PixelData") or b""
         if len(data) < module.native_bytes:
@@ -693,6 +704,10 @@ def _decode(dataset: FileDataset, path: Path, module: _PixelModule) -> np.ndarra
             f"{path}: the {transfer_syntax.name} pixel data cannot be decoded (damaged, or written by a "
             "non-conformant encoder); re-export the image from the modality or PACS"
         ) from exc
+    return _checked_shape(path, module, stored)
+
+
+def _checked_shape(path: Path, module: _PixelModule, stored: np.ndarray) -> np.ndarray:
     if stored.shape != (module.rows, module.columns):
         raise PixelDecodeError(
             f"{path}: decoded pixels are {stored.shape}, the header says {module.rows} x {module.columns}"

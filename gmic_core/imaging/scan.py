@@ -35,11 +35,12 @@ class ScanResult:
     not_scored: list[tuple[Path, str]] = field(default_factory=list)
 
 
-def load_image(ref: ImageRef) -> Mammogram:
-    """Decode one image found by a scan; safe to call from worker threads or processes."""
+def load_image(ref: ImageRef, cuda: bool = False) -> Mammogram:
+    """Decode one image found by a scan; safe to call from worker threads or processes. ``cuda``: for
+    a model on a CUDA device (:func:`read_dicom`)."""
     if ref.format is ImageFormat.PNG:
         return read_png(ref)
-    image = read_dicom(ref.source, ref.hints)
+    image = read_dicom(ref.source, ref.hints, cuda)
     if image.sop_instance_uid != ref.sop_instance_uid:
         raise DicomError(f"{ref.source}: the file has changed since the folder was scanned; scan it again")
     return image
@@ -152,14 +153,14 @@ def load_exam(path: Path | str) -> Exam:
     return result.exams[0]
 
 
-def decode_view(exam: Exam, view: View) -> Mammogram:
+def decode_view(exam: Exam, view: View, cuda: bool = False) -> Mammogram:
     """The image chosen for one standard view or, where it cannot be decoded, the next image of the
     same view by the duplicate rule; raises the first image's DicomError when none decodes."""
     alternates = sorted((ref for ref in exam.extra_images if ref.view is view), key=selection_key)
     first_error = None
     for ref in (exam.images[view], *alternates):
         try:
-            return load_image(ref)
+            return load_image(ref, cuda)
         except DicomError as error:
             logger.warning(
                 "exam %s: %s could not be decoded, trying the next %s image",
