@@ -38,7 +38,7 @@ from gmic_core import synthetic
 from gmic_core.bench import ResNet34Baseline, median_time, peak_memory
 from gmic_core.config import GMICConfig
 from gmic_core.imaging import View, load_exam, read_dicom
-from gmic_core.imaging.decoders import choose_decoder
+from gmic_core.imaging.decoders import Decoding, choose_decoder
 from gmic_core.inference import ExamResult, Predictor, ViewImage, device_description, load_standard_views
 from gmic_core.model import GMIC, ModelCard, save_checkpoint
 
@@ -155,11 +155,11 @@ def check_decoding(
     if not path.is_file():
         exam = synthetic.generate_exam(seed=0, index=0, config=synthetic.SynthesisConfig(size=size))
         synthetic.write_image(path, exam, View.L_CC, "jpeg2000-lossless")
-    cuda = device.type == "cuda"
-    decoder = choose_decoder(JPEG2000Lossless, cuda)
-    seconds, _ = median_time(lambda: read_dicom(path, cuda=cuda), repeats)
+    decoding = Decoding(cuda=device.type == "cuda")
+    decoder = choose_decoder(JPEG2000Lossless, decoding)
+    seconds, _ = median_time(lambda: read_dicom(path, decoding=decoding), repeats)
     cpu_seconds, _ = median_time(lambda: read_dicom(path), repeats)
-    identical = np.array_equal(read_dicom(path, cuda=cuda).pixels, read_dicom(path).pixels)
+    identical = np.array_equal(read_dicom(path, decoding=decoding).pixels, read_dicom(path).pixels)
     table.add(
         f"JPEG 2000 decode {size[0]}x{size[1]} by {decoder.value}",
         f"{seconds * 1000:.0f} ms, pixels {'identical' if identical else 'DIFFERENT'}",

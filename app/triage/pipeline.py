@@ -25,6 +25,7 @@ from app.defaults import DEFAULT_OVERLAP, DEFAULT_WORKERS, OVERLAPS, Overlap
 from gmic_core.config import GMICConfig
 from gmic_core.errors import ExamError, GMICError, UsageError
 from gmic_core.imaging import Exam
+from gmic_core.imaging.decoders import FULL_SIZE_CPU, Decoding
 from gmic_core.imaging.views import View
 from gmic_core.inference import (
     ExamResult,
@@ -73,10 +74,10 @@ class Outcome:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def exam_job(exam: Exam, cuda: bool = False) -> Job:
-    """A job for an exam found by ``gmic_core.imaging`` (DICOM study or exam.json); ``cuda``: for a
-    model on a CUDA device (:attr:`Predictor.decodes_on_cuda`)."""
-    return Job(exam.exam_id, functools.partial(_exam_views, exam, cuda))
+def exam_job(exam: Exam, decoding: Decoding = FULL_SIZE_CPU) -> Job:
+    """A job for an exam found by ``gmic_core.imaging`` (DICOM study or exam.json), decoded as the
+    model asks (:attr:`Predictor.decoding`)."""
+    return Job(exam.exam_id, functools.partial(_exam_views, exam, decoding))
 
 
 def manifest_job(exam: ManifestExam) -> Job:
@@ -84,11 +85,12 @@ def manifest_job(exam: ManifestExam) -> Job:
     return Job(exam.exam_id, functools.partial(_manifest_views, exam))
 
 
-def _exam_views(exam: Exam, cuda: bool) -> dict[View, ViewImage]:
+def _exam_views(exam: Exam, decoding: Decoding) -> dict[View, ViewImage]:
     if not exam.images:
         raise ExamError(f"exam {exam.exam_id}: none of the standard views R-CC, L-CC, R-MLO, L-MLO")
-    views = load_standard_views(exam, cuda)
-    return {view: ViewImage(m.pixels, exam.horizontal_flip) for view, m in views.items()}
+    return {
+        view: ViewImage.of(m, exam.horizontal_flip) for view, m in load_standard_views(exam, decoding).items()
+    }
 
 
 def _manifest_views(exam: ManifestExam) -> dict[View, ViewImage]:
