@@ -154,6 +154,7 @@ def _register_predict(commands: argparse._SubParsersAction) -> None:
     )
     _add_model_options(parser)
     _add_tta_option(parser)
+    _add_reduced_levels_option(parser)
     parser.add_argument("--out", type=Path, help="results.json or results.csv (default: JSON on stdout)")
     parser.add_argument("--visualize", type=Path, metavar="DIR", help="write one picture per view here")
     parser.add_argument(
@@ -206,6 +207,9 @@ def _add_inference_options(parser: argparse.ArgumentParser) -> None:
         default="fp32",
         help="arithmetic of the networks (bf16, fp16: mixed precision where the device has it; default fp32)",
     )
+
+
+def _add_reduced_levels_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--reduced-levels",
         action="store_true",
@@ -247,7 +251,6 @@ def _predictor(args: argparse.Namespace, weights: Sequence[Path] | None = None, 
         top_t=args.top_t,
         device=args.device,
         precision=args.precision,
-        reduced_levels=args.reduced_levels,
         **options,
     )
 
@@ -261,7 +264,7 @@ def _outcome(done: int, failed: int) -> int:
 def _predict(args: argparse.Namespace) -> int:
     from app.predict import predict_paths, results_json, stored_site_settings, write_csv
 
-    predictor = _predictor(args, tta=args.tta)
+    predictor = _predictor(args, tta=args.tta, reduced_levels=args.reduced_levels)
     settings = stored_site_settings(args.db, predictor.identity.key)
     calibration = settings.calibration
     run = predict_paths(predictor, args.exams, args.visualize, args.layout, args.dicom_out, settings)
@@ -661,6 +664,7 @@ def _register_triage(commands: argparse._SubParsersAction) -> None:
         "paths", nargs="+", type=Path, metavar="PATH", help="a folder (scanned), a DICOM file or exam.json"
     )
     _add_model_options(triage)
+    _add_reduced_levels_option(triage)
     _add_database_option(triage)
     _add_overlap_options(triage, OVERLAPS, DEFAULT_OVERLAP, DEFAULT_WORKERS)
     triage.add_argument(
@@ -746,7 +750,7 @@ def _triage(args: argparse.Namespace) -> int:
     from app.triage.progress import ProgressBar, format_summary
 
     store = open_store(args.db)
-    predictor = _predictor(args, compile=args.compile)
+    predictor = _predictor(args, compile=args.compile, reduced_levels=args.reduced_levels)
     try:
         summary = run_triage(
             store,

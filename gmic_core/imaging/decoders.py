@@ -71,13 +71,12 @@ def choose_decoder(transfer_syntax: UID, decoding: Decoding) -> Decoder:
     """The reduced level when one is asked for and the transfer syntax is JPEG 2000; else
     nvImageCodec when it is JPEG 2000, a CUDA device is in use (the model's device, so that decoding
     never claims a GPU the run does not use) and the module imports; pydicom otherwise. Why JPEG 2000
-    falls back to pydicom is logged once per reason."""
+    for a CUDA device falls back to pydicom is logged once per reason."""
     if transfer_syntax not in JPEG2000_SYNTAXES:
         return Decoder.PYDICOM
     if decoding.level:
         return Decoder.REDUCED_LEVEL
     if not decoding.cuda:
-        _log_fallback_once("no CUDA device is in use")
         return Decoder.PYDICOM
     if nvimagecodec() is None:
         _log_fallback_once("nvImageCodec is not installed (pip install 'gmic-reader[gpu]')")

@@ -699,7 +699,6 @@ def _decode(
         decoder = decoders.choose_decoder(transfer_syntax, decoding)
         dtype = np.dtype(f"u{module.bits_allocated // 8}")
         data = _Attributes(dataset, path).raw_bytes("PixelData") or b""
-        stored = None
         if decoder is decoders.Decoder.REDUCED_LEVEL:
             stored = decoders.decode_reduced(data, decoding.level, module.bits_stored, dtype)
             if stored is not None:
