@@ -59,8 +59,9 @@ class Decoding:
 
     @property
     def key(self) -> str:
-        """What a model key must say about this decoding: the reduced level changes scores slightly
-        (a wavelet low-pass is not an area average); where the decode ran does not."""
+        """What a model key must say about this decoding: the reduced level changes scores (a wavelet
+        low-pass is not an area average, and the crop is found on the smaller image: docs/scale.md);
+        where the decode ran does not."""
         return f"j2k-level{self.level}" if self.level else ""
 
 
