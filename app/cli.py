@@ -154,6 +154,7 @@ def _register_predict(commands: argparse._SubParsersAction) -> None:
     )
     _add_model_options(parser)
     _add_tta_option(parser)
+    _add_reduced_levels_option(parser)
     parser.add_argument("--out", type=Path, help="results.json or results.csv (default: JSON on stdout)")
     parser.add_argument("--visualize", type=Path, metavar="DIR", help="write one picture per view here")
     parser.add_argument(
@@ -208,6 +209,15 @@ def _add_inference_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_reduced_levels_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--reduced-levels",
+        action="store_true",
+        help="a model of input scale 1/2^k (the demo model: 0.5) reads JPEG 2000 at resolution level k: "
+        "decoding about 4 times faster, scores differ (docs/scale.md); part of the model key",
+    )
+
+
 def _add_device_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--device", default="auto", help="auto (CUDA, then MPS, then CPU; default), cpu, cuda, cuda:1, mps"
@@ -254,7 +264,7 @@ def _outcome(done: int, failed: int) -> int:
 def _predict(args: argparse.Namespace) -> int:
     from app.predict import predict_paths, results_json, stored_site_settings, write_csv
 
-    predictor = _predictor(args, tta=args.tta)
+    predictor = _predictor(args, tta=args.tta, reduced_levels=args.reduced_levels)
     settings = stored_site_settings(args.db, predictor.identity.key)
     calibration = settings.calibration
     run = predict_paths(predictor, args.exams, args.visualize, args.layout, args.dicom_out, settings)
@@ -663,6 +673,7 @@ def _register_triage(commands: argparse._SubParsersAction) -> None:
         "paths", nargs="+", type=Path, metavar="PATH", help="a folder (scanned), a DICOM file or exam.json"
     )
     _add_model_options(triage)
+    _add_reduced_levels_option(triage)
     _add_database_option(triage)
     _add_overlap_options(triage, OVERLAPS, DEFAULT_OVERLAP, DEFAULT_WORKERS)
     triage.add_argument(
@@ -748,7 +759,7 @@ def _triage(args: argparse.Namespace) -> int:
     from app.triage.progress import ProgressBar, format_summary
 
     store = open_store(args.db)
-    predictor = _predictor(args, compile=args.compile)
+    predictor = _predictor(args, compile=args.compile, reduced_levels=args.reduced_levels)
     try:
         summary = run_triage(
             store,

@@ -65,9 +65,11 @@ def predict_paths(
         try:
             if not exam.images:
                 raise ExamError(f"exam {exam.exam_id}: none of the standard views R-CC, L-CC, R-MLO, L-MLO")
-            mammograms = load_standard_views(exam)
-            images = {view: ViewImage(m.pixels, exam.horizontal_flip) for view, m in mammograms.items()}
+            mammograms = load_standard_views(exam, predictor.decoding)
+            images = {view: ViewImage.of(m, exam.horizontal_flip) for view, m in mammograms.items()}
             result = predictor.predict(exam.exam_id, images)
+            if (dicom_out or visualize) and any(m.grid for m in mammograms.values()):
+                mammograms = load_standard_views(exam)  # exports and pictures show the full-size image
         except GMICError as error:
             log.warning("exam from %s could not be processed: %s", exam.source, error)
             run.errors.append({"path": str(exam.source), "exam_id": exam.exam_id, "error": str(error)})

@@ -6,6 +6,9 @@
   ``torch.compile``, beside the paper's 46 ms (V100, fp32, table 1) and the 15 ms target in bf16;
 - peak device memory per exam of GMIC-ResNet-18 and of the ResNet-34 baseline, beside paper table 1
   (3.01 GB and 13.95 GB; the paper's figures are for training, these for inference);
+- one JPEG 2000 lossless view decoded as the model's input path decodes it on the device (nvImageCodec
+  where the ``gpu`` extra is installed, else pydicom: the row names which) against pydicom on the CPU,
+  pixels identical;
 - triage throughput (``run_triage`` into a fresh SQLite file) on synthetic JPEG 2000 exams, beside
   the 20,000 exams per hour target;
 - one workstation analysis (the main window, offscreen) on the device.
@@ -26,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from pydicom.uid import JPEG2000Lossless
 
 from app.store import open_store
 from app.triage import run_triage
@@ -33,7 +37,8 @@ from benchmarks.common import reference_dir
 from gmic_core import synthetic
 from gmic_core.bench import ResNet34Baseline, median_time, peak_memory
 from gmic_core.config import GMICConfig
-from gmic_core.imaging import View, load_exam
+from gmic_core.imaging import View, load_exam, read_dicom
+from gmic_core.imaging.decoders import Decoding, choose_decoder
 from gmic_core.inference import ExamResult, Predictor, ViewImage, device_description, load_standard_views
 from gmic_core.model import GMIC, ModelCard, save_checkpoint
 
@@ -143,6 +148,26 @@ def check_memory(
     table.add("peak memory per exam ResNet-34", f"{peak() / 1024:.2f} GB", "paper 13.95 GB (training)")
 
 
+def check_decoding(
+    table: Table, device: torch.device, size: tuple[int, int], repeats: int, cache: Path
+) -> None:
+    path = cache / f"view-{size[0]}x{size[1]}.dcm"
+    if not path.is_file():
+        exam = synthetic.generate_exam(seed=0, index=0, config=synthetic.SynthesisConfig(size=size))
+        synthetic.write_image(path, exam, View.L_CC, "jpeg2000-lossless")
+    decoding = Decoding(cuda=device.type == "cuda")
+    decoder = choose_decoder(JPEG2000Lossless, decoding)
+    seconds, _ = median_time(lambda: read_dicom(path, decoding=decoding), repeats)
+    cpu_seconds, _ = median_time(lambda: read_dicom(path), repeats)
+    identical = np.array_equal(read_dicom(path, decoding=decoding).pixels, read_dicom(path).pixels)
+    table.add(
+        f"JPEG 2000 decode {size[0]}x{size[1]} by {decoder.value}",
+        f"{seconds * 1000:.0f} ms, pixels {'identical' if identical else 'DIFFERENT'}",
+        f"pydicom on the CPU {cpu_seconds * 1000:.0f} ms",
+        identical,
+    )
+
+
 def check_triage(
     table: Table, weights: Path, device: torch.device, exams: int, size: tuple[int, int], cache: Path
 ) -> None:
@@ -207,6 +232,7 @@ def main() -> None:
         lambda: check_agreement(table, weights, device, views),
         lambda: check_latency(table, weights, device, views, args.repeats, args.compile),
         lambda: check_memory(table, weights, device, views, args.scale),
+        lambda: check_decoding(table, device, tuple(args.size), args.repeats, args.cache),
         lambda: check_triage(table, weights, device, args.exams, tuple(args.size), args.cache),
         lambda: check_workstation(table, weights, device),
     ]

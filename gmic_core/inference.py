@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -23,7 +24,8 @@ import torch
 from gmic_core.choices import Precision
 from gmic_core.config import GMICConfig
 from gmic_core.errors import CheckpointError, ExamError, PreprocessingError, UsageError
-from gmic_core.imaging import Exam, Mammogram, decode_view
+from gmic_core.imaging import Exam, Mammogram, PixelGrid, decode_view
+from gmic_core.imaging.decoders import FULL_SIZE_CPU, Decoding
 from gmic_core.imaging.views import PUBLISHED_VIEW_ORDER, Laterality, View
 from gmic_core.model import GMICOutput, LoadedCheckpoint, load_checkpoint
 from gmic_core.model.fusion import fold_batch_norms
@@ -76,13 +78,16 @@ class ModelIdentity:
     precision: str
     device: str
     tta: int
+    decoding: str = ""  # Decoding.key: empty for the full-size decode
 
     @property
     def key(self) -> str:
         """One string that changes whenever the weights, top-t (the ROI pooling fraction, which
-        changes every score), precision or augmentation change."""
+        changes every score), precision, augmentation or the JPEG 2000 resolution level the model
+        reads (half-size models: it changes scores slightly) change."""
         top_t = ",".join(repr(t) for t in self.top_t)
-        return "+".join(self.checkpoint_sha256) + f"|t{top_t}|{self.precision}|tta{self.tta}"
+        decoding = f"|{self.decoding}" if self.decoding else ""
+        return "+".join(self.checkpoint_sha256) + f"|t{top_t}|{self.precision}|tta{self.tta}{decoding}"
 
 
 class Roi(NamedTuple):
@@ -284,10 +289,16 @@ def _view_from_json(view: View, data: Mapping[str, Any]) -> ViewResult:
 
 @dataclass(frozen=True)
 class ViewImage:
-    """One stored view to run: its pixels and the exam's published ``horizontal_flip`` flag."""
+    """One stored view to run: its pixels, the exam's published ``horizontal_flip`` flag, and where
+    the pixels lie on the stored image when they were decoded at a reduced resolution level."""
 
     pixels: np.ndarray
     horizontal_flip: bool = False
+    grid: PixelGrid | None = None
+
+    @classmethod
+    def of(cls, mammogram: Mammogram, horizontal_flip: bool) -> ViewImage:
+        return cls(mammogram.pixels, horizontal_flip, mammogram.grid)
 
 
 @dataclass(frozen=True)
@@ -343,6 +354,7 @@ def _preprocess_view(
             config,
             horizontal_flip=image.horizontal_flip,
             background_threshold=background_threshold,
+            grid=image.grid,
             noise=WindowNoise() if rng is not None else None,
             rng=rng,
         )
@@ -359,7 +371,9 @@ class Predictor:
     of each batch size then takes seconds to tens of seconds longer, later ones run faster (worth it
     for triage and benchmarks, not for a quick look). ``tta`` > 0 averages the probabilities over
     that many random windows (paper section 3.2, the window noise of SPEC.md 6.1); saliency maps and
-    ROIs then still come from the deterministic window.
+    ROIs then still come from the deterministic window. ``reduced_levels`` lets a half-size model read
+    JPEG 2000 at a reduced resolution level (:func:`decoding_for`): faster, but it changes scores,
+    so it is part of the model key.
     """
 
     def __init__(
@@ -371,6 +385,7 @@ class Predictor:
         background_threshold: BackgroundThreshold = None,
         seed: int = 0,
         compile: bool = False,
+        reduced_levels: bool = False,
     ) -> None:
         if not checkpoints:
             raise CheckpointError("no model given: pass at least one checkpoint")
@@ -388,6 +403,7 @@ class Predictor:
         self.seed = seed
         self.checkpoints = tuple(checkpoints)
         self.compiled = compile
+        self.decoding = decoding_for(checkpoints[0].config, self.device, reduced_levels)
         self.models = tuple(
             prepare_for_inference(checkpoint.model, self.device, compile) for checkpoint in checkpoints
         )
@@ -398,6 +414,7 @@ class Predictor:
             precision=precision,
             device=device_description(self.device),
             tta=tta,
+            decoding=self.decoding.key,
         )
 
     @classmethod
@@ -413,9 +430,9 @@ class Predictor:
     ) -> ExamResult:
         """Decode the exam's standard views (in parallel threads) and run :meth:`predict`."""
         started = time.perf_counter()
-        mammograms = load_standard_views(exam)
+        mammograms = load_standard_views(exam, self.decoding)
         loaded = time.perf_counter() - started
-        images = {view: ViewImage(m.pixels, exam.horizontal_flip) for view, m in mammograms.items()}
+        images = {view: ViewImage.of(m, exam.horizontal_flip) for view, m in mammograms.items()}
         result = self.predict(exam.exam_id, images, keep_patches, cancelled)
         timings = {"load_s": loaded, **result.timings, "total_s": result.timings["total_s"] + loaded}
         return dataclasses.replace(result, timings=timings)
@@ -554,12 +571,24 @@ class Predictor:
         )
 
 
-def load_standard_views(exam: Exam) -> dict[View, Mammogram]:
+def load_standard_views(exam: Exam, decoding: Decoding = FULL_SIZE_CPU) -> dict[View, Mammogram]:
     """Decode the exam's standard views, one thread each (:func:`decode_view`: when the image chosen
-    for a view cannot be decoded, the next one of the same view stands in)."""
+    for a view cannot be decoded, the next one of the same view stands in), as a model asks
+    (:attr:`Predictor.decoding`; the display's full size by default)."""
     views = list(exam.images)
     with ThreadPoolExecutor(max_workers=max(1, len(views))) as pool:
-        return dict(zip(views, pool.map(lambda view: decode_view(exam, view), views), strict=True))
+        return dict(zip(views, pool.map(lambda view: decode_view(exam, view, decoding), views), strict=True))
+
+
+def decoding_for(config: GMICConfig, device: torch.device, reduced_levels: bool) -> Decoding:
+    """How a predictor's images are decoded; every caller that decodes for it passes this on
+    (:attr:`Predictor.decoding`), so that one model key always means one decode path. With
+    ``reduced_levels``, a model whose input scale is ``1 / 2**k`` takes JPEG 2000 images at resolution
+    level ``k`` instead of resampling the full-size image (``gmic_core.preprocess``). JPEG 2000 may be
+    decoded on a CUDA device."""
+    level = round(-math.log2(config.input_scale))
+    exact = reduced_levels and level > 0 and config.input_scale * (1 << level) == 1.0
+    return Decoding(level=level if exact else 0, cuda=device.type == "cuda")
 
 
 def prepare_for_inference(model: torch.nn.Module, device: torch.device, compile: bool) -> torch.nn.Module:

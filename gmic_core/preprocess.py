@@ -25,6 +25,7 @@ from scipy import ndimage
 
 from gmic_core.config import GMICConfig
 from gmic_core.errors import PreprocessingError
+from gmic_core.imaging.image import PixelGrid
 
 # SPEC.md section 5(a): the published crop's defaults.
 CROP_ITERATIONS = 100
@@ -53,8 +54,9 @@ class CropMetadata:
 
 @dataclass(frozen=True)
 class AxisMap:
-    """Model-frame coordinate ``m`` -> ``offset + m * step`` in the flipped cropped image (its own
-    pixels, before any resampling). Coordinates are continuous: pixel ``i`` spans ``[i, i + 1)``."""
+    """Model-frame coordinate ``m`` -> ``offset + m * step`` in the flipped cropped image, in stored
+    pixels from the crop box's edge (the crop's own pixels, unless it was decoded at a reduced
+    resolution level). Coordinates are continuous: pixel ``i`` spans ``[i, i + 1)``."""
 
     offset: float
     step: float = 1.0
@@ -77,7 +79,9 @@ class Geometry:
     """
 
     stored_shape: tuple[int, int]
-    crop_box: tuple[int, int, int, int]  # top, bottom, left, right (exclusive) in the stored frame
+    # top, bottom, left, right (exclusive) in the stored frame; a crop of an image decoded at a
+    # reduced resolution level may reach past the bottom and right edges by less than its factor
+    crop_box: tuple[int, int, int, int]
     flipped: bool
     rows: AxisMap
     cols: AxisMap
@@ -101,6 +105,10 @@ class Geometry:
         rows = self.model_rows_to_stored(np.array([top, bottom]))
         cols = np.sort(self.model_cols_to_stored(np.array([left, right])))
         crop_top, crop_bottom, crop_left, crop_right = self.crop_box
+        crop_bottom, crop_right = (
+            min(crop_bottom, self.stored_shape[0]),
+            min(crop_right, self.stored_shape[1]),
+        )
         return (
             int(np.clip(np.round(rows[0]), crop_top, crop_bottom)),
             int(np.clip(np.round(cols[0]), crop_left, crop_right)),
@@ -195,9 +203,12 @@ def crop_breast(
     image: np.ndarray,
     flipped: bool,
     background_threshold: BackgroundThreshold = None,
+    factor: int = 1,
 ) -> tuple[CropMetadata, np.ndarray]:
     """SPEC.md 5(a): the published breast crop. Returns the metadata and the dilated breast region
-    ``D`` (bool, stored frame) the crop was derived from."""
+    ``D`` (bool, the image's frame) the crop was derived from. ``factor``: the image is the stored
+    one reduced that many times, and the erosion, dilation and buffer shrink with it."""
+    iterations, buffer = CROP_ITERATIONS // factor, CROP_BUFFER // factor
     height, width = image.shape
     breast = image > _background_level(image, flipped, background_threshold)
     # A pixel survives n erosions by the 4-neighbour cross iff its city-block distance to the
@@ -207,7 +218,7 @@ def crop_breast(
     if breast_box is None:
         raise PreprocessingError("no breast found: the image is blank")
     padded = np.pad(breast[breast_box], 1)
-    survivors = ndimage.distance_transform_cdt(padded, metric="taxicab")[1:-1, 1:-1] > CROP_ITERATIONS
+    survivors = ndimage.distance_transform_cdt(padded, metric="taxicab")[1:-1, 1:-1] > iterations
     labels, count = ndimage.label(survivors)  # 4-connectivity; labels in raster order of first pixel
     if count == 0:
         raise PreprocessingError(
@@ -223,12 +234,12 @@ def crop_breast(
     offset_row, offset_col = breast_box[0].start, breast_box[1].start
     grown = (
         slice(
-            max(component_rows.start + offset_row - CROP_ITERATIONS, 0),
-            min(component_rows.stop + offset_row + CROP_ITERATIONS, height),
+            max(component_rows.start + offset_row - iterations, 0),
+            min(component_rows.stop + offset_row + iterations, height),
         ),
         slice(
-            max(component_cols.start + offset_col - CROP_ITERATIONS, 0),
-            min(component_cols.stop + offset_col + CROP_ITERATIONS, width),
+            max(component_cols.start + offset_col - iterations, 0),
+            min(component_cols.stop + offset_col + iterations, width),
         ),
     )
     not_component = np.ones((grown[0].stop - grown[0].start, grown[1].stop - grown[1].start), dtype=bool)
@@ -244,19 +255,19 @@ def crop_breast(
     )
     not_component[inner] = labels[component_rows, component_cols] != largest
     region = np.zeros_like(breast)
-    region[grown] = ndimage.distance_transform_cdt(not_component, metric="taxicab") <= CROP_ITERATIONS
+    region[grown] = ndimage.distance_transform_cdt(not_component, metric="taxicab") <= iterations
     rows = np.flatnonzero(region.any(axis=1))
     cols = np.flatnonzero(region.any(axis=0))
     top, bottom, left, right = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
     bottom_row = bottom - 1
     bottom_cols = np.flatnonzero(region[bottom_row])
-    top -= min(top, CROP_BUFFER)
-    bottom += min(height - bottom, CROP_BUFFER)
+    top -= min(top, buffer)
+    bottom += min(height - bottom, buffer)
     distance = width - right if flipped else left
     if flipped:
-        left -= min(left, CROP_BUFFER)
+        left -= min(left, buffer)
     else:
-        right += min(width - right, CROP_BUFFER)
+        right += min(width - right, buffer)
     converted = (right - bottom_cols) if flipped else (bottom_cols - left)  # published +1 when flipped
     cropped_region = region[top:bottom, left:right]
     crop_h, crop_w = cropped_region.shape
@@ -417,9 +428,10 @@ class CroppedBreast:
     the breast crop, flipped to face right and resampled to the model's scale. Training caches it."""
 
     pixels: np.ndarray  # flipped crop, resampled by the config's input_scale
-    crop: CropMetadata
+    crop: CropMetadata  # in the decoded image's frame
     flipped: bool
     stored_shape: tuple[int, int]
+    grid: PixelGrid | None = None  # the decoded image was a reduced resolution level
 
     @property
     def cropped_shape(self) -> tuple[int, int]:
@@ -433,22 +445,26 @@ def crop_and_orient(
     config: GMICConfig,
     horizontal_flip: bool = False,
     background_threshold: BackgroundThreshold = None,
+    grid: PixelGrid | None = None,
 ) -> CroppedBreast:
-    """SPEC.md 5(a) and 5(b), then resampling to ``config.input_scale`` (area average)."""
+    """SPEC.md 5(a) and 5(b), then resampling to ``config.input_scale`` (area average). An image
+    decoded at a reduced resolution level (``grid``) is cropped at its own size and resampled only by
+    what remains of the scale (nothing, when the level matches it)."""
     if image.ndim != 2:
         raise PreprocessingError(f"expected a 2-D grey image, got an array of shape {image.shape}")
+    factor = grid.factor if grid else 1
     flipped = flip_at_load(laterality, horizontal_flip)
-    metadata, region = crop_breast(image, flipped, background_threshold)
+    metadata, region = crop_breast(image, flipped, background_threshold, factor)
     top, bottom, left, right = metadata.window_location
     cropped = image[top:bottom, left:right]
     if background_threshold is not None:
         cropped = np.where(region[top:bottom, left:right], cropped, 0)
     oriented = cropped[:, ::-1] if flipped else cropped
-    if config.input_scale != 1.0:
-        oriented = _resize(
-            oriented.astype(np.float32), _scaled_shape(oriented.shape, config.input_scale), mode="area"
-        )
-    return CroppedBreast(oriented, metadata, flipped, (int(image.shape[0]), int(image.shape[1])))
+    scale = config.input_scale * factor
+    if scale != 1.0:
+        oriented = _resize(oriented.astype(np.float32), _scaled_shape(oriented.shape, scale), mode="area")
+    stored_shape = grid.stored_shape if grid else (int(image.shape[0]), int(image.shape[1]))
+    return CroppedBreast(oriented, metadata, flipped, stored_shape, grid)
 
 
 def window_input(
@@ -460,20 +476,25 @@ def window_input(
 ) -> PreprocessedImage:
     """SPEC.md 5(c)-5(e) (and 6.1 with ``noise``): centre, window, standardise."""
     window = (config.input_height, config.input_width)
-    center = best_center(breast.pixels, breast.crop, is_mlo, window, config.input_scale)
+    grid = breast.grid
+    factor = grid.factor if grid else 1
+    center = best_center(breast.pixels, breast.crop, is_mlo, window, config.input_scale * factor)
     if noise is not None and rng is None:
         rng = np.random.RandomState(0)
     pixels, rows, cols = place_window(
         breast.pixels.astype(np.float32, copy=False), center, is_mlo, window, noise, rng
     )
     (crop_h, crop_w), (scaled_h, scaled_w) = breast.cropped_shape, breast.pixels.shape
-    row_scale, col_scale = crop_h / scaled_h, crop_w / scaled_w
+    row_scale, col_scale = factor * crop_h / scaled_h, factor * crop_w / scaled_w
+    # Where the decoded pixels lie on the stored ones; a flipped crop counts from its far edge.
+    row_shift = grid.row_origin if grid else 0.0
+    col_shift = (-grid.col_origin if breast.flipped else grid.col_origin) if grid else 0.0
     geometry = Geometry(
         stored_shape=breast.stored_shape,
-        crop_box=breast.crop.window_location,
+        crop_box=tuple(edge * factor for edge in breast.crop.window_location),
         flipped=breast.flipped,
-        rows=AxisMap(rows.offset * row_scale, rows.step * row_scale),
-        cols=AxisMap(cols.offset * col_scale, cols.step * col_scale),
+        rows=AxisMap(rows.offset * row_scale + row_shift, rows.step * row_scale),
+        cols=AxisMap(cols.offset * col_scale + col_shift, cols.step * col_scale),
         model_shape=window,
     )
     tensor = torch.from_numpy(standardise(pixels)).unsqueeze(0)
@@ -489,6 +510,7 @@ def preprocess(
     background_threshold: BackgroundThreshold = None,
     noise: WindowNoise | None = None,
     rng: np.random.RandomState | None = None,
+    grid: PixelGrid | None = None,
 ) -> PreprocessedImage:
     """The published preprocessing of one stored view; deterministic (test time) without ``noise``.
 
@@ -496,10 +518,12 @@ def preprocess(
     when the exam is stored mirrored relative to the usual orientation). With a config whose
     ``input_scale`` is below 1, the cropped breast is resampled (area average) before the window is
     placed, so a reduced-size model still sees the whole breast. ``noise`` and ``rng`` switch on the
-    training-time window augmentation of SPEC.md 6.1.
+    training-time window augmentation of SPEC.md 6.1. ``grid``: ``image`` was decoded at a reduced
+    JPEG 2000 resolution level (:class:`~gmic_core.imaging.PixelGrid`); the geometry still maps to the
+    full-size stored image.
     """
     config = config or GMICConfig()
-    breast = crop_and_orient(image, laterality, config, horizontal_flip, background_threshold)
+    breast = crop_and_orient(image, laterality, config, horizontal_flip, background_threshold, grid)
     return window_input(breast, is_mlo, config, noise, rng)
 
 

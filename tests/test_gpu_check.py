@@ -17,6 +17,7 @@ ROWS = (
     "| exam forward bf16 |",
     "| peak memory per exam GMIC-ResNet-18 |",
     "| peak memory per exam ResNet-34 |",
+    "| JPEG 2000 decode 512x416 by pydicom |",
     "| triage 2 JPEG 2000 exams 512x416",
     "| workstation analysis, offscreen |",
 )
@@ -49,4 +50,4 @@ def test_gpu_check_runs_in_cpu_mode(reference_dir, tmp_path):
     for row in ROWS:
         assert row in table
     assert "FAIL" not in table
-    assert table.count("| pass |") == 4  # the two agreements, the triage run, the workstation
+    assert table.count("| pass |") == 5  # the two agreements, the decode, the triage run, the workstation

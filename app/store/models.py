@@ -172,6 +172,7 @@ class ModelRun(Base):
     device: Mapped[str] = mapped_column(String(200))
     precision: Mapped[str] = mapped_column(String(8))
     tta: Mapped[int]
+    decoding: Mapped[str] = mapped_column(String(40), default="", server_default="")  # Decoding.key
     timings: Mapped[dict[str, Any]]  # seconds per stage, as the Predictor measured them
     result_exam_id: Mapped[str] = mapped_column(String(200))  # ExamResult.exam_id
     created_at: Mapped[datetime] = mapped_column(default=utc_now)

@@ -90,6 +90,7 @@ def save_exam_result(session: Session, result: ExamResult, exam_key: str | None 
         device=identity.device,
         precision=identity.precision,
         tta=identity.tta,
+        decoding=identity.decoding,
         timings=document["timings"],
         result_exam_id=result.exam_id,
     )
@@ -154,6 +155,7 @@ def exam_result_of(run: ModelRun) -> ExamResult:
         precision=run.precision,
         device=run.device,
         tta=run.tta,
+        decoding=run.decoding,
     )
     return ExamResult.from_json(
         {

@@ -24,6 +24,7 @@ from app.defaults import DEFAULT_OVERLAP, DEFAULT_WORKERS, OVERLAPS, FailureStag
 from gmic_core.config import GMICConfig
 from gmic_core.errors import ExamError, GMICError, UsageError
 from gmic_core.imaging import Exam
+from gmic_core.imaging.decoders import FULL_SIZE_CPU, Decoding
 from gmic_core.imaging.views import View
 from gmic_core.inference import (
     ExamResult,
@@ -70,9 +71,10 @@ class Outcome:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def exam_job(exam: Exam) -> Job:
-    """A job for an exam found by ``gmic_core.imaging`` (DICOM study or exam.json)."""
-    return Job(exam.exam_id, functools.partial(_exam_views, exam))
+def exam_job(exam: Exam, decoding: Decoding = FULL_SIZE_CPU) -> Job:
+    """A job for an exam found by ``gmic_core.imaging`` (DICOM study or exam.json), decoded as the
+    model asks (:attr:`Predictor.decoding`)."""
+    return Job(exam.exam_id, functools.partial(_exam_views, exam, decoding))
 
 
 def manifest_job(exam: ManifestExam) -> Job:
@@ -80,10 +82,12 @@ def manifest_job(exam: ManifestExam) -> Job:
     return Job(exam.exam_id, functools.partial(_manifest_views, exam))
 
 
-def _exam_views(exam: Exam) -> dict[View, ViewImage]:
+def _exam_views(exam: Exam, decoding: Decoding) -> dict[View, ViewImage]:
     if not exam.images:
         raise ExamError(f"exam {exam.exam_id}: none of the standard views R-CC, L-CC, R-MLO, L-MLO")
-    return {view: ViewImage(m.pixels, exam.horizontal_flip) for view, m in load_standard_views(exam).items()}
+    return {
+        view: ViewImage.of(m, exam.horizontal_flip) for view, m in load_standard_views(exam, decoding).items()
+    }
 
 
 def _manifest_views(exam: ManifestExam) -> dict[View, ViewImage]:

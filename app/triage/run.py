@@ -3,6 +3,7 @@ each result, or the reason it failed, the moment it is known."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -159,11 +160,15 @@ def run_triage(
     status = RunStatus.INTERRUPTED
     scoring_started = time.perf_counter()
     if ray_address is None:
-        outcomes = score_jobs(predictor, map(exam_job, to_score), overlap, workers, cancelled)
+        jobs = (exam_job(exam, predictor.decoding) for exam in to_score)
+        outcomes = score_jobs(predictor, jobs, overlap, workers, cancelled)
     else:
         from app.triage.cluster import cluster_outcomes
 
-        outcomes = cluster_outcomes(predictor, [exam_job(exam) for exam in to_score], ray_address, cancelled)
+        # The cluster's CPU tasks decode on the CPU, at the model's level.
+        cpu_decoding = dataclasses.replace(predictor.decoding, cuda=False)
+        jobs = [exam_job(exam, cpu_decoding) for exam in to_score]
+        outcomes = cluster_outcomes(predictor, jobs, ray_address, cancelled)
     try:
         for outcome in outcomes:
             exam = exams[outcome.key]

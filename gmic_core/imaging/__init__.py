@@ -46,6 +46,7 @@ from gmic_core.imaging.image import (
     OrientationSource,
     PatientIdentifiers,
     Photometric,
+    PixelGrid,
     PresentationIntent,
     ViewInfo,
 )
@@ -68,6 +69,7 @@ __all__ = [
     "OrientationSource",
     "PatientIdentifiers",
     "Photometric",
+    "PixelGrid",
     "PresentationIntent",
     "ScanResult",
     "View",

@@ -85,7 +85,7 @@ from gmic_core.errors import (
     UnsupportedTransferSyntaxError,
     ViewError,
 )
-from gmic_core.imaging import evidence
+from gmic_core.imaging import decoders, evidence
 from gmic_core.imaging.image import (
     Hints,
     ImageFormat,
@@ -94,6 +94,7 @@ from gmic_core.imaging.image import (
     OrientationSource,
     PatientIdentifiers,
     Photometric,
+    PixelGrid,
     PresentationIntent,
     ViewInfo,
 )
@@ -440,18 +441,26 @@ def read_dicom_header(path: Path | str, hints: Hints | None = None) -> ImageRef:
     return _parse(dataset, path, pixel_element, file_size, hints, pixels).ref
 
 
-def read_dicom(path: Path | str, hints: Hints | None = None) -> Mammogram:
+def read_dicom(
+    path: Path | str, hints: Hints | None = None, decoding: decoders.Decoding = decoders.FULL_SIZE_CPU
+) -> Mammogram:
     """Decode one image: Modality LUT applied, MONOCHROME1 inverted, mirrored to the published
-    convention. Raises a :class:`DicomError` subclass for any file it cannot read."""
+    convention. Raises a :class:`DicomError` subclass for any file it cannot read. ``decoding`` is
+    what a model's input path may accept instead of the full-size image decoded on the CPU
+    (:func:`~gmic_core.imaging.decoders.choose_decoder`); a reduced image says so in its ``grid``,
+    and its orientation is decided from its own, smaller pixels where the header does not tell."""
     path = Path(path)
     dataset, pixel_element, file_size = _read_dataset(path, header_only=False)
-    pixels = functools.cache(functools.partial(_values, dataset, path))
+    pixels = functools.cache(functools.partial(_values, dataset, path, decoding=decoding))
     parsed = _parse(dataset, path, pixel_element, file_size, hints, pixels)
     values = pixels(parsed.pixel_module, parsed.modality_lut)
     mirror, source = _needs_mirroring(values, parsed.ref.laterality, parsed.patient_orientation)
     if mirror:
         values = np.ascontiguousarray(values[:, ::-1])
-    return Mammogram(parsed.ref, values, parsed.ref.voi.or_auto(values), mirror, source)
+    grid = None
+    if values.shape != parsed.ref.shape:
+        grid = PixelGrid.reduced(decoding.level, parsed.ref.shape, mirror)
+    return Mammogram(parsed.ref, values, parsed.ref.voi.or_auto(values), mirror, source, grid)
 
 
 def _read_dataset(path: Path, header_only: bool) -> tuple[FileDataset, _PixelElement | None, int]:
@@ -666,17 +675,41 @@ def _check_native_length(
         )
 
 
-def _values(dataset: FileDataset, path: Path, module: _PixelModule, modality_lut: _ModalityLut) -> np.ndarray:
+def _values(
+    dataset: FileDataset,
+    path: Path,
+    module: _PixelModule,
+    modality_lut: _ModalityLut,
+    decoding: decoders.Decoding = decoders.FULL_SIZE_CPU,
+) -> np.ndarray:
     """The decoded pixels in the file frame: Modality LUT applied, MONOCHROME1 inverted."""
-    values = modality_lut.apply(_decode(dataset, path, module))
+    values = modality_lut.apply(_decode(dataset, path, module, decoding))
     if module.photometric is Photometric.MONOCHROME1:
         low, high = modality_lut.output_range(module)
         values = _invert(values, low + high)
     return values
 
 
-def _decode(dataset: FileDataset, path: Path, module: _PixelModule) -> np.ndarray:
+def _decode(
+    dataset: FileDataset, path: Path, module: _PixelModule, decoding: decoders.Decoding
+) -> np.ndarray:
+    """The stored values: full size, or at ``decoding.level`` where the decoder chosen can."""
     transfer_syntax = UID(dataset.file_meta.TransferSyntaxUID)
+    if not module.signed:  # signed JPEG 2000 may need pydicom's sign correction; mammograms are unsigned
+        decoder = decoders.choose_decoder(transfer_syntax, decoding)
+        dtype = np.dtype(f"u{module.bits_allocated // 8}")
+        data = _Attributes(dataset, path).raw_bytes("PixelData") or b""
+        if decoder is decoders.Decoder.REDUCED_LEVEL:
+            stored = decoders.decode_reduced(data, decoding.level, module.bits_stored, dtype)
+            if stored is not None:
+                factor = 1 << decoding.level
+                return _checked_shape(
+                    path, module, stored, (-(-module.rows // factor), -(-module.columns // factor))
+                )
+        elif decoder is decoders.Decoder.NVIMAGECODEC:
+            stored = decoders.decode_on_gpu(data, dtype)
+            if stored is not None:
+                return _checked_shape(path, module, stored)
     if not transfer_syntax.is_encapsulated:
         data = _Attributes(dataset, path).raw_bytes("PixelData") or b""
         if len(data) < module.native_bytes:
@@ -693,7 +726,14 @@ def _decode(dataset: FileDataset, path: Path, module: _PixelModule) -> np.ndarra
             f"{path}: the {transfer_syntax.name} pixel data cannot be decoded (damaged, or written by a "
             "non-conformant encoder); re-export the image from the modality or PACS"
         ) from exc
-    if stored.shape != (module.rows, module.columns):
+    return _checked_shape(path, module, stored)
+
+
+def _checked_shape(
+    path: Path, module: _PixelModule, stored: np.ndarray, shape: tuple[int, int] | None = None
+) -> np.ndarray:
+    """``stored`` when it has ``shape`` (the header's rows and columns unless given)."""
+    if stored.shape != (shape or (module.rows, module.columns)):
         raise PixelDecodeError(
             f"{path}: decoded pixels are {stored.shape}, the header says {module.rows} x {module.columns}"
         )

@@ -114,6 +114,36 @@ class ImageRef:
         return None if position is None else View.of(self.laterality, position)
 
 
+@dataclass(frozen=True)
+class PixelGrid:
+    """Where the pixels of an image decoded at a reduced JPEG 2000 resolution level lie on the stored
+    image (``stored_shape``, the full size): pixel ``(i, j)`` covers stored rows
+    ``[row_origin + f i, row_origin + f (i + 1))`` and columns likewise, ``f = 2**level``.
+
+    A level's low-pass sample ``i`` is centred on stored pixel ``f i`` (ISO/IEC 15444-1 Annex F: the
+    image origin at 0, the analysis filters symmetric about the even samples), hence the origin
+    ``-(f - 1) / 2``; a mirrored image counts its columns from the far edge, where the last sample
+    may reach past the image (the size is ``ceil(stored / f)``).
+    """
+
+    level: int
+    stored_shape: tuple[int, int]
+    row_origin: float
+    col_origin: float
+
+    @property
+    def factor(self) -> int:
+        return 1 << self.level
+
+    @classmethod
+    def reduced(cls, level: int, stored_shape: tuple[int, int], mirrored: bool) -> PixelGrid:
+        factor = 1 << level
+        phase = -(factor - 1) / 2
+        columns = -(-stored_shape[1] // factor)
+        col_origin = stored_shape[1] - factor * columns - phase if mirrored else phase
+        return cls(level, stored_shape, phase, col_origin)
+
+
 @dataclass(frozen=True, eq=False)
 class Mammogram:
     """A decoded image.
@@ -122,7 +152,9 @@ class Mammogram:
     the Modality LUT applied, MONOCHROME1 inverted so that higher is brighter, and mirrored where
     needed so that R views face left and L views face right (``mirrored`` says whether it was). PNG
     images are exactly as stored (``mirrored`` False; see ``Exam.horizontal_flip``). ``voi`` always
-    has a default (the file's, or an automatic window).
+    has a default (the file's, or an automatic window). ``grid`` is None for the full-size image;
+    a model's input path may ask for a reduced JPEG 2000 resolution level instead, and then ``grid``
+    places the smaller ``pixels`` on the stored image.
     """
 
     ref: ImageRef
@@ -130,6 +162,7 @@ class Mammogram:
     voi: Voi
     mirrored: bool
     orientation_source: OrientationSource
+    grid: PixelGrid | None = None
 
     @property
     def view(self) -> View | None:

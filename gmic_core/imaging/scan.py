@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gmic_core.errors import DicomError, ExamError, NotDicomError
+from gmic_core.imaging.decoders import FULL_SIZE_CPU, Decoding
 from gmic_core.imaging.dicom import read_dicom, read_dicom_header
 from gmic_core.imaging.exam import Exam, assemble_exam, not_scored, selection_key
 from gmic_core.imaging.image import ImageFormat, ImageRef, Mammogram
@@ -35,11 +36,12 @@ class ScanResult:
     not_scored: list[tuple[Path, str]] = field(default_factory=list)
 
 
-def load_image(ref: ImageRef) -> Mammogram:
-    """Decode one image found by a scan; safe to call from worker threads or processes."""
+def load_image(ref: ImageRef, decoding: Decoding = FULL_SIZE_CPU) -> Mammogram:
+    """Decode one image found by a scan; safe to call from worker threads or processes. ``decoding``:
+    what a model's input path accepts (:func:`read_dicom`); PNG images are always full size."""
     if ref.format is ImageFormat.PNG:
         return read_png(ref)
-    image = read_dicom(ref.source, ref.hints)
+    image = read_dicom(ref.source, ref.hints, decoding)
     if image.sop_instance_uid != ref.sop_instance_uid:
         raise DicomError(f"{ref.source}: the file has changed since the folder was scanned; scan it again")
     return image
@@ -152,14 +154,14 @@ def load_exam(path: Path | str) -> Exam:
     return result.exams[0]
 
 
-def decode_view(exam: Exam, view: View) -> Mammogram:
+def decode_view(exam: Exam, view: View, decoding: Decoding = FULL_SIZE_CPU) -> Mammogram:
     """The image chosen for one standard view or, where it cannot be decoded, the next image of the
     same view by the duplicate rule; raises the first image's DicomError when none decodes."""
     alternates = sorted((ref for ref in exam.extra_images if ref.view is view), key=selection_key)
     first_error = None
     for ref in (exam.images[view], *alternates):
         try:
-            return load_image(ref)
+            return load_image(ref, decoding)
         except DicomError as error:
             logger.warning(
                 "exam %s: %s could not be decoded, trying the next %s image",

@@ -527,3 +527,33 @@ def test_a_single_file_is_an_exam_and_unscored_images_are_listed(store, predicto
         assert session.scalar(
             select(TriageFailure.error).where(TriageFailure.path == str(folder / "spot.dcm"))
         )
+
+
+def test_a_run_on_reduced_levels_is_stored_under_its_own_key(database_url, store, weights, tmp_path):
+    """``gmic triage --reduced-levels``: the eighth-size model reads the JPEG 2000 views at level 3,
+    stores its scores under a key that says so, and the stored result rebuilds that key."""
+    synthetic.write_dataset(tmp_path / "exams", exams=1, seed=5, size=(1024, 832))  # JPEG 2000 lossless
+    code = main(
+        [
+            "triage",
+            str(tmp_path / "exams"),
+            "--weights",
+            str(weights),
+            "--reduced-levels",
+            "--device",
+            "cpu",
+            "--db",
+            database_url,
+        ]
+    )
+    assert code == 0
+    predictor = Predictor.from_files([weights], device="cpu", reduced_levels=True)
+    key = predictor.identity.key
+    assert key.endswith("|j2k-level3")
+    assert key == Predictor.from_files([weights], device="cpu").identity.key + "|j2k-level3"
+    exam = find_exams([tmp_path / "exams"]).exams[0]
+    with store.session() as session:
+        stored = load_exam_result(session, exam.exam_id, key)
+    assert stored.model.key == key
+    direct = predictor.predict_exam(exam, keep_patches=False)
+    assert stored.malignancy_score == pytest.approx(direct.malignancy_score, abs=1e-6)
