@@ -367,7 +367,9 @@ def test_the_commands(database_url, weights, dataset, tmp_path, capsys):
     assert "breast calibration: platt" in output
     assert "decile edges of the raw exam score: " in output
     with open_store(database_url).session() as session:
-        site = stored_calibration(session, Predictor.from_files([weights], device="cpu").identity.key)
+        # the commands' default precision, "auto", resolved as every entry point resolves it
+        key = Predictor.from_files([weights], device="cpu", precision="auto").identity.key
+        site = stored_calibration(session, key)
     assert site is not None
     assert site.exam.calibrator.method == "platt"
 
