@@ -579,9 +579,11 @@ def load_standard_views(exam: Exam) -> dict[View, Mammogram]:
 
 
 def prepare_for_inference(model: torch.nn.Module, device: torch.device, compile: bool) -> torch.nn.Module:
-    """Batch norms folded, channels-last weights on ``device``, optionally compiled."""
+    """Batch norms folded, channels-last weights on ``device``, optionally compiled for each batch
+    shape it meets (``dynamic=False``: in torch 2.13 the dynamic-shape graph that a second batch size
+    would get fails in oneDNN's fused convolutions on the CPU)."""
     prepared = fold_batch_norms(model).to(device, memory_format=torch.channels_last)
-    return torch.compile(prepared) if compile else prepared
+    return torch.compile(prepared, dynamic=False) if compile else prepared
 
 
 def autocast(device: torch.device, precision: Precision) -> contextlib.AbstractContextManager:

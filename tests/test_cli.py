@@ -109,7 +109,12 @@ def test_every_entry_point_runs_its_default_precision_under_one_model_key(tmp_pa
     from gmic_core.inference import resolve_precision, select_device
 
     keys = {}
-    for command in (["predict", "x"], ["triage", "x"], ["calibrate", "x"], ["evaluate", "x", "y", "--out", "z"]):
+    for command in (
+        ["predict", "x"],
+        ["triage", "x"],
+        ["calibrate", "x"],
+        ["evaluate", "x", "y", "--out", "z"],
+    ):
         args = build_parser().parse_args(command)
         keys[command[0]] = _predictor(args, [DEMO_MODEL]).identity.key
     settings = Settings(tmp_path, weights=[DEMO_MODEL])

@@ -386,11 +386,18 @@ def test_compiled_predictor_matches_eager(tmp_path):
         View.R_MLO: ViewImage(_breast(1400, 1000, False)),
     }
     eager = Predictor([checkpoint], device="cpu").predict("e", images)
-    compiled = Predictor([checkpoint], device="cpu", compile=True).predict("e", images)
+    predictor = Predictor([checkpoint], device="cpu", compile=True)
+    compiled = predictor.predict("e", images)
     for view, result in eager.views.items():
         np.testing.assert_allclose(compiled.views[view].y_fusion, result.y_fusion, atol=1e-4)
         np.testing.assert_allclose(compiled.views[view].saliency, result.saliency, atol=1e-4)
         assert compiled.views[view].roi_boxes == result.roi_boxes
+    # A second batch size (two exams per call, as triage batches them) compiles again, for that shape:
+    # torch 2.13's dynamic-shape recompilation fails on oneDNN's fused convolutions.
+    prepared = predictor.prepare("e", images)
+    for batched in predictor.run_batch([prepared, prepared], keep_patches=False):
+        for view, result in eager.views.items():
+            np.testing.assert_allclose(batched.views[view].y_fusion, result.y_fusion, atol=1e-4)
 
 
 def test_picture_names_stay_in_the_folder_and_never_collide():
