@@ -179,7 +179,7 @@ def main() -> None:
     parser.add_argument("--exams", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "gmic-triage-bench")
-    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=DEFAULT_PRECISION)
     parser.add_argument("--json", type=Path, metavar="FILE", help="write every measurement here")
     parser.add_argument("--stages", action="store_true", help="CPU work per stage and this CPU's limit")
     args = parser.parse_args()
@@ -190,7 +190,7 @@ def main() -> None:
         return
     predictor = Predictor.from_files([weights], device="cpu", precision=args.precision)
     print(
-        f"{device_description(predictor.device)}, {os.cpu_count()} cores, {args.precision}, {args.exams} exams"
+        f"{device_description(predictor.device)}, {os.cpu_count()} cores, {predictor.precision}, {args.exams} exams"
     )
     with tempfile.TemporaryDirectory() as scratch:
         warm = open_store(f"sqlite:///{Path(scratch) / 'warm-up.sqlite3'}")

@@ -372,9 +372,11 @@ class Predictor:
 
     Weights are moved to the device once, with batch norms folded into their convolutions.
     ``precision`` "auto" is resolved for the device (:func:`resolve_precision`); "bf16"/"fp16" runs the networks under autocast (ROI retrieval always runs in
-    float32). ``compile`` hands the models to ``torch.compile`` with weight freezing: the first exam
-    of each batch size then takes seconds to tens of seconds longer, later ones run faster (worth it
-    for triage and benchmarks, not for a quick look). ``tta`` > 0 averages the probabilities over
+    float32). ``compile`` hands the models to ``torch.compile`` with weight freezing. It is
+    off by default, measured on the 2-core development CPU in bf16 (docs/scale.md): each batch shape
+    compiles once for 15 CPU seconds, after which an exam costs 1.5 instead of 2.5 CPU seconds, so it
+    pays after some 15 exams per shape (75 in a run mixing three- and four-view exams): worth it for
+    an archive, a loss for a day's worklist or a calibration set, and never for the workstation. ``tta`` > 0 averages the probabilities over
     that many random windows (paper section 3.2, the window noise of SPEC.md 6.1); saliency maps and
     ROIs then still come from the deterministic window.
     """
