@@ -437,7 +437,7 @@ def _register_study(commands: argparse._SubParsersAction) -> None:
     report = actions.add_parser("report", help="analyse a study's readings from the database")
     report.add_argument("name", metavar="STUDY", help="the study's name")
     _add_database_option(report)
-    _add_analysis_out_option(report)
+    _add_analysis_options(report)
     report.add_argument(
         "--sensitivity", type=float, help="operating point (default: readers' mean sensitivity)"
     )
@@ -481,7 +481,7 @@ def _register_study(commands: argparse._SubParsersAction) -> None:
     analyze.add_argument(
         "ratings", type=Path, metavar="RATINGS.csv", help="columns reader, case, modality, truth, rating"
     )
-    _add_analysis_out_option(analyze)
+    _add_analysis_options(analyze)
     analyze.add_argument("--model-reader", help="the reader id whose rows are the model's scores (0-1)")
     analyze.add_argument(
         "--rating-scale",
@@ -495,9 +495,15 @@ def _register_study(commands: argparse._SubParsersAction) -> None:
     analyze.set_defaults(run=_study_analyze)
 
 
-def _add_analysis_out_option(parser: argparse.ArgumentParser) -> None:
+def _add_analysis_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out", type=Path, required=True, metavar="DIR", help="folder for analysis.json and the curves"
+    )
+    parser.add_argument(
+        "--independent-breasts",
+        action="store_true",
+        help="treat a woman's two breasts as independent cases (the report says so and warns); by default "
+        "the AUC intervals and the MRMC analyses cluster them by exam (Obuchowski 1997)",
     )
 
 
@@ -562,6 +568,8 @@ def _study_show(args: argparse.Namespace) -> int:
             f"reader {reader.reader}{arm}: {reader.done} / {reader.total}, median reading time {time}{excluded}"
         )
         print(f"  order: {' '.join(reader.order)}")
+        if reader.second_order:
+            print(f"  second session: {' '.join(reader.second_order)}")
     if not study.readers:
         print(f"no readers enrolled: gmic study readers {study.name} --add ID")
     return EXIT_DONE
@@ -601,7 +609,7 @@ def _study_report(args: argparse.Namespace) -> int:
     from app.study.analysis import analyze, study_ratings
 
     table = study_ratings(open_store(args.db), args.name, interim=args.interim)
-    report = analyze(table, args.out, args.sensitivity)
+    report = analyze(table, args.out, args.sensitivity, args.independent_breasts)
     _print_summary(report)
     print(args.out / "analysis.json")
     return 0
@@ -611,7 +619,7 @@ def _study_analyze(args: argparse.Namespace) -> int:
     from app.study.analysis import analyze, read_ratings_csv
 
     table = read_ratings_csv(args.ratings, args.model_reader, args.rating_scale)
-    report = analyze(table, args.out, args.sensitivity)
+    report = analyze(table, args.out, args.sensitivity, args.independent_breasts)
     _print_summary(report)
     print(args.out / "analysis.json")
     return 0
@@ -620,6 +628,7 @@ def _study_analyze(args: argparse.Namespace) -> int:
 def _print_summary(report: dict) -> None:
     for warning in report["warnings"]:
         print(f"warning: {warning}")
+    print(report["clustering"]["description"])
     for modality, auc in report["modalities"].items():
         print(f"modality {modality}: reader-averaged AUC {auc:.4f}")
     for reader, modalities in report["operating_points"].items():

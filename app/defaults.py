@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Literal
 
@@ -21,6 +22,28 @@ HIGH_SUSPICION = "high_suspicion"
 LIKELY_NORMAL = "likely_normal"
 FLAG_TOP = "flag_top"
 FLAGS = (HIGH_SUSPICION, LIKELY_NORMAL, FLAG_TOP)
+
+
+class RunStatus(StrEnum):
+    """Where a ``gmic triage`` run is: running, finished, cancelled (asked to stop) or interrupted
+    (stopped by an error or Ctrl-C; a run killed outright stays running)."""
+
+    RUNNING = "running"
+    FINISHED = "finished"
+    CANCELLED = "cancelled"
+    INTERRUPTED = "interrupted"
+
+
+class FailureStage(StrEnum):
+    """Where triage failed on an exam or a file; ``export``: scored, but its results could not be
+    written as DICOM."""
+
+    SCAN = "scan"
+    LOAD = "load"
+    PREPROCESS = "preprocess"
+    INFERENCE = "inference"
+    EXPORT = "export"
+
 
 Sort = Literal["score", "exam"]
 SORTS: tuple[Sort, ...] = ("score", "exam")

@@ -15,6 +15,11 @@ and random cases, for a fully crossed design (every reader reads every case in e
   (Obuchowski & Rockette, Commun Stat Simul Comput 1995; Hillis, Stat Med 2007);
 * per modality, the single-modality interval from ``MS(R)`` and that modality's ``Cov2``.
 
+Cases may come in clusters (``clusters``: one label per case, the woman whose breasts they are): the
+jackknife then leaves out one cluster at a time, and the DeLong covariance becomes Obuchowski's
+clustered estimator (Biometrics 1997), so that correlated breasts of one woman add no false precision.
+Without clusters every case is its own unit: the published analyses, unchanged.
+
 :func:`dorfman_berbaum_metz` is the DBM analysis of jackknife pseudovalues with Hillis's ddf, a
 cross-check: for the empirical AUC it gives the same F as OR with jackknife covariances.
 """
@@ -104,17 +109,44 @@ def _validated(ratings: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.n
     return ratings, truth
 
 
+def _clusters(clusters: np.ndarray | None, cases: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """The distinct cluster labels and each case's index among them, or None (every case its own unit)."""
+    if clusters is None:
+        return None
+    labels = np.asarray(clusters).ravel()
+    if labels.size != cases:
+        raise AnalysisError(
+            f"clusters must give one label per case: {cases} cases but {labels.size} cluster labels"
+        )
+    distinct, codes = np.unique(labels, return_inverse=True)
+    if distinct.size < 2:
+        raise AnalysisError(
+            f"every case is in one cluster ({distinct[0]}): a clustered analysis needs at least two "
+            "clusters (women); treat the cases as independent instead"
+        )
+    return distinct, codes
+
+
+def _kernel(positives: np.ndarray, negatives: np.ndarray) -> np.ndarray:
+    """The Mann-Whitney kernel psi(x_pos, y_neg) of every pair, ``[m, n]``: 1 above, 1/2 tied, 0 below."""
+    difference = positives[:, None] - negatives[None, :]
+    return (difference > 0) + 0.5 * (difference == 0)
+
+
+def _by_cluster(values: np.ndarray, codes: np.ndarray, count: int) -> np.ndarray:
+    """``values[readings, units]`` summed over the units of each of ``count`` clusters."""
+    return values @ (codes[:, None] == np.arange(count))
+
+
 def _kernel_sums(ratings: np.ndarray, truth: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per reading (flattened modality x reader): the Mann-Whitney kernel psi(x_pos, y_neg) (1 above,
-    1/2 tied, 0 below) summed over negatives for each positive ``[n, m]``, over positives for each
-    negative ``[n, k]``, and in total ``[n]``."""
+    """Per reading (flattened modality x reader): the kernel (:func:`_kernel`) summed over negatives
+    for each positive ``[n, m]``, over positives for each negative ``[n, k]``, and in total ``[n]``."""
     flat = ratings.reshape(-1, ratings.shape[-1])
     positives, negatives = flat[:, truth], flat[:, ~truth]
     per_positive = np.empty_like(positives)
     per_negative = np.empty_like(negatives)
     for index in range(flat.shape[0]):
-        difference = positives[index][:, None] - negatives[index][None, :]
-        kernel = (difference > 0) + 0.5 * (difference == 0)
+        kernel = _kernel(positives[index], negatives[index])
         per_positive[index] = kernel.sum(axis=1)
         per_negative[index] = kernel.sum(axis=0)
     return per_positive, per_negative, per_positive.sum(axis=1)
@@ -127,30 +159,81 @@ def empirical_aucs(ratings: np.ndarray, truth: np.ndarray) -> np.ndarray:
     return (total / (truth.sum() * (~truth).sum())).reshape(ratings.shape[:2])
 
 
-def jackknife_aucs(ratings: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    """AUCs with each case left out in turn, ``[t, r, cases]``."""
+def _within_cluster_sums(ratings: np.ndarray, truth: np.ndarray, codes: np.ndarray, count: int) -> np.ndarray:
+    """Per reading, the kernel summed over the positive-negative pairs inside each cluster, ``[n, count]``."""
+    flat = ratings.reshape(-1, ratings.shape[-1])
+    same = codes[truth][:, None] == codes[~truth][None, :]
+    pair_clusters = np.broadcast_to(codes[truth][:, None], same.shape)[same]
+    sums = np.empty((flat.shape[0], count))
+    for index, row in enumerate(flat):
+        pairs = _kernel(row[truth], row[~truth])[same]
+        sums[index] = np.bincount(pair_clusters, weights=pairs, minlength=count)
+    return sums
+
+
+def jackknife_aucs(ratings: np.ndarray, truth: np.ndarray, clusters: np.ndarray | None = None) -> np.ndarray:
+    """AUCs with each case left out in turn, ``[t, r, cases]``; with ``clusters`` each cluster (all
+    its cases at once), ``[t, r, clusters]`` in the sorted order of the cluster labels."""
     ratings, truth = _validated(ratings, truth)
+    grouped = _clusters(clusters, truth.size)
     per_positive, per_negative, total = _kernel_sums(ratings, truth)
     m, n = int(truth.sum()), int((~truth).sum())
-    left_out = np.empty((per_positive.shape[0], truth.size))
-    left_out[:, truth] = (total[:, None] - per_positive) / ((m - 1) * n)
-    left_out[:, ~truth] = (total[:, None] - per_negative) / (m * (n - 1))
-    return left_out.reshape(ratings.shape)
+    if grouped is None:
+        left_out = np.empty((per_positive.shape[0], truth.size))
+        left_out[:, truth] = (total[:, None] - per_positive) / ((m - 1) * n)
+        left_out[:, ~truth] = (total[:, None] - per_negative) / (m * (n - 1))
+        return left_out.reshape(ratings.shape)
+    labels, codes = grouped
+    count = labels.size
+    m_i, n_i = np.bincount(codes[truth], minlength=count), np.bincount(codes[~truth], minlength=count)
+    whole = (m_i == m) | (n_i == n)
+    if whole.any():
+        raise AnalysisError(
+            f"cluster {labels[whole][0]} holds every {'positive' if m_i[whole][0] == m else 'negative'} "
+            "case, so leaving it out leaves one class: the jackknife needs that class in two or more "
+            "clusters; treat the cases as independent instead"
+        )
+    # Leaving a cluster out removes its positives' and its negatives' pairs; those inside it twice.
+    removed = (
+        _by_cluster(per_positive, codes[truth], count)
+        + _by_cluster(per_negative, codes[~truth], count)
+        - _within_cluster_sums(ratings, truth, codes, count)
+    )
+    left_out = (total[:, None] - removed) / ((m - m_i) * (n - n_i))
+    return left_out.reshape(*ratings.shape[:2], count)
 
 
-def auc_covariance(ratings: np.ndarray, truth: np.ndarray, method: CovarianceMethod) -> np.ndarray:
-    """Covariance over cases of the flattened ``[t * r]`` AUCs (index ``i * r + j``)."""
+def auc_covariance(
+    ratings: np.ndarray, truth: np.ndarray, method: CovarianceMethod, clusters: np.ndarray | None = None
+) -> np.ndarray:
+    """Covariance over cases (over clusters, with ``clusters``) of the flattened ``[t * r]`` AUCs
+    (index ``i * r + j``). With clusters, ``delong`` is Obuchowski's clustered estimator: for
+    cluster k with m_k positive and n_k negative cases, V10_k sums its positives' placement values
+    and V01_k its negatives'; with I clusters, M positives and N negatives,
+    ``S10 = I / ((I - 1) M) sum_k (V10_k - m_k A)(V10_k - m_k A)'``, S01 likewise over N,
+    ``S11 = I / (I - 1) sum_k (V10_k - m_k A)(V01_k - n_k A)'`` and the covariance is
+    ``S10 / M + S01 / N + (S11 + S11') / (M N)``. On singleton clusters it differs slightly from
+    DeLong's, which ``clusters=None`` keeps."""
     ratings, truth = _validated(ratings, truth)
     if method == "jackknife":
-        left_out = jackknife_aucs(ratings, truth).reshape(-1, truth.size)
-        cases = truth.size
+        left_out = jackknife_aucs(ratings, truth, clusters).reshape(ratings.shape[0] * ratings.shape[1], -1)
+        units = left_out.shape[1]
         centred = left_out - left_out.mean(axis=1, keepdims=True)
-        return (cases - 1) / cases * centred @ centred.T
+        return (units - 1) / units * centred @ centred.T
     if method == "delong":
-        per_positive, per_negative, _ = _kernel_sums(ratings, truth)
+        grouped = _clusters(clusters, truth.size)
+        per_positive, per_negative, total = _kernel_sums(ratings, truth)
         m, n = int(truth.sum()), int((~truth).sum())
         v10, v01 = per_positive / n, per_negative / m
-        return np.atleast_2d(np.cov(v10)) / m + np.atleast_2d(np.cov(v01)) / n
+        if grouped is None:
+            return np.atleast_2d(np.cov(v10)) / m + np.atleast_2d(np.cov(v01)) / n
+        count, codes = grouped[0].size, grouped[1]
+        aucs = total[:, None] / (m * n)
+        d10 = _by_cluster(v10, codes[truth], count) - np.bincount(codes[truth], minlength=count) * aucs
+        d01 = _by_cluster(v01, codes[~truth], count) - np.bincount(codes[~truth], minlength=count) * aucs
+        scale = count / (count - 1)
+        s10, s01, s11 = scale / m * d10 @ d10.T, scale / n * d01 @ d01.T, scale * d10 @ d01.T
+        return s10 / m + s01 / n + (s11 + s11.T) / (m * n)
     raise ValueError(f"unknown covariance method {method!r}: jackknife or delong")
 
 
@@ -203,16 +286,21 @@ def _differences(
 
 
 def obuchowski_rockette(
-    ratings: np.ndarray, truth: np.ndarray, covariance: CovarianceMethod = "jackknife", alpha: float = 0.05
+    ratings: np.ndarray,
+    truth: np.ndarray,
+    covariance: CovarianceMethod = "jackknife",
+    alpha: float = 0.05,
+    clusters: np.ndarray | None = None,
 ) -> ORResult:
     """OR analysis with Hillis's ddf (random readers, random cases) of ``ratings[t, r, cases]``
-    (higher = more suspicious) against ``truth[cases]``. Needs two or more readers."""
+    (higher = more suspicious) against ``truth[cases]``, the covariances over ``clusters`` of cases
+    where given (see :func:`auc_covariance`). Needs two or more readers."""
     ratings, truth = _validated(ratings, truth)
     t, r = ratings.shape[:2]
     if r < 2:
         raise AnalysisError("an MRMC analysis needs at least two readers")
     aucs = empirical_aucs(ratings, truth)
-    matrix = auc_covariance(ratings, truth, covariance)
+    matrix = auc_covariance(ratings, truth, covariance, clusters)
     var, cov1, cov2, cov3 = _covariance_averages(matrix, t, r)
     modality_means, reader_means, grand = aucs.mean(axis=1), aucs.mean(axis=0), aucs.mean()
     ms_t = r * float(((modality_means - grand) ** 2).sum()) / (t - 1) if t > 1 else 0.0
@@ -265,13 +353,18 @@ def _single_modality(aucs: np.ndarray, covariance: np.ndarray, alpha: float) -> 
     return ModalityInterval(estimate, std_err, float(df), wald, logit)
 
 
-def dorfman_berbaum_metz(ratings: np.ndarray, truth: np.ndarray, alpha: float = 0.05) -> DBMResult:
-    """DBM analysis of jackknife pseudovalues with Hillis's ddf (random readers and cases)."""
+def dorfman_berbaum_metz(
+    ratings: np.ndarray, truth: np.ndarray, alpha: float = 0.05, clusters: np.ndarray | None = None
+) -> DBMResult:
+    """DBM analysis of jackknife pseudovalues with Hillis's ddf (random readers and cases); with
+    ``clusters`` one pseudovalue per cluster, the cluster being the case of the ANOVA."""
     ratings, truth = _validated(ratings, truth)
-    t, r, c = ratings.shape
+    t, r = ratings.shape[:2]
     if t < 2 or r < 2:
         raise AnalysisError("a DBM comparison needs two or more modalities and readers")
-    pseudo = c * empirical_aucs(ratings, truth)[:, :, None] - (c - 1) * jackknife_aucs(ratings, truth)
+    left_out = jackknife_aucs(ratings, truth, clusters)
+    c = left_out.shape[2]
+    pseudo = c * empirical_aucs(ratings, truth)[:, :, None] - (c - 1) * left_out
     grand = pseudo.mean()
     m_t, m_r, m_c = pseudo.mean(axis=(1, 2)), pseudo.mean(axis=(0, 2)), pseudo.mean(axis=(0, 1))
     m_tr, m_tc, m_rc = pseudo.mean(axis=2), pseudo.mean(axis=1), pseudo.mean(axis=0)
@@ -300,31 +393,47 @@ def dorfman_berbaum_metz(ratings: np.ndarray, truth: np.ndarray, alpha: float = 
     return DBMResult(f, t - 1, ddf, p, differences)
 
 
+_ON_THE_LOGIT_SCALE = (
+    "carried to the logit scale by the delta method (se / (auc (1 - auc))), always within [0, 1]; a "
+    "reader-averaged AUC of 0 or 1 keeps the Wald interval clipped to [0, 1]"
+)
 MODALITY_INTERVAL_METHOD = (
-    "single-modality Obuchowski-Rockette standard error (Hillis df) carried to the logit scale by the delta "
-    "method (se / (auc (1 - auc))), always within [0, 1]; a reader-averaged AUC of 0 or 1 keeps the Wald "
-    "interval clipped to [0, 1]"
+    f"single-modality Obuchowski-Rockette standard error (Hillis df) {_ON_THE_LOGIT_SCALE}"
+)
+CLUSTERED_MODALITY_INTERVAL_METHOD = (
+    "single-modality Obuchowski-Rockette standard error (Hillis df) from cluster-jackknife covariances "
+    f"(a woman's breasts left out together) {_ON_THE_LOGIT_SCALE}"
 )
 
 AUC_INTERVAL_METHOD = (
     "DeLong standard error on the logit scale (always within [0, 1]); at AUC 0 or 1 an exact one-sided "
     "Clopper-Pearson bound on min(positives, negatives) comparisons"
 )
+CLUSTERED_AUC_INTERVAL_METHOD = (
+    "Obuchowski's clustered standard error (Biometrics 1997; a woman's breasts one unit) on the logit scale "
+    "(always within [0, 1]); at AUC 0 or 1 an exact one-sided Clopper-Pearson bound on min(women with a "
+    "positive, women with a negative) comparisons"
+)
 
 
-def delong_auc_ci(ratings: np.ndarray, truth: np.ndarray, alpha: float = 0.05) -> tuple[float, float, float]:
-    """One reader's empirical AUC with a 1 - alpha interval (:data:`AUC_INTERVAL_METHOD`):
-    (auc, low, high). The DeLong standard error is carried to the logit scale by the delta method
-    (se / (auc (1 - auc))), so the interval never leaves [0, 1]; where the AUC is 0 or 1 the
-    standard error is 0 and the interval is the exact one-sided bound instead, never zero-width."""
+def delong_auc_ci(
+    ratings: np.ndarray, truth: np.ndarray, alpha: float = 0.05, clusters: np.ndarray | None = None
+) -> tuple[float, float, float]:
+    """One reader's empirical AUC with a 1 - alpha interval (:data:`AUC_INTERVAL_METHOD`, with
+    ``clusters`` :data:`CLUSTERED_AUC_INTERVAL_METHOD`): (auc, low, high). The standard error is
+    carried to the logit scale by the delta method (se / (auc (1 - auc))), so the interval never
+    leaves [0, 1]; where the AUC is 0 or 1 the standard error is 0 and the interval is the exact
+    one-sided bound instead, never zero-width."""
     ratings = np.asarray(ratings, dtype=np.float64)[None, None, :]
     auc = float(empirical_aucs(ratings, truth)[0, 0])
     truth = np.asarray(truth).astype(bool).ravel()
     if auc in (0.0, 1.0):
-        pairs = int(min(truth.sum(), (~truth).sum()))
+        grouped = _clusters(clusters, truth.size)
+        units = np.arange(truth.size) if grouped is None else grouped[1]
+        pairs = min(np.unique(units[truth]).size, np.unique(units[~truth]).size)
         bound = float(alpha ** (1.0 / pairs))  # Clopper-Pearson, every one of ``pairs`` ordered right
         return (auc, bound, 1.0) if auc == 1.0 else (auc, 0.0, 1.0 - bound)
-    std_err = float(np.sqrt(auc_covariance(ratings, truth, "delong")[0, 0]))
+    std_err = float(np.sqrt(auc_covariance(ratings, truth, "delong", clusters)[0, 0]))
     half = float(stats.norm.ppf(1 - alpha / 2)) * std_err / (auc * (1.0 - auc))
     centre = float(np.log(auc / (1.0 - auc)))
     return auc, float(special.expit(centre - half)), float(special.expit(centre + half))

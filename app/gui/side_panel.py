@@ -81,6 +81,8 @@ class BreastBox(QGroupBox):
         for category in BIRADS_CATEGORIES:
             self.birads.addItem(f"BI-RADS {category}", category)
         self.recall = QCheckBox("Recall")
+        self.recall.setTristate(True)  # partly checked: not given, stored as unknown (never as "no")
+        self.recall.setCheckState(Qt.CheckState.PartiallyChecked)
         self.hybrid = QLabel("-")
         self.hybrid.setStyleSheet("font-weight: bold;")
         self.model_rows = (self.benign, self.malignant, self.hybrid)
@@ -94,11 +96,11 @@ class BreastBox(QGroupBox):
         self.probability.valueChanged.connect(self._settling.start)
         self.probability.editingFinished.connect(self._entered)
         self.birads.currentIndexChanged.connect(self._entered)
-        self.recall.toggled.connect(self._entered)
+        self.recall.checkStateChanged.connect(self._entered)
 
     def reading(self) -> Estimate:
         value = self.probability.value()
-        unanswered = self.recall.checkState() == Qt.CheckState.PartiallyChecked  # a study's form: not given
+        unanswered = self.recall.checkState() == Qt.CheckState.PartiallyChecked
         return Estimate(
             None if value < 0 else from_percent(value),
             self.birads.currentData(),
@@ -122,7 +124,7 @@ class BreastBox(QGroupBox):
             -1 if reading.probability is None else round(to_percent(reading.probability))
         )
         self.birads.setCurrentIndex(0 if reading.birads is None else reading.birads + 1)
-        if reading.recall is None and self.recall.isTristate():
+        if reading.recall is None:
             self.recall.setCheckState(Qt.CheckState.PartiallyChecked)
         else:
             self.recall.setChecked(bool(reading.recall))

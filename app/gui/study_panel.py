@@ -43,6 +43,8 @@ from app.store import Store
 from app.study.service import CaseTask, ReaderSession, StudyService
 from gmic_core.imaging import Laterality
 
+RECALL_ANSWERS = {True: "recall", False: "no recall", None: "recall not given"}
+
 
 class StudyPanel(QWidget):
     task_changed = Signal(object)  # the CaseTask to show, or None (no case: not reading, or all read)
@@ -85,7 +87,6 @@ class StudyPanel(QWidget):
             box.benign.setText("-")
             box.form.setRowVisible(box.benign, False)
             box.probability.valueChanged.connect(lambda _value: self._refresh_hybrid())  # shown, not recorded
-            box.recall.setTristate(True)
         navigation = QHBoxLayout()
         self.back_button = QPushButton("Back")
         self.back_button.setToolTip("Read the previous case again (only where the protocol allows it)")
@@ -266,7 +267,7 @@ class StudyPanel(QWidget):
             again = " (reading again: this supersedes your earlier reading)" if task.revisiting else ""
             earlier = "".join(
                 f"\nYour unaided {side.name.lower()}: {percent(answer.probability)}, BI-RADS {answer.birads}, "
-                f"{'recall' if answer.recall else 'no recall'}"
+                f"{RECALL_ANSWERS[answer.recall]}"
                 for side, answer in sorted(task.earlier.items())
             )
             self.case_label.setText(

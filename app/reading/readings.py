@@ -157,8 +157,8 @@ def reading_row(
     """The ``readings`` row recording ``estimate``: revision 0, or the next after ``previous``, which
     it supersedes. ``model`` is what was on screen, so ``ai_shown`` records what was shown. The
     reading time runs from ``started_at`` to ``submitted_at`` less ``paused_s``; ``confirmed`` names
-    the contradictions the reader confirmed. A recall not given is stored as no recall (the column
-    predates the choice): studies refuse it before it gets here."""
+    the contradictions the reader confirmed. A BI-RADS or recall not given is stored as unknown (NULL),
+    never as "no"; studies that require them refuse the estimate before it gets here."""
     if estimate.probability is None:
         raise InvalidReadingError(f"breast {side.value}: give a probability of malignancy")
     started = min(started_at, submitted_at)
@@ -175,7 +175,7 @@ def reading_row(
         supersedes_id=None if previous is None else previous.id,
         probability=to_percent(estimate.probability),
         birads=estimate.birads,
-        recall=bool(estimate.recall),
+        recall=estimate.recall,
         ai_shown=model is not None,
         model_score=None if model is None else model.score,
         hybrid_weight=None if model is None else model.hybrid_weight,

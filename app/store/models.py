@@ -20,6 +20,12 @@ Three groups:
   too (triggers created by the migration). A reading that replaces an earlier one (where the
   protocol allows going back) is a new row pointing at the one it supersedes.
 
+Closed vocabularies (laterality, view, phase, protocol, triage status and failure stage) are Python enums stored as their values in
+plain strings with a CHECK constraint (:func:`vocabulary`), not as native PostgreSQL enum types: the
+same schema on both dialects, a value added later is one constraint changed, not an ``ALTER TYPE``, and
+the column types stay those the row-level security policies were written against. The members are
+``StrEnum`` members, so comparisons with the plain values keep working.
+
 Times are timezone-aware UTC. Nothing here holds patient identifiers: exams are known by the key the
 imaging layer gives them (the StudyInstanceUID or the manifest's exam id).
 """
@@ -47,7 +53,11 @@ from sqlalchemy import (
     event,
     text,
 )
+from sqlalchemy import Enum as SQLEnum
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from app.defaults import FailureStage, RunStatus
+from gmic_core.imaging.views import Laterality, View
 
 # Deterministic constraint names, so that migrations can refer to them on every backend.
 NAMING_CONVENTION = {
@@ -78,6 +88,20 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def vocabulary(members: type[StrEnum], name: str, length: int) -> SQLEnum:
+    """A column type for ``members``: their values in a ``VARCHAR(length)`` with the CHECK constraint
+    ``ck_<table>_<name>``; reads give back the enum members."""
+    return SQLEnum(
+        members,
+        name=name,
+        length=length,
+        native_enum=False,
+        create_constraint=True,
+        validate_strings=True,
+        values_callable=lambda enum: [member.value for member in enum],
+    )
 
 
 class Base(DeclarativeBase):
@@ -122,7 +146,7 @@ class Image(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     exam_id: Mapped[int] = mapped_column(ForeignKey("exams.id", ondelete="CASCADE"), index=True)
-    view: Mapped[str | None] = mapped_column(String(8))  # R-CC, L-CC, R-MLO, L-MLO; None for extras
+    view: Mapped[View | None] = mapped_column(vocabulary(View, "view", 8))  # None for extra images
     path: Mapped[str] = mapped_column(String(2000))
     sop_instance_uid: Mapped[str | None] = mapped_column(String(64))
     rows: Mapped[int | None]
@@ -167,7 +191,7 @@ class ViewPrediction(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     model_run_id: Mapped[int] = mapped_column(ForeignKey("model_runs.id", ondelete="CASCADE"), index=True)
-    view: Mapped[str] = mapped_column(String(8))
+    view: Mapped[View] = mapped_column(vocabulary(View, "view", 8))
     benign: Mapped[float]
     malignant: Mapped[float]
     y_global: Mapped[list[Any]]
@@ -193,7 +217,7 @@ class BreastPrediction(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     model_run_id: Mapped[int] = mapped_column(ForeignKey("model_runs.id", ondelete="CASCADE"), index=True)
-    laterality: Mapped[str] = mapped_column(String(1))
+    laterality: Mapped[Laterality] = mapped_column(vocabulary(Laterality, "laterality", 1))
     benign: Mapped[float]
     malignant: Mapped[float]
     views: Mapped[list[Any]]
@@ -223,8 +247,7 @@ class SaliencyMap(Base):
 
 
 class TriageRun(Base):
-    """One batch run of ``gmic triage``; ``status`` is running, finished, cancelled (asked to stop) or
-    interrupted (stopped by an error or Ctrl-C; a run killed outright stays running)."""
+    """One batch run of ``gmic triage``."""
 
     __tablename__ = "triage_runs"
 
@@ -233,7 +256,7 @@ class TriageRun(Base):
     model_names: Mapped[list[Any]]
     device: Mapped[str] = mapped_column(String(200))
     paths: Mapped[list[Any]]
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[RunStatus] = mapped_column(vocabulary(RunStatus, "status", 16))
     scored: Mapped[int] = mapped_column(Integer, default=0)
     skipped: Mapped[int] = mapped_column(Integer, default=0)
     failed: Mapped[int] = mapped_column(Integer, default=0)
@@ -242,9 +265,8 @@ class TriageRun(Base):
 
 
 class TriageFailure(Base):
-    """An exam (``exam_id``) or a file that belongs to no exam (``path``) that triage could not score.
-    ``stage`` says where it failed: scan, load, preprocess, inference or export (scored, but
-    its results could not be written as DICOM)."""
+    """An exam (``exam_id``) or a file that belongs to no exam (``path``) that triage could not score,
+    and where it failed (``stage``)."""
 
     __tablename__ = "triage_failures"
     __table_args__ = (CheckConstraint("(exam_id IS NULL) <> (path IS NULL)", name="subject"),)
@@ -252,7 +274,7 @@ class TriageFailure(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     exam_id: Mapped[int | None] = mapped_column(ForeignKey("exams.id", ondelete="CASCADE"), unique=True)
     path: Mapped[str | None] = mapped_column(String(2000), unique=True)
-    stage: Mapped[str] = mapped_column(String(16))
+    stage: Mapped[FailureStage] = mapped_column(vocabulary(FailureStage, "stage", 16))
     error: Mapped[str] = mapped_column(String(4000))
     triage_run_id: Mapped[int | None] = mapped_column(ForeignKey("triage_runs.id", ondelete="SET NULL"))
     recorded_at: Mapped[datetime] = mapped_column(default=utc_now)
@@ -324,7 +346,7 @@ class Study(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
-    protocol: Mapped[str] = mapped_column(String(16))  # a Protocol value
+    protocol: Mapped[Protocol] = mapped_column(vocabulary(Protocol, "protocol", 16))
     seed: Mapped[int]
     model_key: Mapped[str | None] = mapped_column(String(2000))  # whose predictions AI shows
     hybrid_weight: Mapped[float] = mapped_column(Float, default=0.5)  # lambda of the hybrid shown
@@ -342,7 +364,10 @@ class StudyCase(Base):
     """One exam of a study, as readers see it: no ground truth here."""
 
     __tablename__ = "study_cases"
-    __table_args__ = (UniqueConstraint("study_id", "case_key", name="uq_study_cases_case_key"),)
+    __table_args__ = (
+        UniqueConstraint("study_id", "case_key", name="uq_study_cases_case_key"),
+        CheckConstraint("breasts IN ('LR', 'L', 'R')", name="breasts"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     study_id: Mapped[int] = mapped_column(ForeignKey("studies.id", ondelete="CASCADE"), index=True)
@@ -358,14 +383,11 @@ class GroundTruth(Base):
     """Biopsy-proven malignancy of one breast of a study case, for the analysis only."""
 
     __tablename__ = "ground_truth"
-    __table_args__ = (
-        UniqueConstraint("study_case_id", "laterality", name="uq_ground_truth_laterality"),
-        CheckConstraint("laterality IN ('L', 'R')", name="laterality"),
-    )
+    __table_args__ = (UniqueConstraint("study_case_id", "laterality", name="uq_ground_truth_laterality"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     study_case_id: Mapped[int] = mapped_column(ForeignKey("study_cases.id", ondelete="CASCADE"), index=True)
-    laterality: Mapped[str] = mapped_column(String(1))
+    laterality: Mapped[Laterality] = mapped_column(vocabulary(Laterality, "laterality", 1))
     malignant: Mapped[bool] = mapped_column(Boolean)
 
 
@@ -427,7 +449,8 @@ class Reading(Base):
     """One reader's estimate for one breast. Immutable once inserted.
 
     ``probability`` is the reader's probability of malignancy in percent (0-100), ``birads`` the
-    BI-RADS assessment (0-6), ``recall`` the recall decision. When the model's output was shown,
+    BI-RADS assessment (0-6), ``recall`` the recall decision; either is None when the reader gave
+    none (unknown, never "no"). When the model's output was shown,
     ``model_score`` is the malignancy probability shown (0-1), ``hybrid_weight`` lambda and
     ``hybrid`` ``lambda * probability / 100 + (1 - lambda) * model_score``. ``revision`` counts
     readings of the same (study, reader, case, breast, phase), or for a workstation reading (no study)
@@ -460,7 +483,6 @@ class Reading(Base):
         ),
         CheckConstraint("probability >= 0 AND probability <= 100", name="probability"),
         CheckConstraint("birads IS NULL OR (birads >= 0 AND birads <= 6)", name="birads"),
-        CheckConstraint("laterality IN ('L', 'R')", name="laterality"),
         CheckConstraint("submitted_at >= started_at", name="times"),
     )
 
@@ -470,13 +492,13 @@ class Reading(Base):
     reader_id: Mapped[int] = mapped_column(ForeignKey("readers.id"), index=True)
     exam_id: Mapped[int] = mapped_column(ForeignKey("exams.id"), index=True)
     study_case_id: Mapped[int | None] = mapped_column(ForeignKey("study_cases.id"))
-    laterality: Mapped[str] = mapped_column(String(1))
-    phase: Mapped[str] = mapped_column(String(8))  # a Phase value
+    laterality: Mapped[Laterality] = mapped_column(vocabulary(Laterality, "laterality", 1))
+    phase: Mapped[Phase] = mapped_column(vocabulary(Phase, "phase", 8))
     revision: Mapped[int] = mapped_column(Integer, default=0)
     supersedes_id: Mapped[int | None] = mapped_column(ForeignKey("readings.id"))
     probability: Mapped[float]
     birads: Mapped[int | None]
-    recall: Mapped[bool]
+    recall: Mapped[bool | None]  # None: not answered (a workstation reading; studies may require it)
     ai_shown: Mapped[bool]
     model_score: Mapped[float | None]
     hybrid_weight: Mapped[float | None]

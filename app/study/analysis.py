@@ -2,17 +2,24 @@
 
 Input: a :class:`RatingTable` (every reader rates every case in every modality), from
 :func:`read_ratings_csv` (columns ``reader,case,modality,truth,rating`` and optionally ``recall``
-0/1, ``birads`` and ``duration_s`` (seconds), each may be empty; rows of the ``model_reader`` are the
-model's scores) or from :func:`study_ratings` (a study's
-readings: the modalities are the phases ``unaided`` and ``aided``, a case is one breast
-``<exam>:<L|R>``, the rating the reader's probability in percent, the model the study model's
-malignancy probability of that breast as the readers were shown it, stored with their readings).
+0/1, ``birads`` and ``duration_s`` (seconds), each may be empty, and ``cluster``, the woman (exam)
+whose breast the case is; rows of the ``model_reader`` are the model's scores) or from
+:func:`study_ratings` (a study's readings: the modalities are the phases ``unaided`` and ``aided``,
+a case is one breast ``<exam>:<L|R>``, clustered by its exam, the rating the reader's probability
+in percent, the model the study model's malignancy probability of that breast as the readers were
+shown it, stored with their readings).
+
+The breasts of one woman are correlated, so by default every AUC interval, the OR and DBM analyses
+treat them as a cluster (the cluster jackknife and Obuchowski's clustered estimator,
+:mod:`gmic_core.mrmc`); ``independent_breasts`` treats them as independent cases, as the published
+analyses of tables without clusters do. ``clustering`` in ``analysis.json`` says which.
 
 :func:`analyze` writes to ``out_dir``:
 
-* ``analysis.json``: ``readers`` (reader -> modality -> empirical ROC AUC), ``readers_pr_auc``,
-  ``readers_auc_ci`` (DeLong 95 % intervals on the logit scale, within [0, 1]; named in
-  ``auc_interval_method``), ``modalities`` (reader-averaged AUC) and
+* ``analysis.json``: ``clustering`` (``clustered``, ``clusters`` and ``description``),
+  ``readers`` (reader -> modality -> empirical ROC AUC), ``readers_pr_auc``,
+  ``readers_auc_ci`` (DeLong 95 % intervals, Obuchowski's when clustered, on the logit scale, within
+  [0, 1]; named in ``auc_interval_method``), ``modalities`` (reader-averaged AUC) and
   ``modality_ci`` (the single-modality OR interval on the logit scale, ``ci``, named in
   ``modality_interval_method``, and the published Wald one, ``wald_ci``), ``model`` (AUC, PR AUC, DeLong interval),
   ``or`` (``jackknife`` and ``delong``: ``F``, ``df1``, ``ddf`` (Hillis), ``p``, ``difference``
@@ -42,6 +49,7 @@ import dataclasses
 import html
 import itertools
 import json
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,7 +75,6 @@ LAMBDAS = np.round(np.linspace(0.0, 1.0, 21), 2)  # 0, 0.05, ..., 1: includes la
 PROBABILITY_SCALES = (1.0, 100.0)
 # Below these sizes the report warns (Obuchowski, Acad Radiol 2004: MRMC sizing; a rule of thumb).
 MIN_READERS, MIN_CASES, MIN_POSITIVES = 3, 50, 10
-AUC_INTERVAL_METHOD = mrmc.AUC_INTERVAL_METHOD
 BIRADS_THRESHOLDS = (3, 4)  # BI-RADS at or above is called positive
 
 
@@ -99,6 +106,7 @@ class RatingTable:
     rating_scale: float = 100.0  # rating / rating_scale is in [0, 1] for the hybrid (with a model)
     left_out: tuple[str, ...] = ()  # readers and cases of a study left out of the analysis, and why
     interim: bool = False  # complete readers only, while the study goes on
+    clusters: tuple[str, ...] | None = None  # [cases] the woman (exam) of each case; None where not known
 
 
 def read_ratings_csv(
@@ -129,6 +137,7 @@ def read_ratings_csv(
     with_recall = "recall" in columns
     entries: dict[tuple[str, str, str], Entry] = {}
     truth: dict[str, bool] = {}
+    clusters: dict[str, str] | None = {} if "cluster" in columns else None
     for number, row in enumerate(rows, start=2):
         reader, case, modality = row["reader"].strip(), row["case"].strip(), row["modality"].strip()
         try:
@@ -144,12 +153,23 @@ def read_ratings_csv(
             raise AnalysisError(f"{path}, line {number}: the rating is not a number")
         if truth.setdefault(case, row["truth"].strip() == "1") != (row["truth"].strip() == "1"):
             raise AnalysisError(f"{path}, line {number}: case {case} has two different truths")
+        if clusters is not None:
+            cluster = row["cluster"].strip()
+            if not cluster:
+                raise AnalysisError(
+                    f"{path}, line {number}: no cluster for case {case}: name the woman (exam) of every "
+                    "case, or drop the cluster column to treat the cases as independent"
+                )
+            if clusters.setdefault(case, cluster) != cluster:
+                raise AnalysisError(
+                    f"{path}, line {number}: case {case} is in two clusters ({clusters[case]} and {cluster})"
+                )
         if (reader, case, modality) in entries:
             raise AnalysisError(
                 f"{path}, line {number}: reader {reader} rated case {case} twice in {modality}"
             )
         entries[(reader, case, modality)] = Entry(rating, recall, birads, duration)
-    table = _table(entries, truth, model_reader, rating_scale or 100.0, with_recall, str(path))
+    table = _table(entries, truth, model_reader, rating_scale or 100.0, with_recall, str(path), clusters)
     if table.model is not None:
         _check_probabilities(table, model_reader, str(path))
     return table
@@ -191,6 +211,7 @@ def _table(
     rating_scale: float,
     with_recall: bool,
     where: str,
+    clusters: dict[str, str] | None = None,
 ) -> RatingTable:
     readers = _ordered(reader for reader, _, _ in entries if reader != model_reader)
     modalities = _ordered(modality for reader, _, modality in entries if reader != model_reader)
@@ -239,6 +260,7 @@ def _table(
         None if np.isnan(durations).all() else durations,
         model,
         rating_scale,
+        clusters=None if clusters is None else tuple(clusters[case] for case in cases),
     )
 
 
@@ -251,15 +273,14 @@ def study_ratings(store: Store, study_name: str, interim: bool = False) -> Ratin
         study = session.scalar(select(Study).where(Study.name == study_name))
         if study is None:
             raise AnalysisError(f"no study named {study_name!r}")
-        truth = {
-            f"{case_key}:{side}": malignant
-            for case_key, side, malignant in session.execute(
-                select(StudyCase.case_key, GroundTruth.laterality, GroundTruth.malignant)
-                .join(GroundTruth, GroundTruth.study_case_id == StudyCase.id)
-                .where(StudyCase.study_id == study.id)
-                .order_by(StudyCase.id, GroundTruth.laterality)
-            )
-        }
+        clusters, truth = {}, {}
+        for case_key, side, malignant in session.execute(
+            select(StudyCase.case_key, GroundTruth.laterality, GroundTruth.malignant)
+            .join(GroundTruth, GroundTruth.study_case_id == StudyCase.id)
+            .where(StudyCase.study_id == study.id)
+            .order_by(StudyCase.id, GroundTruth.laterality)
+        ):
+            clusters[f"{case_key}:{side}"], truth[f"{case_key}:{side}"] = case_key, malignant
         exclusions = session.execute(
             select(Reader.name, Exclusion.reading_id, Exclusion.reason)
             .outerjoin(Reader, Exclusion.reader_id == Reader.id)
@@ -330,7 +351,7 @@ def study_ratings(store: Store, study_name: str, interim: bool = False) -> Ratin
                         entries[(model_reader, f"{case.case_key}:{side}", Phase.UNAIDED.value)] = Entry(score)
     if not any(key[0] != model_reader for key in entries):
         raise AnalysisError(f"study {study_name!r} has no {'complete reader' if interim else 'readings'} yet")
-    table = _table(entries, truth, model_reader, 100.0, True, f"study {study_name!r}")
+    table = _table(entries, truth, model_reader, 100.0, True, f"study {study_name!r}", clusters)
     return dataclasses.replace(table, left_out=tuple(left_out), interim=interim)
 
 
@@ -362,8 +383,8 @@ def _model_score(
 
 
 def write_ratings_csv(table: RatingTable, path: Path) -> None:
-    """The long format ``reader,case,modality,truth,rating`` (plus ``recall``, ``birads`` and
-    ``duration_s`` when known)."""
+    """The long format ``reader,case,modality,truth,rating`` (plus ``recall``, ``birads``,
+    ``duration_s`` and ``cluster`` when known)."""
     with path.open("w", newline="", encoding="utf-8") as stream:
         writer = csv.writer(stream)
         extra = {
@@ -375,7 +396,7 @@ def write_ratings_csv(table: RatingTable, path: Path) -> None:
             )
             if values is not None
         }
-        writer.writerow(RATING_COLUMNS + tuple(extra))
+        writer.writerow(RATING_COLUMNS + tuple(extra) + (() if table.clusters is None else ("cluster",)))
         for i, modality in enumerate(table.modalities):
             for j, reader in enumerate(table.readers):
                 for k, case in enumerate(table.cases):
@@ -385,22 +406,66 @@ def write_ratings_csv(table: RatingTable, path: Path) -> None:
                         row.append(
                             int(value) if name == "recall" else "" if np.isnan(value) else repr(float(value))
                         )
-                    writer.writerow(row)
+                    writer.writerow(row + ([table.clusters[k]] if table.clusters is not None else []))
 
 
-def analyze(table: RatingTable, out_dir: Path, sensitivity: float | None = None) -> dict[str, Any]:
+def clustering(table: RatingTable, independent_breasts: bool = False) -> dict[str, Any]:
+    """Whether the analyses treat a woman's breasts as one cluster, and the sentence that says so.
+    Clustering needs each class (positive, negative breasts) in two or more women, since the cluster
+    jackknife leaves out one woman at a time; a study too small for that is analysed with independent
+    breasts, and ``unclusterable`` says why (a warning)."""
+    count = None if table.clusters is None else len(set(table.clusters))
+    unclusterable = None
+    if count is not None and not independent_breasts:
+        for label, cases in (("positive", table.truth), ("negative", ~table.truth)):
+            women = {cluster for cluster, case in zip(table.clusters, cases, strict=True) if case}
+            if len(women) < 2:
+                unclusterable = f"the {label} breasts belong to {len(women)} woman"
+                break
+    if count is None:
+        description = "cases treated as independent (the ratings name no clusters)"
+    elif independent_breasts:
+        description = "breasts treated as independent (--independent-breasts)"
+    elif unclusterable:
+        description = f"breasts treated as independent: {unclusterable}, too few to cluster by woman"
+    else:
+        description = (
+            f"cases clustered by woman (exam): {count} clusters of {len(table.cases)} breasts; "
+            "Obuchowski 1997"
+        )
+    return {
+        "clustered": count is not None and not independent_breasts and unclusterable is None,
+        "clusters": count,
+        "description": description,
+        "unclusterable": unclusterable,
+    }
+
+
+def analyze(
+    table: RatingTable, out_dir: Path, sensitivity: float | None = None, independent_breasts: bool = False
+) -> dict[str, Any]:
     """Every analysis of the module docstring; returns what ``analysis.json`` holds. ``sensitivity``
     fixes the operating point of the specificity comparison (default: the readers' mean
-    sensitivity from their recall decisions, when the table has them)."""
+    sensitivity from their recall decisions, when the table has them). The table's clusters are
+    used unless ``independent_breasts``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     truth = table.truth
     aucs = mrmc.empirical_aucs(table.ratings, truth)
+    grouping = clustering(table, independent_breasts)
+    clusters = np.array(table.clusters) if grouping["clustered"] else None
     report: dict[str, Any] = {
-        "warnings": warnings(table),
+        "warnings": warnings(table, independent_breasts, grouping["unclusterable"]),
         "interim": table.interim,
         "left_out": list(table.left_out),
-        "auc_interval_method": AUC_INTERVAL_METHOD,
-        "modality_interval_method": mrmc.MODALITY_INTERVAL_METHOD,
+        "clustering": grouping,
+        "auc_interval_method": (
+            mrmc.CLUSTERED_AUC_INTERVAL_METHOD if grouping["clustered"] else mrmc.AUC_INTERVAL_METHOD
+        ),
+        "modality_interval_method": (
+            mrmc.CLUSTERED_MODALITY_INTERVAL_METHOD
+            if grouping["clustered"]
+            else mrmc.MODALITY_INTERVAL_METHOD
+        ),
         "cases": len(table.cases),
         "positives": int(truth.sum()),
         "readers": {
@@ -416,7 +481,7 @@ def analyze(table: RatingTable, out_dir: Path, sensitivity: float | None = None)
         },
         "readers_auc_ci": {
             reader: {
-                modality: list(mrmc.delong_auc_ci(table.ratings[i, j], truth)[1:])
+                modality: _auc_interval(table.ratings[i, j], truth, clusters)
                 for i, modality in enumerate(table.modalities)
             }
             for j, reader in enumerate(table.readers)
@@ -427,8 +492,8 @@ def analyze(table: RatingTable, out_dir: Path, sensitivity: float | None = None)
             for i, modality in enumerate(table.modalities)
         },
     }
-    if len(table.readers) >= 2:
-        single = mrmc.obuchowski_rockette(table.ratings, truth)
+    if len(table.readers) >= 2 and _has_variance(truth):
+        single = mrmc.obuchowski_rockette(table.ratings, truth, clusters=clusters)
         report["modality_ci"] = {
             modality: {"ci": list(interval.logit_ci), "wald_ci": list(interval.ci), "df": interval.df}
             for modality, interval in zip(table.modalities, single.modalities, strict=True)
@@ -436,16 +501,21 @@ def analyze(table: RatingTable, out_dir: Path, sensitivity: float | None = None)
         if len(table.modalities) >= 2:
             pair = table.ratings[:2]
             report["or"] = {
-                method: _comparison(mrmc.obuchowski_rockette(pair, truth, covariance=method))
+                method: _comparison(
+                    mrmc.obuchowski_rockette(pair, truth, covariance=method, clusters=clusters)
+                )
                 for method in ("jackknife", "delong")
             }
-            report["dbm"] = _comparison(mrmc.dorfman_berbaum_metz(pair, truth))
+            report["dbm"] = _comparison(mrmc.dorfman_berbaum_metz(pair, truth, clusters=clusters))
     report["operating_points"] = operating_points(table)
     report["agreement"] = agreement(table)
     report["reading_time"] = reading_times(table)
     if table.model is not None:
-        auc, low, high = mrmc.delong_auc_ci(table.model, truth)
-        report["model"] = {"auc": auc, "ci": [low, high], "pr_auc": metrics.pr_auc(truth, table.model)}
+        report["model"] = {
+            "auc": float(mrmc.empirical_aucs(table.model[None, None], truth)[0, 0]),
+            "ci": _auc_interval(table.model, truth, clusters),
+            "pr_auc": metrics.pr_auc(truth, table.model),
+        }
         report["hybrid"] = _hybrids(table)
         report["specificity"] = {
             modality: _specificities(
@@ -472,6 +542,25 @@ def _html_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
+def _has_variance(truth: np.ndarray) -> bool:
+    """Whether case-resampling variances exist: the jackknife and DeLong's method need two or more
+    positive and negative cases (leaving out the only positive leaves no AUC)."""
+    return min(int(truth.sum()), int((~truth).sum())) >= 2
+
+
+def _auc_interval(ratings: np.ndarray, truth: np.ndarray, clusters: np.ndarray | None) -> list[float] | None:
+    """A reader's (or the model's) AUC interval; None where :func:`_has_variance` says there is no
+    variance to estimate, unless the AUC is 0 or 1 (its exact bound needs none)."""
+    auc = float(mrmc.empirical_aucs(ratings[None, None], truth)[0, 0])
+    if not _has_variance(truth) and 0.0 < auc < 1.0:
+        return None
+    return list(mrmc.delong_auc_ci(ratings, truth, clusters=clusters)[1:])
+
+
+def _interval_text(interval: list[float] | None) -> str:
+    return "no interval" if interval is None else f"{interval[0]:.3f} to {interval[1]:.3f}"
+
+
 def write_html_report(report: dict[str, Any], out_dir: Path) -> Path:
     """``report.html`` beside ``analysis.json``: one self-contained file (the plots embedded as base64
     PNG) with the warnings first, then the AUC, operating-point, agreement and reading-time tables."""
@@ -479,7 +568,10 @@ def write_html_report(report: dict[str, Any], out_dir: Path) -> Path:
     if report["warnings"]:
         items = "".join(f"<li>{html.escape(warning)}</li>" for warning in report["warnings"])
         parts.append(f'<div class="warnings"><h2>Warnings</h2><ul>{items}</ul></div>')
-    parts.append(f"<p>{report['cases']} cases, {report['positives']} positive.</p>")
+    parts.append(
+        f"<p>{report['cases']} cases, {report['positives']} positive; "
+        f"{html.escape(report['clustering']['description'])}.</p>"
+    )
     modalities = list(report["modalities"])
     parts.append("<h2>ROC AUC per reader</h2><p>Intervals: " + html.escape(report["auc_interval_method"]))
     parts.append(
@@ -488,8 +580,7 @@ def write_html_report(report: dict[str, Any], out_dir: Path) -> Path:
             [
                 [reader]
                 + [
-                    f"{aucs[m]:.3f} ({report['readers_auc_ci'][reader][m][0]:.3f} to "
-                    f"{report['readers_auc_ci'][reader][m][1]:.3f})"
+                    f"{aucs[m]:.3f} ({_interval_text(report['readers_auc_ci'][reader][m])})"
                     for m in modalities
                 ]
                 for reader, aucs in report["readers"].items()
@@ -504,7 +595,8 @@ def write_html_report(report: dict[str, Any], out_dir: Path) -> Path:
     parts.append(_html_table(["modality", "AUC", "95 % low", "95 % high"], averaged))
     if "or" in report:
         result = report["or"]["jackknife"]
-        parts.append("<h2>MRMC comparison (Obuchowski-Rockette, jackknife, Hillis ddf)</h2>")
+        jackknife = "cluster jackknife" if report["clustering"]["clustered"] else "jackknife"
+        parts.append(f"<h2>MRMC comparison (Obuchowski-Rockette, {jackknife}, Hillis ddf)</h2>")
         parts.append(
             _html_table(
                 ["difference", "95 % low", "95 % high", "F", "ddf", "p"],
@@ -588,9 +680,12 @@ def _curve(fpr: np.ndarray, tpr: np.ndarray) -> dict[str, list[float]]:
     return {"fpr": fpr.tolist(), "tpr": tpr.tolist()}
 
 
-def warnings(table: RatingTable) -> list[str]:
+def warnings(
+    table: RatingTable, independent_breasts: bool = False, unclusterable: str | None = None
+) -> list[str]:
     """What the reader of the report must know before its numbers: sizes too small for the
-    statistics to be trusted, analyses skipped and why, readers and cases left out."""
+    statistics to be trusted, analyses skipped and why, readers and cases left out, a woman's
+    breasts counted as independent cases."""
     found = []
     readers, cases, positives = len(table.readers), len(table.cases), int(table.truth.sum())
     if table.interim:
@@ -605,8 +700,27 @@ def warnings(table: RatingTable) -> list[str]:
         )
     if readers < 2:
         found.append("MRMC analysis skipped: it needs at least two readers")
+    elif not _has_variance(table.truth):
+        found.append("MRMC analysis skipped: it needs at least two positive and two negative cases")
     elif len(table.modalities) < 2:
         found.append("MRMC comparison skipped: one modality only (single-modality intervals given)")
+    if not _has_variance(table.truth):
+        found.append(
+            "AUC intervals only where the AUC is 0 or 1 (an exact bound): the others need at least two "
+            "positive and two negative cases"
+        )
+    if independent_breasts and table.clusters is not None:
+        paired = sum(1 for size in Counter(table.clusters).values() if size > 1)
+        if paired:
+            found.append(
+                f"breasts treated as independent (--independent-breasts) although {paired} women have two "
+                "breasts in the study: the intervals are too narrow and the p-values too small"
+            )
+    if unclusterable:
+        found.append(
+            f"breasts treated as independent: {unclusterable}, and clustering by woman needs each class in "
+            "two or more women; the intervals may be too narrow"
+        )
     found += [f"left out: {item}" for item in table.left_out]
     return found
 

@@ -7,6 +7,11 @@ mirror image (``2n`` rows). The study's seed relabels the cases and shuffles the
 reproducible from the seed yet unpredictable to a reader. The reader enrolled ``k``-th (0-based)
 reads row ``k`` of the shuffled rows (a whole square before its mirror), cycling when there are more readers than rows: at any number of
 readers, the count of a case at a position differs by at most one between cases and positions.
+
+A crossover reader's second session reads the row half the design further on (``k + rows / 2``): for
+an even number of cases another row of the same square, so no case keeps its position; for an odd
+number the row of the mirror square. Readers' second sessions are then consecutive rows too, and stay
+balanced the same way.
 """
 
 from __future__ import annotations
@@ -28,12 +33,14 @@ def williams_rows(cases: int) -> list[list[int]]:
     return rows if cases % 2 == 0 else rows + [row[::-1] for row in rows]
 
 
-def balanced_order(seed: int, position: int, cases: int) -> list[int]:
-    """The order (a permutation of ``range(cases)``) of the reader enrolled ``position``-th."""
+def balanced_order(seed: int, position: int, cases: int, second_session: bool = False) -> list[int]:
+    """The order (a permutation of ``range(cases)``) of the reader enrolled ``position``-th, in their
+    first session or (``second_session``, crossover studies) their second."""
     rng = np.random.default_rng(seed)
     labels = rng.permutation(cases)
     rows = williams_rows(cases)
     # Each square (the cyclic one, then for an odd count its mirror) is used whole before the next.
     squares = [square * cases + rng.permutation(cases) for square in range(len(rows) // cases)]
-    row = rows[int(np.concatenate(squares)[position % len(rows)])]
+    shift = len(rows) // 2 if second_session else 0
+    row = rows[int(np.concatenate(squares)[(position + shift) % len(rows)])]
     return [int(labels[value]) for value in row]

@@ -15,8 +15,18 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from app.store.database import Store
-from app.store.models import Assignment, Enrolment, Exclusion, GroundTruth, Reader, Reading, Study, StudyCase
-from app.study.service import PHASES, StudyError, _study
+from app.store.models import (
+    Assignment,
+    Enrolment,
+    Exclusion,
+    GroundTruth,
+    Protocol,
+    Reader,
+    Reading,
+    Study,
+    StudyCase,
+)
+from app.study.service import PHASES, StudyError, _study, second_session_order
 
 EXPORT_COLUMNS = (
     "reading_id", "reader", "case", "breast", "truth", "phase", "revision", "supersedes",
@@ -40,6 +50,7 @@ class ReaderProgress:
     position: int  # enrolment order: the row of the balanced design
     aided_first: bool
     order: tuple[str, ...]  # case keys in reading order
+    second_order: tuple[str, ...]  # a crossover's second session, in its own order; otherwise empty
     done: int  # cases with every phase read
     total: int
     median_duration_s: float | None  # over the latest readings
@@ -103,14 +114,19 @@ def overview(store: Store, name: str) -> StudyOverview:
 
 
 def _progress(session: Session, study: Study, enrolment: Enrolment, excluded: str | None) -> ReaderProgress:
-    order = tuple(
+    assignments = list(
         session.scalars(
-            select(StudyCase.case_key)
-            .join(Assignment, Assignment.study_case_id == StudyCase.id)
+            select(Assignment)
             .where(Assignment.study_id == study.id, Assignment.reader_id == enrolment.reader_id)
             .order_by(Assignment.position)
         )
     )
+    order = tuple(assignment.study_case.case_key for assignment in assignments)
+    second = ()
+    if study.protocol == Protocol.CROSSOVER:
+        case_ids = [case.id for case in study.cases]
+        reordered = second_session_order(assignments, case_ids, study.seed, enrolment.position)
+        second = tuple(assignment.study_case.case_key for assignment in reordered)
     latest: dict[tuple[int, str, str], Reading] = {}
     for reading in session.scalars(
         select(Reading)
@@ -128,6 +144,7 @@ def _progress(session: Session, study: Study, enrolment: Enrolment, excluded: st
         enrolment.position,
         enrolment.aided_first,
         order,
+        second,
         sum(phases <= done for done in read.values()),
         len(order),
         statistics.median(durations) if durations else None,
@@ -177,7 +194,7 @@ def export_readings(store: Store, name: str, path: Path) -> int:
                         reading.id, reader, case_key, reading.laterality,
                         "" if malignant is None else int(malignant), reading.phase, reading.revision,
                         reading.supersedes_id or "", reading.probability,
-                        "" if reading.birads is None else reading.birads, int(reading.recall),
+                        "" if reading.birads is None else reading.birads, "" if reading.recall is None else int(reading.recall),
                         int(reading.ai_shown), _blank(reading.model_score), _blank(reading.hybrid_weight),
                         _blank(reading.hybrid), reading.started_at.isoformat(),
                         reading.submitted_at.isoformat(), reading.duration_s, _blank(reading.paused_s),

@@ -27,7 +27,9 @@ The rules it enforces:
   ids match without regard to case and surrounding space, so a typo is refused, not a new reader. A
   reader or a reading may be excluded from the analysis with a recorded reason; nothing is deleted.
 * **Order.** Each reader reads every case once per phase, in the order of their row of the study's
-  balanced design (:mod:`app.study.design`, seeded by the study's seed), fixed at enrolment.
+  balanced design (:mod:`app.study.design`, seeded by the study's seed), fixed at enrolment. A
+  crossover reader's second session has an order of its own (:func:`second_session_order`), so that
+  the first session's sequence gives no cue in the second.
 * **Protocols** (:class:`~app.store.models.Protocol`). ``blinded``: the model's output is never
   shown (``task.ai`` is None). ``sequential``: each case is read blinded, then at once again with the
   model's output shown, logged as a second reading (phase ``aided``). ``ai_assisted``: shown from
@@ -194,7 +196,7 @@ class SubmittedReading:
     revision: int
     probability: float
     birads: int | None
-    recall: bool
+    recall: bool | None
     ai_shown: bool
     model_score: float | None
     hybrid: float | None
@@ -363,7 +365,7 @@ class StudyService:
                     f"reader {reader_row.name} was excluded from study {study!r} ({excluded}): ask the "
                     "study coordinator"
                 )
-            return ReaderSession(self.store, study_row, reader_row, enrolment.aided_first, self.clock)
+            return ReaderSession(self.store, study_row, reader_row, enrolment, self.clock)
 
     def exams_to_read_unaided(self, reader: str) -> frozenset[str]:
         with self.store.session() as session:
@@ -401,6 +403,17 @@ def exams_to_read_unaided(session: Session, reader: str) -> frozenset[str]:
     return frozenset(rows)
 
 
+def second_session_order(
+    assignments: Sequence[Assignment], case_ids: Sequence[int], seed: int, position: int
+) -> list[Assignment]:
+    """A crossover reader's assignments (``assignments``, the first session's order) in the order of
+    their second session: the design's second-session row for the reader enrolled ``position``-th,
+    over the study's ``case_ids`` in the order the design numbers them (by id)."""
+    by_case = {assignment.study_case_id: assignment for assignment in assignments}
+    order = balanced_order(seed, position, len(case_ids), second_session=True)
+    return [by_case[case_ids[index]] for index in order]
+
+
 def _study(session: Session, name: str) -> Study:
     study = session.scalar(select(Study).where(Study.name == name))
     if study is None:
@@ -424,7 +437,9 @@ class ReaderSession:
     """One reader's reading session on one study (see the module docstring). Each call is its own
     short transaction, so a session may live as long as the panel is open."""
 
-    def __init__(self, store: Store, study: Study, reader: Reader, aided_first: bool, clock: Clock) -> None:
+    def __init__(
+        self, store: Store, study: Study, reader: Reader, enrolment: Enrolment, clock: Clock
+    ) -> None:
         self._store = store
         self._study_id = study.id
         self.study = study.name
@@ -437,7 +452,9 @@ class ReaderSession:
         self.confirm_submit = study.confirm_submit
         self._washout = None if study.washout_days is None else timedelta(days=study.washout_days)
         phases = PHASES[self.protocol]
-        self.phases = phases[::-1] if aided_first else phases  # in the order this reader reads them
+        self.phases = phases[::-1] if enrolment.aided_first else phases  # in the order this reader reads them
+        self._seed = study.seed
+        self._position = enrolment.position
         self._clock = clock
         # The reading clock of each (assignment, phase): when every view was on screen, and the time
         # paused since. Kept here, not in the database, so that a reader's role never updates a row.
@@ -490,7 +507,7 @@ class ReaderSession:
 
     def _clock_key(self, task: CaseTask) -> tuple[int, Phase]:
         with self._store.session() as session:
-            assignment = self._assignments(session)[task.position]
+            assignment = self._order(session, task.phase)[task.position]
         return assignment.id, task.phase
 
     def submit(
@@ -544,7 +561,8 @@ class ReaderSession:
                     raise StaleCaseError(
                         f"case {task.case_key} ({task.phase.value}) was already read, from another window "
                         f"or workstation: nothing was recorded. The case to read now is case "
-                        f"{assignment.position + 1} ({phase.value}); it opens when you carry on."
+                        f"{self._place(session, assignment, phase) + 1} ({phase.value}); it opens when you "
+                        "carry on."
                     )
                 shown = task.ai is not None and model_shown
                 readings = self._new_readings(
@@ -606,6 +624,22 @@ class ReaderSession:
             )
         )
 
+    def _order(self, session: Session, phase: Phase) -> list[Assignment]:
+        """This reader's assignments in the order they read ``phase``."""
+        assignments = self._assignments(session)
+        if self.protocol is not Protocol.CROSSOVER or phase is self.phases[0]:
+            return assignments
+        case_ids = list(
+            session.scalars(
+                select(StudyCase.id).where(StudyCase.study_id == self._study_id).order_by(StudyCase.id)
+            )
+        )
+        return second_session_order(assignments, case_ids, self._seed, self._position)
+
+    def _place(self, session: Session, assignment: Assignment, phase: Phase) -> int:
+        """0-based place of ``assignment`` in this reader's order for ``phase``."""
+        return [found.id for found in self._order(session, phase)].index(assignment.id)
+
     def _read_phases(self, session: Session) -> dict[int, set[Phase]]:
         """Per study case, the phases this reader has read."""
         read: dict[int, set[Phase]] = {}
@@ -627,7 +661,9 @@ class ReaderSession:
             return assignments[self._revisit], self.phases[-1]
         read = self._read_phases(session)
         if self.protocol is Protocol.CROSSOVER:  # two sessions: every case in one phase, then the other
-            pairs = [(assignment, phase) for phase in self.phases for assignment in assignments]
+            pairs = [
+                (assignment, phase) for phase in self.phases for assignment in self._order(session, phase)
+            ]
         else:
             pairs = [(assignment, phase) for assignment in assignments for phase in self.phases]
         for assignment, phase in pairs:
@@ -672,7 +708,7 @@ class ReaderSession:
         return CaseTask(
             study=self.study,
             reader=self.reader,
-            position=assignment.position,
+            position=self._place(session, assignment, phase),
             total=len(self._assignments(session)),
             case_key=case.case_key,
             exam_key=case.exam.exam_key,

@@ -18,11 +18,10 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Literal
 
 import torch
 
-from app.defaults import DEFAULT_OVERLAP, DEFAULT_WORKERS, OVERLAPS, Overlap
+from app.defaults import DEFAULT_OVERLAP, DEFAULT_WORKERS, OVERLAPS, FailureStage, Overlap
 from gmic_core.config import GMICConfig
 from gmic_core.errors import ExamError, GMICError, UsageError
 from gmic_core.imaging import Exam
@@ -38,7 +37,6 @@ from gmic_core.inference import (
 from gmic_core.preprocess import BackgroundThreshold
 from gmic_core.training.data import ManifestExam, read_pixels
 
-Stage = Literal["scan", "load", "preprocess", "inference", "export"]
 GPU_EXAMS_PER_BATCH = 4  # exams (16 full-size views) per model call on a GPU; not tuned: no GPU measured yet
 # Two exams per call cost 11 % fewer CPU seconds per exam than one (full-size bf16 2.26 instead of 2.55,
 # fp32 3.58 instead of 4.07; docs/scale.md). Larger batches were not measured.
@@ -58,7 +56,7 @@ class Failure:
     """Why an exam (``key``: its exam key) or a file (``key``: its path) could not be scored."""
 
     key: str
-    stage: Stage
+    stage: FailureStage
     error: str
 
     @property
@@ -106,12 +104,12 @@ def prepare_job(
     try:
         images = job.load()
     except (GMICError, OSError) as error:
-        return Failure(job.key, "load", str(error))
+        return Failure(job.key, FailureStage.LOAD, str(error))
     read_s = time.perf_counter() - started
     try:
         prepared = prepare_exam(job.key, images, config, background_threshold, keep_images)
     except GMICError as error:
-        return Failure(job.key, "preprocess", str(error))
+        return Failure(job.key, FailureStage.PREPROCESS, str(error))
     return dataclasses.replace(prepared, timings={"read_s": read_s, **prepared.timings})
 
 
@@ -242,6 +240,6 @@ def _outcome(
         try:
             result = predictor.run(prepared, keep_patches=False, cancelled=cancelled)
         except GMICError as error:
-            failure = Failure(prepared.exam_id, "inference", str(error))
+            failure = Failure(prepared.exam_id, FailureStage.INFERENCE, str(error))
             return Outcome(prepared.exam_id, failure=failure, timings={**prepared.timings, "wait_s": wait_s})
     return Outcome(prepared.exam_id, result=result, timings={**result.timings, "wait_s": wait_s})

@@ -12,7 +12,7 @@ from pathlib import Path
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from app.defaults import DEFAULT_OVERLAP, DEFAULT_WORKERS, Overlap
+from app.defaults import DEFAULT_OVERLAP, DEFAULT_WORKERS, FailureStage, Overlap, RunStatus
 from app.store import Store
 from app.store.models import Exam as ExamRow
 from app.store.models import ModelRun, TriageFailure, TriageRun, utc_now
@@ -86,7 +86,9 @@ def find_exams(paths: Iterable[Path | str]) -> FoundExams:
     could not be used, and what is kept but never scored, as scan failures."""
     roots = [Path(path).resolve() for path in paths]
     scan = find_exams_at(roots)
-    failures = [Failure(str(file), "scan", message) for file, message in (*scan.failures, *scan.not_scored)]
+    failures = [
+        Failure(str(file), FailureStage.SCAN, message) for file, message in (*scan.failures, *scan.not_scored)
+    ]
     return FoundExams(scan.exams, failures, scan.skipped, roots)
 
 
@@ -99,9 +101,11 @@ def find_layout_exams(layout: str, paths: Iterable[Path | str]) -> FoundExams:
         try:
             dataset = read_layout(layout, path)
         except GMICError as error:
-            found.failures.append(Failure(str(path), "scan", str(error)))
+            found.failures.append(Failure(str(path), FailureStage.SCAN, str(error)))
             continue
-        found.failures.extend(Failure(str(file), "scan", message) for file, message in dataset.left_out)
+        found.failures.extend(
+            Failure(str(file), FailureStage.SCAN, message) for file, message in dataset.left_out
+        )
         found.exams.extend(layout_exam.exam for layout_exam in dataset.exams)
     return found
 
@@ -135,7 +139,7 @@ def run_triage(
             model_names=list(predictor.identity.names),
             device=predictor.identity.device,
             paths=[str(path) for path in paths],
-            status="running",
+            status=RunStatus.RUNNING,
         )
         session.add(run)
         session.flush()
@@ -152,7 +156,7 @@ def run_triage(
     exams = {exam.exam_id: exam for exam in to_score}
     log.info("triage: %d exams found, %d to score", len(found.exams), len(to_score))
     done = 0
-    status = "interrupted"
+    status = RunStatus.INTERRUPTED
     scoring_started = time.perf_counter()
     if ray_address is None:
         outcomes = score_jobs(predictor, map(exam_job, to_score), overlap, workers, cancelled)
@@ -188,7 +192,7 @@ def run_triage(
                 elapsed = time.perf_counter() - scoring_started
                 progress(TriageProgress(done, len(to_score), summary.scored, done - summary.scored, elapsed))
         summary.cancelled = done < len(to_score)
-        status = "cancelled" if summary.cancelled else "finished"
+        status = RunStatus.CANCELLED if summary.cancelled else RunStatus.FINISHED
     finally:
         outcomes.close()  # stops the feeding workers now, also when interrupted
         summary.elapsed_s = time.perf_counter() - started
@@ -215,7 +219,7 @@ def _export(
             settings.calibration,
         )
     except (GMICError, ValueError) as error:  # ValueError: a source header highdicom refuses
-        return Failure(exam.exam_id, "export", str(error))
+        return Failure(exam.exam_id, FailureStage.EXPORT, str(error))
     return None
 
 

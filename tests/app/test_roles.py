@@ -16,11 +16,11 @@ from app import cli
 from app.reading.readings import Estimate
 from app.store import StoreError, open_store
 from app.store.database import PermissionDeniedError
-from app.store.models import Protocol
+from app.store.models import Phase, Protocol
 from app.store.results import save_exam_result
 from app.store.roles import grant_coordinator, grant_reader
 from app.study.cases import CaseSpec
-from app.study.service import StudyService
+from app.study.service import CaseTask, ReaderSession, StudyService
 from gmic_core.imaging.views import Laterality
 from tests.app.conftest import _admin_connect
 from tests.app.factories import IDENTITY, fake_exam_result
@@ -66,7 +66,8 @@ def _study(roles: Roles, protocol: Protocol = Protocol.BLINDED) -> None:
         for index, case in enumerate(CASES):
             save_exam_result(session, fake_exam_result(case.case_key, seed=index, malignant={L: 0.3, R: 0.2}))
     service = StudyService(store)
-    service.create_study("pilot", CASES, protocol, seed=3, model_key=IDENTITY.key)
+    washout = 0.0 if protocol is Protocol.CROSSOVER else None
+    service.create_study("pilot", CASES, protocol, seed=3, model_key=IDENTITY.key, washout_days=washout)
     service.enrol("pilot", roles.names["reader"])
     service.enrol("pilot", roles.names["other_reader"])
     store.dispose()
@@ -171,19 +172,48 @@ def test_the_model_is_visible_to_a_reader_only_where_the_protocol_shows_it(roles
     store.dispose()
 
 
-def test_the_coordinator_runs_the_study_workflow(roles, tmp_path, capsys):
-    _study(roles, Protocol.AI_ASSISTED)
+def _every_case(roles: Roles) -> Iterator[tuple[str, ReaderSession, CaseTask]]:
+    """Each reader's session, case by case to the end: (the reader's URL, the session, the task); the
+    caller submits each task."""
     for url, name in (
         (roles.reader, roles.names["reader"]),
         (roles.other_reader, roles.names["other_reader"]),
     ):
         store = open_store(url)
         session = StudyService(store).open_session("pilot", name)
-        while (task := session.current()) is not None:
-            truth = task.case_key in ("exam-0", "exam-1")
-            left = Estimate(0.9, 4, True) if truth else Estimate(0.2, 2, False)
-            session.submit(task, {L: left, R: Estimate(0.1, 1, False)}, model_shown=True)
-        store.dispose()
+        try:
+            while (task := session.current()) is not None:
+                yield url, session, task
+        finally:
+            store.dispose()
+
+
+def test_a_crossover_reader_sees_the_model_in_the_aided_session_only_in_either_arm(roles):
+    _study(roles, Protocol.CROSSOVER)
+    seen: dict[str, dict[Phase, set[bool]]] = {roles.reader: {}, roles.other_reader: {}}
+    for url, session, task in _every_case(roles):
+        visible = _rows(
+            url,
+            "SELECT count(*) FROM model_runs JOIN exams ON exams.id = model_runs.exam_id "
+            f"WHERE exams.exam_key = '{task.exam_key}'",
+        )
+        seen[url].setdefault(task.phase, set()).add(visible == [(1,)])
+        session.submit(task, ESTIMATES, model_shown=task.ai is not None)
+    assert list(seen.values()) == [{Phase.UNAIDED: {False}, Phase.AIDED: {True}}] * 2
+    first_phases = _rows(
+        roles.owner,
+        "SELECT DISTINCT r.name, g.phase FROM readings g JOIN readers r ON r.id = g.reader_id "
+        "WHERE g.id IN (SELECT min(id) FROM readings GROUP BY reader_id)",
+    )
+    assert {phase for _name, phase in first_phases} == {"unaided", "aided"}  # both arms were read
+
+
+def test_the_coordinator_runs_the_study_workflow(roles, tmp_path, capsys):
+    _study(roles, Protocol.AI_ASSISTED)
+    for _url, session, task in _every_case(roles):
+        truth = task.case_key in ("exam-0", "exam-1")
+        left = Estimate(0.9, 4, True) if truth else Estimate(0.2, 2, False)
+        session.submit(task, {L: left, R: Estimate(0.1, 1, False)}, model_shown=True)
     out = tmp_path / "report"
     assert cli.main(["study", "report", "pilot", "--db", roles.coordinator, "--out", str(out)]) == 0
     assert (out / "analysis.json").is_file()

@@ -11,7 +11,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect, select, text, update
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError, StatementError
 
 from app.store import StoreError, open_store
 from app.store.database import (
@@ -22,9 +22,22 @@ from app.store.database import (
     head_revision,
     upgrade,
 )
-from app.store.models import Base, Exam, ImmutableReadingError, ModelRun, Reader, Reading, SaliencyMap
+from app.store.models import (
+    Base,
+    Exam,
+    Exclusion,
+    Image,
+    ImmutableReadingError,
+    ModelRun,
+    Phase,
+    Protocol,
+    Reader,
+    Reading,
+    SaliencyMap,
+    Study,
+)
 from app.store.results import ensure_exam, load_exam_result, save_exam_result
-from gmic_core.imaging.views import Laterality
+from gmic_core.imaging.views import Laterality, View
 from tests.app.factories import IDENTITY, fake_exam_result
 
 
@@ -148,6 +161,89 @@ def _a_reading(store) -> int:
         session.add(reading)
         session.flush()
         return reading.id
+
+
+BAD_VALUES = (
+    "INSERT INTO triage_runs (model_key, model_names, device, paths, status, scored, skipped, failed, "
+    "started_at) VALUES ('m', '[]', 'cpu', '[]', 'done', 0, 0, 0, CURRENT_TIMESTAMP)",
+    "INSERT INTO study_cases (study_id, exam_id, case_key, breasts) VALUES ({study}, {exam}, 'c', 'RL')",
+    "INSERT INTO images (exam_id, view, path) VALUES ({exam}, 'R-ML', 'x.dcm')",
+    "INSERT INTO studies (name, protocol, seed, hybrid_weight, require_assessment, confirm_submit, created_at) "
+    "VALUES ('s', 'open', 1, 0.5, true, true, CURRENT_TIMESTAMP)",
+    "INSERT INTO readings (submission_key, reader_id, exam_id, laterality, phase, revision, probability, "
+    "ai_shown, started_at, submitted_at, duration_s) VALUES ('b', {reader}, {exam}, 'L', 'later', 0, 5, "
+    "false, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 0)",
+    "INSERT INTO readings (submission_key, reader_id, exam_id, laterality, phase, revision, probability, "
+    "ai_shown, started_at, submitted_at, duration_s) VALUES ('b', {reader}, {exam}, 'B', 'aided', 0, 5, "
+    "false, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 0)",
+)
+
+
+def test_the_database_refuses_values_outside_a_vocabulary(store):
+    reading_id = _a_reading(store)
+    with store.session() as session:
+        reading = session.get_one(Reading, reading_id)
+        assert (reading.laterality, reading.phase) == (Laterality.LEFT, Phase.UNAIDED)
+        session.add(study := Study(name="s", protocol=Protocol.BLINDED, seed=1))
+        session.flush()
+        ids = {"exam": reading.exam_id, "reader": reading.reader_id, "study": study.id}
+    for statement in BAD_VALUES:
+        with pytest.raises(IntegrityError, match="ck_"), store.session() as session:
+            session.execute(text(statement.format(**ids)))
+    with pytest.raises(StatementError, match="R-ML"), store.session() as session:
+        session.add(Image(exam_id=ids["exam"], view="R-ML", path="y.dcm"))
+
+
+def test_an_upgrade_from_0006_keeps_a_populated_database(database_url):
+    engine = create_database_engine(database_url)
+    upgrade(engine, "0006_studies")
+    with engine.begin() as connection:
+        for statement in POPULATED_0006:
+            connection.execute(text(statement))
+    upgrade(engine)
+    engine.dispose()
+    store = open_store(database_url)
+    with store.session() as session:
+        first, second = session.scalars(select(Reading).order_by(Reading.id))
+        assert (first.recall, second.supersedes_id, second.phase) == (False, first.id, Phase.AIDED)
+        assert session.scalar(select(Study.protocol)) is Protocol.CROSSOVER
+        assert session.scalar(select(Image.view)) is View.L_MLO
+        assert session.scalar(select(Exclusion.reading_id)) == first.id
+        session.execute(
+            text(READING_0006.format(id=3, phase="aided", revision=2, supersedes=2, recall="NULL"))
+        )
+        assert session.get_one(Reading, 3).recall is None
+    with pytest.raises(DBAPIError, match="immutable"), store.session() as session:
+        session.execute(text("DELETE FROM readings"))
+    with pytest.raises(IntegrityError), store.session() as session:
+        session.execute(
+            text(
+                "INSERT INTO study_exclusions (study_id, reader_id, reason, excluded_at) "
+                "VALUES (99, 1, 'no such study', CURRENT_TIMESTAMP)"
+            )
+        )
+    store.dispose()
+
+
+READING_0006 = (
+    "INSERT INTO readings (id, submission_key, study_id, reader_id, exam_id, study_case_id, laterality, phase, "
+    "revision, supersedes_id, probability, recall, ai_shown, started_at, submitted_at, duration_s) VALUES "
+    "({id}, 'k{id}', 1, 1, 1, 1, 'L', '{phase}', {revision}, {supersedes}, 40, {recall}, false, "
+    "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 0)"
+)
+POPULATED_0006 = (
+    "INSERT INTO exams (id, exam_key, created_at) VALUES (1, 'exam-1', CURRENT_TIMESTAMP)",
+    "INSERT INTO images (exam_id, view, path) VALUES (1, 'L-MLO', 'a.dcm')",
+    "INSERT INTO readers (id, name, created_at) VALUES (1, 'ann', CURRENT_TIMESTAMP)",
+    "INSERT INTO studies (id, name, protocol, seed, hybrid_weight, washout_days, require_assessment, "
+    "confirm_submit, created_at) VALUES (1, 's', 'crossover', 1, 0.5, 1, true, true, CURRENT_TIMESTAMP)",
+    "INSERT INTO study_cases (id, study_id, exam_id, case_key, breasts) VALUES (1, 1, 1, 'exam-1', 'L')",
+    "INSERT INTO ground_truth (study_case_id, laterality, malignant) VALUES (1, 'L', true)",
+    READING_0006.format(id=1, phase="unaided", revision=0, supersedes="NULL", recall="false"),
+    READING_0006.format(id=2, phase="aided", revision=1, supersedes=1, recall="false"),
+    "INSERT INTO study_exclusions (study_id, reading_id, reason, excluded_at) "
+    "VALUES (1, 1, 'test', CURRENT_TIMESTAMP)",
+)
 
 
 def test_submitted_readings_cannot_be_changed_through_the_orm(store):

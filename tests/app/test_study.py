@@ -10,11 +10,13 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
+from app.cli import main
 from app.reading.readings import Estimate
 from app.store.models import Exclusion, Phase, Protocol, Reader, Reading
 from app.store.results import save_exam_result
 from app.study.cases import CaseListError, CaseSpec, read_case_list
 from app.study.design import balanced_order, williams_rows
+from app.study.oversight import overview
 from app.study.service import (
     AlreadySubmittedError,
     ContradictionError,
@@ -129,6 +131,19 @@ def test_reading_orders_are_balanced_seeded_and_differ_between_readers(cases, re
         assert orders[0] != orders[1]
     if cases > 3:
         assert orders != [balanced_order(8, position, cases) for position in range(readers)]
+
+
+@pytest.mark.parametrize("cases", [2, 3, 4, 7, 10])
+@pytest.mark.parametrize("readers", [2, 5, 9, 21])
+def test_a_crossover_second_session_has_its_own_balanced_order(cases, readers):
+    first = [balanced_order(7, position, cases) for position in range(readers)]
+    second = [balanced_order(7, position, cases, second_session=True) for position in range(readers)]
+    assert all(sorted(order) == list(range(cases)) for order in second)
+    assert all(one != other for one, other in zip(first, second, strict=True))
+    at = np.zeros((cases, cases), dtype=int)  # [case, position] in the second sessions
+    for order in second:
+        at[order, np.arange(cases)] += 1
+    assert at.max() - at.min() <= 1
 
 
 def test_williams_rows_follow_each_case_by_each_other_once():
@@ -420,6 +435,33 @@ def test_a_crossover_reader_waits_out_the_washout_and_half_read_aided_first(stor
     assert ann.progress().done == 0
 
 
+def test_a_crossover_reader_reads_the_second_session_in_the_order_the_coordinator_sees(store, capsys):
+    _with_model_results(store)
+    clock = Clock()
+    service = StudyService(store, clock)
+    service.create_study("x", CASES, Protocol.CROSSOVER, seed=5, model_key=IDENTITY.key, washout_days=1)
+    for reader in ("ann", "bob"):
+        service.enrol("x", reader)
+    shown = {reader.reader: reader for reader in overview(store, "x").readers}
+    assert main(["study", "show", "x", "--db", store.engine.url.render_as_string(hide_password=False)]) == 0
+    assert f"  second session: {' '.join(shown['bob'].second_order)}" in capsys.readouterr().out
+    for name in ("ann", "bob"):
+        assert shown[name].second_order != shown[name].order
+        assert sorted(shown[name].second_order) == sorted(shown[name].order)
+        session = service.open_session("x", name)
+        for phase, order in zip(session.phases, (shown[name].order, shown[name].second_order), strict=True):
+            read = []
+            for place in range(len(CASES)):
+                task = session.current()
+                assert (task.phase, task.position) == (phase, place)
+                read.append(task.case_key)
+                clock.advance(60)
+                session.submit(task, _estimate(), model_shown=task.ai is not None)
+            assert tuple(read) == order
+            clock.advance(86400)
+        assert session.current() is None
+
+
 def test_reading_time_excludes_loading_and_pauses(store):
     clock = Clock()
     service = StudyService(store, clock)
@@ -462,7 +504,7 @@ def test_a_study_may_ask_for_the_probability_only(store):
     service = StudyService(store)
     session = _blinded_session(service, "loose", require_assessment=False)
     (left, _) = session.submit(session.current(), {L: Estimate(0.3), R: Estimate(0.1)}, model_shown=False)
-    assert (left.birads, left.recall) == (None, False)
+    assert (left.birads, left.recall) == (None, None)  # not given: unknown, never "no"
 
 
 @pytest.mark.parametrize(

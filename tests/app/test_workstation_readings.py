@@ -37,6 +37,14 @@ def test_a_changed_estimate_supersedes_and_the_latest_loads(store):
     assert rows[second].study_id is None
 
 
+def test_an_unanswered_birads_or_recall_is_stored_as_unknown_never_as_no(store):
+    reading_id = save_reading(store, "ann", "exam-1", L, Estimate(0.3, None, None))
+    with store.session() as session:
+        row = session.get_one(Reading, reading_id)
+        assert (row.birads, row.recall) == (None, None)
+    assert load_readings(store, "ann", "exam-1") == {L: Estimate(0.3, None, None)}
+
+
 def test_a_reader_loads_only_their_own_readings(store):
     save_reading(store, "ann", "exam-1", L, Estimate(0.3, None, False))
     assert load_readings(store, "bob", "exam-1") == {}

@@ -75,6 +75,7 @@ def test_the_readers_estimate_is_committed_and_survives_a_restart(qtbot, make_wi
         (40.0, 2, None),
     ]
     assert rows[1].supersedes_id == rows[0].id
+    assert rows[0].recall is None  # not given yet: unknown, not "no recall"
     assert rows[2].recall
     assert rows[2].birads == 4
     first.close()

@@ -262,14 +262,19 @@ def upgrade() -> None:
     _guard_readings()
 
 
+# SQLite drops a table's triggers with it: a migration that rebuilds ``readings`` creates these again.
+SQLITE_GUARDS = tuple(
+    f"CREATE TRIGGER readings_no_{action.lower()} BEFORE {action} ON readings "
+    "BEGIN SELECT RAISE(ABORT, 'submitted readings are immutable'); END"
+    for action in ("UPDATE", "DELETE")
+)
+
+
 def _guard_readings() -> None:
     dialect = op.get_bind().dialect.name
     if dialect == "sqlite":
-        for action in ("UPDATE", "DELETE"):
-            op.execute(
-                f"CREATE TRIGGER readings_no_{action.lower()} BEFORE {action} ON readings "
-                "BEGIN SELECT RAISE(ABORT, 'submitted readings are immutable'); END"
-            )
+        for statement in SQLITE_GUARDS:
+            op.execute(statement)
     elif dialect == "postgresql":
         op.execute(
             "CREATE FUNCTION readings_immutable() RETURNS trigger LANGUAGE plpgsql AS "

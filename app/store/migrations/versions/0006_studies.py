@@ -44,6 +44,7 @@ CROSSOVER_SHOWN = f"""
           AND (e.aided_first OR EXISTS (
                 SELECT 1 FROM readings r WHERE r.study_case_id = c.id AND r.phase = 'unaided'))
     )"""
+MODEL_VISIBLE = f"(({SHOWN})) OR {CROSSOVER_SHOWN}) AND NOT EXISTS ({HIDDEN}"
 
 
 def upgrade() -> None:
@@ -122,7 +123,7 @@ def _grant() -> None:
         op.execute(
             f"CREATE POLICY reader_select ON {table} FOR SELECT TO {READER} USING (reader_id = {OWN_READER})"
         )
-    _model_policy(f"(({SHOWN})) OR {CROSSOVER_SHOWN}) AND NOT EXISTS ({HIDDEN}")
+    _model_policy(MODEL_VISIBLE)
 
 
 def _model_policy(visible: str) -> None:
