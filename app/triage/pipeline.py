@@ -1,5 +1,5 @@
 """Feeding the device: exams are read and preprocessed ahead, in worker threads or processes, while
-the model runs on the ones before them, a few exams per model call.
+the model runs on the ones before them (on a GPU, several exams per model call).
 
 A :class:`Job` is an exam to score and a picklable loader for its standard views. :func:`score_jobs`
 yields one :class:`Outcome` per job, in order: the result, or the stage and reason it failed. A bad
@@ -38,9 +38,6 @@ from gmic_core.preprocess import BackgroundThreshold
 from gmic_core.training.data import ManifestExam, read_pixels
 
 GPU_EXAMS_PER_BATCH = 4  # exams (16 full-size views) per model call on a GPU; not tuned: no GPU measured yet
-# Two exams per call cost 11 % fewer CPU seconds per exam than one (full-size bf16 2.26 instead of 2.55,
-# fp32 3.58 instead of 4.07; docs/scale.md). Larger batches were not measured.
-CPU_EXAMS_PER_BATCH = 2
 
 
 @dataclass(frozen=True)
@@ -115,9 +112,10 @@ def prepare_job(
 
 def exams_per_batch(device: torch.device) -> int:
     """How many exams go through the model in one call by default: on a CUDA GPU
-    :data:`GPU_EXAMS_PER_BATCH`, so that it never idles waiting for one exam's views; on the CPU
-    :data:`CPU_EXAMS_PER_BATCH`."""
-    return GPU_EXAMS_PER_BATCH if device.type == "cuda" else CPU_EXAMS_PER_BATCH
+    :data:`GPU_EXAMS_PER_BATCH`, so that it never idles waiting for one exam's views; on the CPU one.
+    There, two exams per call cost 11 % fewer CPU seconds of inference than one alone, but nothing in
+    a triage run where reading shares the cores (6.42 against 6.23 CPU s per exam, docs/scale.md)."""
+    return GPU_EXAMS_PER_BATCH if device.type == "cuda" else 1
 
 
 def score_jobs(
