@@ -375,7 +375,7 @@ class Predictor:
     float32). ``compile`` hands the models to ``torch.compile`` with weight freezing. It is
     off by default, measured on the 2-core development CPU in bf16 (docs/scale.md): each batch shape
     compiles once for 15 CPU seconds, after which an exam costs 1.5 instead of 2.5 CPU seconds, so it
-    pays after some 15 exams per shape (75 in a run mixing three- and four-view exams): worth it for
+    pays after some 15 exams per shape (30 in a run mixing three- and four-view exams): worth it for
     an archive, a loss for a day's worklist or a calibration set, and never for the workstation. ``tta`` > 0 averages the probabilities over
     that many random windows (paper section 3.2, the window noise of SPEC.md 6.1); saliency maps and
     ROIs then still come from the deterministic window.

@@ -392,7 +392,7 @@ def test_compiled_predictor_matches_eager(tmp_path):
         np.testing.assert_allclose(compiled.views[view].y_fusion, result.y_fusion, atol=1e-4)
         np.testing.assert_allclose(compiled.views[view].saliency, result.saliency, atol=1e-4)
         assert compiled.views[view].roi_boxes == result.roi_boxes
-    # A second batch size (two exams per call, as triage batches them) compiles again, for that shape:
+    # A second batch size (two exams per call, as triage batches them on a GPU) compiles again, for that shape:
     # torch 2.13's dynamic-shape recompilation fails on oneDNN's fused convolutions.
     prepared = predictor.prepare("e", images)
     for batched in predictor.run_batch([prepared, prepared], keep_patches=False):
