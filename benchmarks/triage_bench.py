@@ -15,7 +15,7 @@ four views, preprocessing, and inference in fp32, bf16 and bf16 compiled (proces
 threads counted, and wall seconds), inference in the default precision with two exams per model
 call, the bf16 probabilities' largest distance from fp32, and the limit this CPU puts on triage: its
 cores divided by the CPU seconds per exam. It then runs the default triage configuration (the
-default precision "auto" resolved for this CPU, two reading threads) and prints its rate as a
+default precision "auto" resolved for this CPU, the default reading ahead) and prints its rate as a
 fraction of the limit in that precision, and the share of the cores it got. Usage:
 
     python -m benchmarks.triage_bench --stages [--exams 4]
