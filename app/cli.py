@@ -24,7 +24,7 @@ from app.defaults import (
     OVERLAPS,
     SORTS,
 )
-from gmic_core.choices import LAYOUTS, PRECISIONS
+from gmic_core.choices import DEFAULT_PRECISION, LAYOUTS, PRECISION_CHOICES, PRECISIONS
 from gmic_core.errors import GMICError, UsageError
 from gmic_core.synthetic_config import (
     BITS_STORED,
@@ -203,9 +203,11 @@ def _add_inference_options(parser: argparse.ArgumentParser) -> None:
     _add_device_option(parser)
     parser.add_argument(
         "--precision",
-        choices=PRECISIONS,
-        default="fp32",
-        help="arithmetic of the networks (bf16, fp16: mixed precision where the device has it; default fp32)",
+        choices=PRECISION_CHOICES,
+        default=DEFAULT_PRECISION,
+        help="arithmetic of the networks: bf16, fp16 (mixed precision where the device has it), fp32, or "
+        f"auto: bf16 on a CPU or GPU with native bf16, else fp32 ({DEFAULT_PRECISION}); part of the model key, "
+        "so calibrate, predict and triage in the same precision",
     )
 
 

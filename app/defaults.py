@@ -13,8 +13,9 @@ DEMO_MODEL_NOTICE = "synthetic demo model, not for clinical use"
 
 Overlap = Literal["none", "threads", "processes"]
 OVERLAPS: tuple[Overlap, ...] = ("none", "threads", "processes")
-# Two reading threads were the fastest on the 2-core development CPU (benchmarks/triage_bench.py).
-DEFAULT_OVERLAP: Overlap = "threads"
+# Two reading processes were the fastest on the 2-core development CPU once inference ran in bf16: 874 and
+# 872 exams/h against 741 and 744 with two threads, 747 and 749 with three processes (docs/scale.md).
+DEFAULT_OVERLAP: Overlap = "processes"
 DEFAULT_WORKERS = 2
 
 # The triage flags, each set by the operating point of the same name (app.triage.operating_points).

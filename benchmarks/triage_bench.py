@@ -12,10 +12,11 @@ configuration alike; figures are medians. Usage:
 
 ``--stages`` measures instead the CPU work per exam of each stage, one exam at a time: decoding the
 four views, preprocessing, and inference in fp32, bf16 and bf16 compiled (process CPU seconds, all
-threads counted, and wall seconds), the bf16 probabilities' largest distance from fp32, and the
-limit this CPU puts on triage: its cores divided by the CPU seconds per exam. It then runs the
-default triage configuration (fp32, two reading threads) and prints its rate as a fraction of that
-limit. Usage:
+threads counted, and wall seconds), inference in the default precision with two exams per model
+call, the bf16 probabilities' largest distance from fp32, and the limit this CPU puts on triage: its
+cores divided by the CPU seconds per exam. It then runs the default triage configuration (the
+default precision "auto" resolved for this CPU, the default reading ahead) and prints its rate as a
+fraction of the limit in that precision, and the share of the cores it got. Usage:
 
     python -m benchmarks.triage_bench --stages [--exams 4]
 """
@@ -36,9 +37,19 @@ import torch
 
 from app.store import open_store
 from app.triage import DEFAULT_OVERLAP, DEFAULT_WORKERS, find_exams, run_triage
+from app.triage.pipeline import exams_per_batch
 from gmic_core import synthetic
+from gmic_core.choices import DEFAULT_PRECISION
 from gmic_core.config import GMICConfig
-from gmic_core.inference import Predictor, ViewImage, device_description, load_standard_views, prepare_exam
+from gmic_core.inference import (
+    Predictor,
+    ViewImage,
+    device_description,
+    load_standard_views,
+    prepare_exam,
+    resolve_precision,
+    supported_precisions,
+)
 from gmic_core.model import GMIC, ModelCard, save_checkpoint
 
 CONFIGURATIONS = (("none", 1), ("threads", 1), ("threads", 2), ("processes", 1), ("processes", 2))
@@ -68,23 +79,45 @@ def _cpu_and_wall(function: Callable[[], object]) -> tuple[object, float, float]
     return value, time.process_time() - cpu, time.perf_counter() - wall
 
 
+def _tree_cpu_seconds() -> float:
+    """CPU seconds of this process and of every process under it, living or reaped by a living one:
+    the reading processes start from a fork server, so they are not this process's children and
+    ``process_time`` misses them. Reads Linux's /proc."""
+    ticks, total, pids = os.sysconf("SC_CLK_TCK"), 0.0, [os.getpid()]
+    while pids:
+        pid = pids.pop()
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                pids.extend(int(child) for child in (task / "children").read_text().split())
+        except OSError:  # it ended meanwhile
+            continue
+        total += sum(int(value) for value in fields[11:15]) / ticks  # utime, stime, cutime, cstime
+    return total
+
+
 def stage_costs(data: Path, weights: Path, exams: int) -> None:
     """The ``--stages`` table: see the module docstring."""
     found = find_exams([data]).exams[:exams]
-    predictors = {
-        "inference fp32": Predictor.from_files([weights], device="cpu"),
-        "inference bf16": Predictor.from_files([weights], device="cpu", precision="bf16"),
-        "inference bf16 compiled": Predictor.from_files(
+    cpu_device = torch.device("cpu")
+    default = resolve_precision(cpu_device, DEFAULT_PRECISION)
+    predictors = {"inference fp32": Predictor.from_files([weights], device="cpu")}
+    if "bf16" in supported_precisions(cpu_device):
+        predictors["inference bf16"] = Predictor.from_files([weights], device="cpu", precision="bf16")
+        predictors["inference bf16 compiled"] = Predictor.from_files(
             [weights], device="cpu", precision="bf16", compile=True
-        ),
-    }
+        )
+    paired = f"inference {default}, two exams per call"
     prepared = predictors["inference fp32"].prepare(
         "warm-up", {v: ViewImage(m.pixels) for v, m in load_standard_views(found[0]).items()}
     )
     for predictor in predictors.values():  # first-call allocations, and compilation
         predictor.run(prepared, keep_patches=False)
+    predictors[f"inference {default}"].run_batch([prepared, prepared], keep_patches=False)
     costs: dict[str, list[tuple[float, float]]] = {name: [] for name in ("decode", "preprocess", *predictors)}
+    costs[paired] = []
     worst_bf16 = 0.0
+    exams_prepared = []
     for exam in found:
         mammograms, cpu, wall = _cpu_and_wall(lambda exam=exam: load_standard_views(exam))
         costs["decode"].append((cpu, wall))
@@ -93,6 +126,7 @@ def stage_costs(data: Path, weights: Path, exams: int) -> None:
             lambda images=images: prepare_exam("bench", images, predictors["inference fp32"].config)
         )
         costs["preprocess"].append((cpu, wall))
+        exams_prepared.append(prepared)
         results = {}
         for name, predictor in predictors.items():
             results[name], cpu, wall = _cpu_and_wall(
@@ -100,38 +134,48 @@ def stage_costs(data: Path, weights: Path, exams: int) -> None:
             )
             costs[name].append((cpu, wall))
         reference = results["inference fp32"]
-        for name in ("inference bf16", "inference bf16 compiled"):
+        for name in set(results) - {"inference fp32"}:
             for view, result in results[name].views.items():
                 distance = np.abs(np.subtract(result.y_fusion, reference.views[view].y_fusion)).max()
                 worst_bf16 = max(worst_bf16, float(distance))
+    for pair in zip(exams_prepared[::2], exams_prepared[1::2], strict=False):
+        _, cpu, wall = _cpu_and_wall(
+            lambda pair=pair: predictors[f"inference {default}"].run_batch(list(pair), keep_patches=False)
+        )
+        costs[paired].append((cpu / 2, wall / 2))
     cores = os.cpu_count() or 1
-    print(f"\nCPU work per exam, median of {len(found)} exams ({device_description(torch.device('cpu'))}):\n")
+    print(f"\nCPU work per exam, median of {len(found)} exams ({device_description(cpu_device)}):\n")
     print("| stage | CPU s/exam | wall s/exam |")
     print("| --- | ---: | ---: |")
     medians = {
         name: tuple(statistics.median(c[i] for c in measured) for i in (0, 1))
         for name, measured in costs.items()
+        if measured
     }
     for name, (cpu, wall) in medians.items():
         print(f"| {name} | {cpu:.2f} | {wall:.2f} |")
-    print(f"\nbf16 fusion probabilities within {worst_bf16:.4f} of fp32 (tolerance {BF16_TOLERANCE})")
-    load_before = os.getloadavg()[0]
-    scored, cpu, wall = _cpu_and_wall(lambda: default_run(data, predictors["inference fp32"], len(found)))
-    rate = scored / wall * 3600
+    if len(predictors) > 1:
+        print(f"\nbf16 fusion probabilities within {worst_bf16:.4f} of fp32 (tolerance {BF16_TOLERANCE})")
     for name in predictors:
         work = medians["decode"][0] + medians["preprocess"][0] + medians[name][0]
         print(
             f"limit with {name}: {cores} cores / {work:.2f} CPU s per exam = {cores / work * 3600:.0f} exams/h"
         )
-    stages = medians["decode"][0] + medians["preprocess"][0] + medians["inference fp32"][0]
+    load_before = os.getloadavg()[0]
+    cpu, wall = _tree_cpu_seconds(), time.perf_counter()
+    scored = default_run(data, predictors[f"inference {default}"], len(found))
+    cpu, wall = _tree_cpu_seconds() - cpu, time.perf_counter() - wall
+    rate = scored / wall * 3600
+    stages = medians["decode"][0] + medians["preprocess"][0] + medians[f"inference {default}"][0]
     limit = cores / stages * 3600
     share = cpu / (wall * cores)
     print(
-        f"the default triage run (fp32, {DEFAULT_OVERLAP} x{DEFAULT_WORKERS}): {rate:.0f} exams/h = "
-        f"{100 * rate / limit:.0f} % of the fp32 limit. It used {cpu / scored:.2f} CPU s per exam "
-        f"({100 * cpu / scored / stages:.0f} % of the stages' sum) and got {100 * share:.0f} % of the "
-        f"{cores} cores (1-minute load {load_before:.2f} before, {os.getloadavg()[0]:.2f} after): "
-        f"{100 * rate / (limit * share):.0f} % of the limit of the CPU time it had"
+        f"the default triage run ({default}, the default precision {DEFAULT_PRECISION!r} on this CPU; "
+        f"{DEFAULT_OVERLAP} x{DEFAULT_WORKERS}, {exams_per_batch(cpu_device)} exam per model call): "
+        f"{rate:.0f} exams/h = {100 * rate / limit:.0f} % of the {default} limit ({limit:.0f} exams/h). "
+        f"It used {cpu / scored:.2f} CPU s per exam ({100 * cpu / scored / stages:.0f} % of the stages' sum) "
+        f"and got {100 * share:.0f} % of the {cores} cores (1-minute load {load_before:.2f} before, "
+        f"{os.getloadavg()[0]:.2f} after): {100 * rate / (limit * share):.0f} % of the limit of the CPU time it had"
     )
 
 
@@ -152,7 +196,7 @@ def main() -> None:
     parser.add_argument("--exams", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "gmic-triage-bench")
-    parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default=DEFAULT_PRECISION)
     parser.add_argument("--json", type=Path, metavar="FILE", help="write every measurement here")
     parser.add_argument("--stages", action="store_true", help="CPU work per stage and this CPU's limit")
     args = parser.parse_args()
@@ -163,7 +207,7 @@ def main() -> None:
         return
     predictor = Predictor.from_files([weights], device="cpu", precision=args.precision)
     print(
-        f"{device_description(predictor.device)}, {os.cpu_count()} cores, {args.precision}, {args.exams} exams"
+        f"{device_description(predictor.device)}, {os.cpu_count()} cores, {predictor.precision}, {args.exams} exams"
     )
     with tempfile.TemporaryDirectory() as scratch:
         warm = open_store(f"sqlite:///{Path(scratch) / 'warm-up.sqlite3'}")

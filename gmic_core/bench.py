@@ -20,10 +20,10 @@ from gmic_core.config import GMICConfig
 from gmic_core.inference import (
     Precision,
     autocast,
-    check_precision,
     device_description,
     freezing,
     prepare_for_inference,
+    resolve_precision,
 )
 from gmic_core.model import GMIC
 from gmic_core.model.heads import TopTPooling
@@ -222,7 +222,7 @@ def run_benchmarks(
     compiled too when ``compile``)."""
     peaks = {}
     for precision in precisions:
-        check_precision(device, precision)
+        resolve_precision(device, precision)  # a precision the device lacks is refused
         dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
         peaks[precision] = matmul_peak_gflops(device, dtype)
         log(f"matmul peak {precision}: {peaks[precision]:.0f} GFLOP/s")

@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from gmic_core.choices import Precision
+from gmic_core.choices import Precision, PrecisionChoice
 from gmic_core.config import GMICConfig
 from gmic_core.errors import CheckpointError, ExamError, PreprocessingError, UsageError
 from gmic_core.imaging import Exam, Mammogram, PixelGrid, decode_view
@@ -63,9 +63,26 @@ def supported_precisions(device: torch.device) -> list[Precision]:
     return ["fp32", "bf16", "fp16"]
 
 
-def check_precision(device: torch.device, precision: Precision) -> None:
-    if precision not in supported_precisions(device):
-        raise UsageError(f"{precision} is not supported on {device_description(device)}; use fp32")
+def resolve_precision(device: torch.device, precision: PrecisionChoice) -> Precision:
+    """The precision to run in: a named one once checked against the device, or for ``"auto"`` bf16
+    where the device computes it natively (a CPU with AVX-512 BF16 or AMX, a CUDA GPU with bf16
+    arithmetic), otherwise fp32. A CPU with AVX-512 but neither (oneDNN then emulates bf16) and Apple's
+    MPS get fp32. bf16 holds the tolerance that ``tests/core/test_inference.py`` checks (fusion
+    probabilities within 0.02 of fp32; 0.0032 measured on full-size exams, docs/scale.md) and runs
+    inference 1.5 times faster on the development CPU.
+
+    The result is part of the model's identity (:attr:`ModelIdentity.key`), so every entry point
+    resolves through here: a site calibrated with ``auto`` is found again by ``predict``, ``triage``
+    and the workstation on the same machine."""
+    if precision != "auto":
+        if precision not in supported_precisions(device):
+            raise UsageError(f"{precision} is not supported on {device_description(device)}; use fp32")
+        return precision
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported(including_emulation=False) else "fp32"
+    if device.type == "cpu" and (torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()):
+        return "bf16"
+    return "fp32"
 
 
 @dataclass(frozen=True)
@@ -366,10 +383,12 @@ class Predictor:
     """Runs an ensemble of GMIC checkpoints on exams.
 
     Weights are moved to the device once, with batch norms folded into their convolutions.
-    ``precision`` "bf16"/"fp16" runs the networks under autocast (ROI retrieval always runs in
-    float32). ``compile`` hands the models to ``torch.compile`` with weight freezing: the first exam
-    of each batch size then takes seconds to tens of seconds longer, later ones run faster (worth it
-    for triage and benchmarks, not for a quick look). ``tta`` > 0 averages the probabilities over
+    ``precision`` "auto" is resolved for the device (:func:`resolve_precision`); "bf16"/"fp16" runs the networks under autocast (ROI retrieval always runs in
+    float32). ``compile`` hands the models to ``torch.compile`` with weight freezing. It is
+    off by default, measured on the 2-core development CPU in bf16 (docs/scale.md): each batch shape
+    compiles once for 15 CPU seconds, after which an exam costs 1.5 instead of 2.5 CPU seconds, so it
+    pays after some 15 exams per shape (30 in a run mixing three- and four-view exams): worth it for
+    an archive, a loss for a day's worklist or a calibration set, and never for the workstation. ``tta`` > 0 averages the probabilities over
     that many random windows (paper section 3.2, the window noise of SPEC.md 6.1); saliency maps and
     ROIs then still come from the deterministic window. ``reduced_levels`` lets a half-size model read
     JPEG 2000 at a reduced resolution level (:func:`decoding_for`): faster, but it changes scores,
@@ -380,7 +399,7 @@ class Predictor:
         self,
         checkpoints: Sequence[LoadedCheckpoint],
         device: str | torch.device = "auto",
-        precision: Precision = "fp32",
+        precision: PrecisionChoice = "fp32",
         tta: int = 0,
         background_threshold: BackgroundThreshold = None,
         seed: int = 0,
@@ -396,8 +415,7 @@ class Predictor:
                     "the models of an ensemble must share input size, saliency grid and scale"
                 )
         self.device = select_device(device)
-        check_precision(self.device, precision)
-        self.precision: Precision = precision
+        self.precision = resolve_precision(self.device, precision)
         self.tta = tta
         self.background_threshold = background_threshold
         self.seed = seed
@@ -411,7 +429,7 @@ class Predictor:
             names=tuple(checkpoint.card.name for checkpoint in checkpoints),
             checkpoint_sha256=tuple(checkpoint.sha256 for checkpoint in checkpoints),
             top_t=tuple(checkpoint.config.top_t for checkpoint in checkpoints),
-            precision=precision,
+            precision=self.precision,
             device=device_description(self.device),
             tta=tta,
             decoding=self.decoding.key,
@@ -592,9 +610,11 @@ def decoding_for(config: GMICConfig, device: torch.device, reduced_levels: bool)
 
 
 def prepare_for_inference(model: torch.nn.Module, device: torch.device, compile: bool) -> torch.nn.Module:
-    """Batch norms folded, channels-last weights on ``device``, optionally compiled."""
+    """Batch norms folded, channels-last weights on ``device``, optionally compiled for each batch
+    shape it meets (``dynamic=False``: in torch 2.13 the dynamic-shape graph that a second batch size
+    would get fails in oneDNN's fused convolutions on the CPU)."""
     prepared = fold_batch_norms(model).to(device, memory_format=torch.channels_last)
-    return torch.compile(prepared) if compile else prepared
+    return torch.compile(prepared, dynamic=False) if compile else prepared
 
 
 def autocast(device: torch.device, precision: Precision) -> contextlib.AbstractContextManager:

@@ -95,3 +95,34 @@ def test_a_bad_checkpoint_is_one_message_and_refuses_the_command(exam_folder, tm
     assert len(err) == 1
     assert err[0].startswith("gmic predict: ")
     assert err[0].count(str(weights)) == 1
+
+
+def test_every_entry_point_runs_its_default_precision_under_one_model_key(tmp_path, capsys):
+    """A site calibration is stored under the model key and looked up by it: ``gmic calibrate``,
+    ``predict``, ``triage``, ``evaluate`` and the workstation, left at their defaults, must build the same
+    key, from the precision "auto" resolved for the device (bf16 on a CPU with native bf16)."""
+    from app.cli import _predictor
+    from app.defaults import DEMO_MODEL
+    from app.gui.main import build_parser as workstation_parser
+    from app.gui.settings import Settings
+    from app.gui.tasks import build_predictor
+    from gmic_core.inference import resolve_precision, select_device
+
+    keys = {}
+    for command in (
+        ["predict", "x"],
+        ["triage", "x"],
+        ["calibrate", "x"],
+        ["evaluate", "x", "y", "--out", "z"],
+    ):
+        args = build_parser().parse_args(command)
+        keys[command[0]] = _predictor(args, [DEMO_MODEL]).identity.key
+    settings = Settings(tmp_path, weights=[DEMO_MODEL])
+    assert workstation_parser().parse_args([]).precision == settings.precision
+    context = argparse.Namespace(progress=lambda *progress: None)
+    keys["workstation"] = build_predictor(
+        context, settings.weights, settings.device, settings.precision
+    ).identity.key
+    resolved = resolve_precision(select_device("auto"), "auto")
+    assert set(keys.values()) == {keys["predict"]}
+    assert keys["predict"].endswith(f"|{resolved}|tta0")

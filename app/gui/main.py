@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QApplication
 from app.gui.settings import DEMO_MODEL, Settings, default_reader
 from app.gui.window import MainWindow
 from app.store.database import user_data_dir
+from gmic_core.choices import DEFAULT_PRECISION, PRECISION_CHOICES
 
 APPLICATION_NAME = "GMIC Reader"
 SCREENSHOT_SIZE = (1800, 1050)
@@ -39,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:1, mps"
     )
-    parser.add_argument("--precision", choices=("fp32", "bf16", "fp16"), default="fp32")
+    parser.add_argument("--precision", choices=PRECISION_CHOICES, default=DEFAULT_PRECISION)
     parser.add_argument(
         "--db", metavar="URL", default="", help="database URL (default: SQLite in the data folder)"
     )

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from app.defaults import DEMO_MODEL as DEMO_MODEL
 from app.store.database import DATABASE_FILE
+from gmic_core.choices import DEFAULT_PRECISION
 
 
 def default_reader() -> str:
@@ -27,7 +28,7 @@ class Settings:
     data_dir: Path
     weights: list[Path] = field(default_factory=list)
     device: str = "auto"
-    precision: str = "fp32"
+    precision: str = DEFAULT_PRECISION
     db_url: str = ""
     reader: str = field(default_factory=default_reader)
 

@@ -95,7 +95,7 @@ class SettingsDialog(QDialog):
     def _device_changed(self, device: str) -> None:
         current = self.precision.currentText()
         self.precision.clear()
-        self.precision.addItems(supported_precisions(select_device(device)))
+        self.precision.addItems(["auto", *supported_precisions(select_device(device))])
         if current:
             self.precision.setCurrentText(current)
 

@@ -25,14 +25,13 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from app.triage.pipeline import Job, Outcome, infer_batch, prepare_job
+from app.triage.pipeline import GPU_EXAMS_PER_BATCH, Job, Outcome, infer_batch, prepare_job
 from gmic_core.errors import GMICError
 from gmic_core.inference import Precision, Predictor
 from gmic_core.model import LoadedCheckpoint
 from gmic_core.preprocess import BackgroundThreshold
 
 log = logging.getLogger(__name__)
-GPU_EXAMS_PER_BATCH = 4  # exams (16 full-size views) per call of a GPU actor; not tuned: no GPU measured yet
 
 
 class ClusterError(GMICError):

@@ -34,11 +34,19 @@ from app.triage import (
     worklist,
 )
 from app.triage.operating_points import CalibrationError, SiteSettings, choose_operating_points, site_settings
-from app.triage.pipeline import Failure, exam_job, infer_batch, prepare_job, score_jobs
+from app.triage.pipeline import (
+    Failure,
+    Job,
+    exam_job,
+    infer_batch,
+    prepare_job,
+    score_jobs,
+)
 from app.triage.progress import ProgressBar, format_summary
 from app.triage.run import TriageProgress, find_exams
 from gmic_core import metrics, synthetic
 from gmic_core.calibration import Deciles, SiteCalibration, fit_calibration
+from gmic_core.errors import ExamError
 from gmic_core.imaging import View
 from gmic_core.inference import Predictor
 from gmic_core.reporting.findings import DEFAULT_THRESHOLD
@@ -205,6 +213,40 @@ def test_exams_run_as_one_batch_score_as_they_do_alone(predictor, dataset):
             )
 
 
+def _lost(key: str) -> Job:
+    def load():
+        raise ExamError(f"exam {key}: the files are gone")
+
+    return Job(key, load)
+
+
+@pytest.mark.parametrize("overlap", ["none", "threads"])
+def test_batched_scoring_keeps_order_failures_and_timings_per_exam(predictor, dataset, overlap):
+    exams = find_exams([dataset]).exams[:2]
+    jobs = [exam_job(exams[0]), _lost("lost"), exam_job(exams[1])]  # a batch with a failure, then a short one
+    alone = {outcome.key: outcome for outcome in score_jobs(predictor, jobs, "none", batch=1)}
+    batched = list(score_jobs(predictor, jobs, overlap, workers=1, batch=2))
+    assert [outcome.key for outcome in batched] == [job.key for job in jobs]
+    assert batched[1].failure == Failure("lost", "load", "exam lost: the files are gone")
+    for outcome in (batched[0], batched[2]):
+        assert set(outcome.timings) >= {"read_s", "preprocess_s", "inference_s", "wait_s"}
+        for view, result in alone[outcome.key].result.views.items():
+            np.testing.assert_allclose(
+                outcome.result.views[view].y_fusion, result.y_fusion, atol=1e-5, rtol=0
+            )
+
+
+def test_a_batched_run_is_cancelled_between_batches_and_inside_the_model(predictor, dataset):
+    jobs = [exam_job(exam) for exam in find_exams([dataset]).exams[:4]]
+    seen: list[str] = []
+    for outcome in score_jobs(predictor, jobs, "threads", workers=1, cancelled=lambda: bool(seen), batch=2):
+        seen.append(outcome.key)
+    assert seen == [job.key for job in jobs[:2]]  # the first batch, then nothing
+    calls = iter(range(100))
+    inside = score_jobs(predictor, jobs, "none", cancelled=lambda: next(calls) >= 1, batch=2)
+    assert list(inside) == []  # cancelled in the model's run: no outcome for the batch in hand
+
+
 def test_operating_points_hit_their_targets():
     rng = np.random.default_rng(0)
     labels = rng.random(400) < 0.3
@@ -367,7 +409,9 @@ def test_the_commands(database_url, weights, dataset, tmp_path, capsys):
     assert "breast calibration: platt" in output
     assert "decile edges of the raw exam score: " in output
     with open_store(database_url).session() as session:
-        site = stored_calibration(session, Predictor.from_files([weights], device="cpu").identity.key)
+        # the commands' default precision, "auto", resolved as every entry point resolves it
+        key = Predictor.from_files([weights], device="cpu", precision="auto").identity.key
+        site = stored_calibration(session, key)
     assert site is not None
     assert site.exam.calibrator.method == "platt"
 

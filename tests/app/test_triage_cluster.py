@@ -76,7 +76,7 @@ def test_cluster_scores_equal_a_single_process_run(cluster, predictor, weights, 
             np.testing.assert_allclose(measured[key][view], fusion, atol=1e-5, rtol=0)
     on_ray.dispose()
     database = f"sqlite:///{tmp_path / 'ray.sqlite3'}"
-    model = ["--weights", str(weights), "--device", "cpu", "--db", database]
+    model = ["--weights", str(weights), "--device", "cpu", "--precision", "fp32", "--db", database]
     assert main(["triage", str(exams), *model, "--ray", cluster.address]) == 0
     assert f"0 scored (0 exams/h), {EXAMS} skipped" in capsys.readouterr().err
 

@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from app.cli import main
+from gmic_core.errors import UsageError
 from gmic_core.imaging import load_exam
 from gmic_core.imaging.views import Laterality, View
 from gmic_core.inference import (
@@ -21,6 +22,7 @@ from gmic_core.inference import (
     Predictor,
     ViewImage,
     load_standard_views,
+    resolve_precision,
     supported_precisions,
 )
 from gmic_core.model import LoadedCheckpoint, ModelCard
@@ -217,11 +219,40 @@ def test_test_time_augmentation_is_seeded(reference_dir, images):
     assert runs[0].model.tta == 2
 
 
-@pytest.mark.skipif("bf16" not in supported_precisions(torch.device("cpu")), reason="CPU without bf16")
-def test_bf16_is_close_to_fp32(reference_dir, images, single_runs):
-    result = Predictor([_checkpoint(reference_dir, 2)], device="cpu", precision="bf16").predict("0", images)
+@pytest.mark.parametrize("precision", ["bf16", "auto"])
+def test_bf16_and_the_default_precision_are_close_to_fp32(reference_dir, images, single_runs, precision):
+    """The bf16 tolerance, for bf16 asked for and for "auto" (every command's default), which picks bf16
+    on a CPU with native bf16."""
+    if precision == "bf16" and "bf16" not in supported_precisions(torch.device("cpu")):
+        pytest.skip("CPU without bf16")
+    result = Predictor([_checkpoint(reference_dir, 2)], device="cpu", precision=precision).predict(
+        "0", images
+    )
+    assert result.model.precision == resolve_precision(torch.device("cpu"), precision)
     for view, fp32 in single_runs[0].views.items():
         np.testing.assert_allclose(result.views[view].y_fusion, fp32.y_fusion, atol=0.02)
+
+
+@pytest.mark.parametrize(
+    ("avx512_bf16", "amx", "expected"), [(False, False, "fp32"), (True, False, "bf16"), (False, True, "bf16")]
+)
+def test_auto_precision_is_bf16_only_on_a_cpu_that_computes_it_natively(
+    monkeypatch, avx512_bf16, amx, expected
+):
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    assert resolve_precision(torch.device("cpu"), "auto") == expected
+    assert resolve_precision(torch.device("cpu"), "fp32") == "fp32"
+    with pytest.raises(UsageError, match="fp16 is not supported on CPU"):
+        resolve_precision(torch.device("cpu"), "fp16")
+
+
+def test_the_model_key_names_the_resolved_precision(reference_dir):
+    automatic = Predictor([_checkpoint(reference_dir, 2)], device="cpu", precision="auto")
+    named = Predictor([_checkpoint(reference_dir, 2)], device="cpu", precision=automatic.precision)
+    assert automatic.precision in ("fp32", "bf16")
+    assert automatic.identity == named.identity
+    assert automatic.identity.key.endswith(f"|{automatic.precision}|tta0")
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU here")
@@ -355,11 +386,18 @@ def test_compiled_predictor_matches_eager(tmp_path):
         View.R_MLO: ViewImage(_breast(1400, 1000, False)),
     }
     eager = Predictor([checkpoint], device="cpu").predict("e", images)
-    compiled = Predictor([checkpoint], device="cpu", compile=True).predict("e", images)
+    predictor = Predictor([checkpoint], device="cpu", compile=True)
+    compiled = predictor.predict("e", images)
     for view, result in eager.views.items():
         np.testing.assert_allclose(compiled.views[view].y_fusion, result.y_fusion, atol=1e-4)
         np.testing.assert_allclose(compiled.views[view].saliency, result.saliency, atol=1e-4)
         assert compiled.views[view].roi_boxes == result.roi_boxes
+    # A second batch size (two exams per call, as triage batches them on a GPU) compiles again, for that shape:
+    # torch 2.13's dynamic-shape recompilation fails on oneDNN's fused convolutions.
+    prepared = predictor.prepare("e", images)
+    for batched in predictor.run_batch([prepared, prepared], keep_patches=False):
+        for view, result in eager.views.items():
+            np.testing.assert_allclose(batched.views[view].y_fusion, result.y_fusion, atol=1e-4)
 
 
 def test_picture_names_stay_in_the_folder_and_never_collide():

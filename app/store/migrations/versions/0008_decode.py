@@ -2,8 +2,8 @@
 (``Decoding.key``, e.g. ``j2k-level1`` for a half-size model; empty for the full-size decode), part
 of the model key, so that a stored result rebuilds the key it was stored under.
 
-Revision ID: 0007_decode
-Revises: 0006_studies
+Revision ID: 0008_decode
+Revises: 0007_typed
 Create Date: 2026-12-06
 """
 
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0007_decode"
-down_revision: str | None = "0006_studies"
+revision: str = "0008_decode"
+down_revision: str | None = "0007_typed"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
