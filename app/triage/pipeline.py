@@ -12,11 +12,10 @@ import contextlib
 import dataclasses
 import functools
 import itertools
-import multiprocessing
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import torch
@@ -35,6 +34,7 @@ from gmic_core.inference import (
     load_standard_views,
     prepare_exam,
 )
+from gmic_core.parallel import worker_pool
 from gmic_core.preprocess import BackgroundThreshold
 from gmic_core.training.data import ManifestExam, read_pixels
 
@@ -190,11 +190,7 @@ def _executor(overlap: Overlap, workers: int) -> Executor:
     if overlap == "threads":
         return ThreadPoolExecutor(workers, thread_name_prefix="triage-feed")
     if overlap == "processes":
-        # Single-threaded torch in the workers: the device's process keeps the cores for the model.
-        context = multiprocessing.get_context("forkserver")
-        return ProcessPoolExecutor(
-            workers, mp_context=context, initializer=torch.set_num_threads, initargs=(1,)
-        )
+        return worker_pool(workers)
     raise UsageError(f"overlap must be one of {', '.join(OVERLAPS)}, not {overlap!r}")
 
 

@@ -586,6 +586,8 @@ def test_a_run_on_reduced_levels_is_stored_under_its_own_key(database_url, store
             "--reduced-levels",
             "--device",
             "cpu",
+            "--precision",
+            "fp32",
             "--db",
             database_url,
         ]
