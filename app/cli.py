@@ -704,6 +704,7 @@ def _register_triage(commands: argparse._SubParsersAction) -> None:
         "manifest", type=Path, metavar="MANIFEST", help="a gmic synth manifest.csv or its folder"
     )
     _add_model_options(calibrate)
+    _add_reduced_levels_option(calibrate)
     _add_database_option(calibrate)
     calibrate.add_argument(
         "--sensitivity", type=float, help="target sensitivity of the likely-normal threshold"
@@ -790,7 +791,7 @@ def _calibrate(args: argparse.Namespace) -> int:
     from app.triage import calibrate, save_calibration, save_operating_points
 
     store = open_store(args.db)
-    predictor = _predictor(args)
+    predictor = _predictor(args, reduced_levels=args.reduced_levels)
     calibration = calibrate(
         predictor,
         args.manifest,

@@ -120,7 +120,10 @@ def calibrate(
     scores: dict[str, dict[Laterality, float]] = {}  # per exam, the breasts' malignancy scores
     failures: list[Failure] = []
     for done, outcome in enumerate(
-        score_jobs(predictor, map(manifest_job, exams), overlap, workers, cancelled), start=1
+        score_jobs(
+            predictor, (manifest_job(exam, predictor.decoding) for exam in exams), overlap, workers, cancelled
+        ),
+        start=1,
     ):
         if outcome.result is not None:
             scores[outcome.key] = {side: breast.malignant for side, breast in outcome.result.breasts.items()}

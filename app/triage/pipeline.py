@@ -36,7 +36,7 @@ from gmic_core.inference import (
 )
 from gmic_core.parallel import worker_pool
 from gmic_core.preprocess import BackgroundThreshold
-from gmic_core.training.data import ManifestExam, read_pixels
+from gmic_core.training.data import ManifestExam, read_stored
 
 GPU_EXAMS_PER_BATCH = 4  # exams (16 full-size views) per model call on a GPU; not tuned: no GPU measured yet
 
@@ -80,9 +80,9 @@ def exam_job(exam: Exam, decoding: Decoding = FULL_SIZE_CPU) -> Job:
     return Job(exam.exam_id, functools.partial(_exam_views, exam, decoding))
 
 
-def manifest_job(exam: ManifestExam) -> Job:
-    """A job for an exam of a training-style manifest (``gmic synth``)."""
-    return Job(exam.exam_id, functools.partial(_manifest_views, exam))
+def manifest_job(exam: ManifestExam, decoding: Decoding = FULL_SIZE_CPU) -> Job:
+    """A job for an exam of a training-style manifest (``gmic synth``), decoded as the model asks."""
+    return Job(exam.exam_id, functools.partial(_manifest_views, exam, decoding))
 
 
 def _exam_views(exam: Exam, decoding: Decoding) -> dict[View, ViewImage]:
@@ -93,8 +93,12 @@ def _exam_views(exam: Exam, decoding: Decoding) -> dict[View, ViewImage]:
     }
 
 
-def _manifest_views(exam: ManifestExam) -> dict[View, ViewImage]:
-    return {view: ViewImage(read_pixels(image)) for view, image in exam.images.items()}
+def _manifest_views(exam: ManifestExam, decoding: Decoding) -> dict[View, ViewImage]:
+    views = {}
+    for view, image in exam.images.items():
+        pixels, grid = read_stored(image, decoding)
+        views[view] = ViewImage(pixels, grid=grid)
+    return views
 
 
 def prepare_job(

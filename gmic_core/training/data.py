@@ -19,7 +19,8 @@ from gmic_core.dataset import ManifestExam, ManifestImage
 from gmic_core.dataset import read_manifest as read_manifest
 from gmic_core.dataset import read_manifests as read_manifests
 from gmic_core.errors import UsageError
-from gmic_core.imaging import read_dicom
+from gmic_core.imaging import PixelGrid, read_dicom
+from gmic_core.imaging.decoders import FULL_SIZE_CPU, Decoding
 from gmic_core.imaging.views import PUBLISHED_VIEW_ORDER
 from gmic_core.parallel import process_map
 from gmic_core.preprocess import CropMetadata, CroppedBreast, WindowNoise, crop_and_orient, window_input
@@ -28,9 +29,19 @@ from gmic_core.preprocess import CropMetadata, CroppedBreast, WindowNoise, crop_
 def read_pixels(image: ManifestImage) -> np.ndarray:
     """The stored pixels of a manifest image (DICOM oriented to the convention, read with the row's
     view as hints; a PNG as is)."""
+    return read_stored(image)[0]
+
+
+def read_stored(
+    image: ManifestImage, decoding: Decoding = FULL_SIZE_CPU
+) -> tuple[np.ndarray, PixelGrid | None]:
+    """:func:`read_pixels` decoded as a model asks (:attr:`Predictor.decoding`), with where the
+    pixels lie on the stored image when a DICOM image was read at a reduced resolution level (a PNG
+    is always read whole)."""
     if image.path.suffix.lower() == ".png":
-        return np.asarray(Image.open(image.path))
-    return read_dicom(image.path, image.hints).pixels
+        return np.asarray(Image.open(image.path)), None
+    mammogram = read_dicom(image.path, image.hints, decoding)
+    return mammogram.pixels, mammogram.grid
 
 
 def read_mask(path: Path) -> np.ndarray:

@@ -39,6 +39,7 @@ from app.triage.pipeline import (
     Job,
     exam_job,
     infer_batch,
+    manifest_job,
     prepare_job,
     score_jobs,
 )
@@ -46,6 +47,7 @@ from app.triage.progress import ProgressBar, format_summary
 from app.triage.run import TriageProgress, find_exams
 from gmic_core import metrics, synthetic
 from gmic_core.calibration import Deciles, SiteCalibration, fit_calibration
+from gmic_core.dataset import read_manifest
 from gmic_core.errors import ExamError
 from gmic_core.imaging import View
 from gmic_core.inference import Predictor
@@ -575,8 +577,12 @@ def test_a_single_file_is_an_exam_and_unscored_images_are_listed(store, predicto
 
 def test_a_run_on_reduced_levels_is_stored_under_its_own_key(database_url, store, weights, tmp_path):
     """``gmic triage --reduced-levels``: the eighth-size model reads the JPEG 2000 views at level 3,
-    stores its scores under a key that says so, and the stored result rebuilds that key."""
-    synthetic.write_dataset(tmp_path / "exams", exams=1, seed=5, size=(1024, 832))  # JPEG 2000 lossless
+    stores its scores under a key that says so, and the stored result rebuilds that key; ``gmic
+    calibrate --reduced-levels`` scores its calibration set the same way and stores the site's
+    calibration under that key."""
+    synthetic.write_dataset(
+        tmp_path / "exams", exams=EXAMS, seed=3, size=(1024, 832), malignant_fraction=0.4
+    )  # JPEG 2000 lossless
     code = main(
         [
             "triage",
@@ -603,3 +609,16 @@ def test_a_run_on_reduced_levels_is_stored_under_its_own_key(database_url, store
     assert stored.model.key == key
     direct = predictor.predict_exam(exam, keep_patches=False)
     assert stored.malignancy_score == pytest.approx(direct.malignancy_score, abs=1e-6)
+    first = read_manifest(tmp_path / "exams" / "manifest.csv")[0]  # the calibration set reads level 3 too
+    assert all(view.grid is not None for view in manifest_job(first, predictor.decoding).load().values())
+    assert all(view.grid is None for view in manifest_job(first).load().values())
+    model = ["--weights", str(weights), "--device", "cpu", "--precision", "fp32", "--db", database_url]
+    assert (
+        main(["calibrate", str(tmp_path / "exams"), *model, "--reduced-levels", "--flag-fraction", "0.34"])
+        == 0
+    )
+    with store.session() as session:
+        assert stored_calibration(session, key) is not None
+        points = session.scalars(select(OperatingPoint).where(OperatingPoint.model_key == key)).all()
+        assert [point.name for point in points] == ["flag_top"]
+        assert stored_calibration(session, key.removesuffix("|j2k-level3")) is None
