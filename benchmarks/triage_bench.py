@@ -171,7 +171,7 @@ def stage_costs(data: Path, weights: Path, exams: int, run_exams: int) -> None:
     share = cpu / (wall * cores)
     print(
         f"the default triage run ({default}, the default precision {DEFAULT_PRECISION!r} on this CPU; "
-        f"{DEFAULT_OVERLAP} x{DEFAULT_WORKERS}, {exams_per_batch(cpu_device)} exam per model call): "
+        f"{DEFAULT_OVERLAP} x{DEFAULT_WORKERS}, {exams_per_batch(on_gpu=False)} exam per model call): "
         f"{rate:.0f} exams/h = {100 * rate / limit:.0f} % of the {default} limit ({limit:.0f} exams/h). "
         f"It used {cpu / scored:.2f} CPU s per exam ({100 * cpu / scored / stages:.0f} % of the stages' sum) "
         f"and got {100 * share:.0f} % of the {cores} cores (1-minute load {load_before:.2f} before, "

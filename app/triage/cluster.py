@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from app.triage.pipeline import GPU_EXAMS_PER_BATCH, Job, Outcome, infer_batch, prepare_job
+from app.triage.pipeline import Job, Outcome, exams_per_batch, infer_batch, prepare_job
 from gmic_core.errors import GMICError
 from gmic_core.inference import Precision, Predictor
 from gmic_core.model import LoadedCheckpoint
@@ -97,14 +97,14 @@ def cluster_outcomes(
     cancelled: Callable[[], bool] = lambda: False,
     actors: int | None = None,
     cpus_per_task: float = 1.0,
-    exams_per_batch: int | None = None,
+    batch: int | None = None,
 ) -> Iterator[Outcome]:
     """Score ``jobs`` on the Ray cluster at ``address`` ("auto", "HOST:PORT" or "ray://HOST:PORT"),
-        yielding each :class:`Outcome` as it arrives. ``actors``: the size of the inference pool (default:
-        one per GPU of the cluster, else one per node). ``cpus_per_task``: the CPUs each reading task and
-        each CPU actor holds. ``exams_per_batch``: the exams an actor runs as one batch (default: 4 on
-    GPUs, so that a GPU gets full batches; 1 on CPUs, which gain nothing from larger ones). Stops, without outcomes for the exams in flight, once ``cancelled()`` is
-        true; closing the generator shuts the connection down."""
+    yielding each :class:`Outcome` as it arrives. ``actors``: the size of the inference pool (default:
+    one per GPU of the cluster, else one per node). ``cpus_per_task``: the CPUs each reading task and
+    each CPU actor holds. ``batch``: the exams an actor runs as one batch (default
+    :func:`~app.triage.pipeline.exams_per_batch`). Stops, without outcomes for the exams in flight, once
+    ``cancelled()`` is true; closing the generator shuts the connection down."""
     if not jobs:
         return
     import ray
@@ -135,7 +135,7 @@ def cluster_outcomes(
             .map(_prepare_row, fn_kwargs={"prepare": prepare}, num_cpus=cpus_per_task)
             .map_batches(
                 InferenceActor,
-                batch_size=exams_per_batch or (GPU_EXAMS_PER_BATCH if gpus else 1),
+                batch_size=batch or exams_per_batch(gpus > 0),
                 compute=ray.data.ActorPoolStrategy(size=size),
                 fn_constructor_kwargs={"recipe": ray.put(PredictorRecipe.of(predictor))},
                 num_gpus=1 if gpus else 0,

@@ -18,8 +18,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-import torch
-
 from app.defaults import DEFAULT_OVERLAP, DEFAULT_WORKERS, OVERLAPS, FailureStage, Overlap
 from gmic_core.config import GMICConfig
 from gmic_core.errors import ExamError, GMICError, UsageError
@@ -118,12 +116,13 @@ def prepare_job(
     return dataclasses.replace(prepared, timings={"read_s": read_s, **prepared.timings})
 
 
-def exams_per_batch(device: torch.device) -> int:
-    """How many exams go through the model in one call by default: on a CUDA GPU
-    :data:`GPU_EXAMS_PER_BATCH`, so that it never idles waiting for one exam's views; on the CPU one.
+def exams_per_batch(on_gpu: bool) -> int:
+    """How many exams go through the model in one call by default: on a GPU (a CUDA device, or a Ray
+    actor's GPU) :data:`GPU_EXAMS_PER_BATCH`, so that it never idles waiting for one exam's views; on
+    the CPU one.
     There, two exams per call cost 11 % fewer CPU seconds of inference than one alone, but nothing in
     a triage run where reading shares the cores (6.42 against 6.23 CPU s per exam, docs/scale.md)."""
-    return GPU_EXAMS_PER_BATCH if device.type == "cuda" else 1
+    return GPU_EXAMS_PER_BATCH if on_gpu else 1
 
 
 def score_jobs(
@@ -138,7 +137,7 @@ def score_jobs(
     ``overlap`` "none" reads, preprocesses and runs each batch in turn; "threads" or "processes" keep
     ``workers`` exams in preparation (plus a batch ready) while the model runs. Stops early, without
     outcomes for the exams in hand, once ``cancelled()`` is true."""
-    batch = batch or exams_per_batch(predictor.device)
+    batch = batch or exams_per_batch(predictor.device.type == "cuda")
     if batch < 1:
         raise UsageError(f"at least one exam per batch, not {batch}")
     prepare = functools.partial(
